@@ -1,0 +1,209 @@
+"""One typed settings object, read from the environment (prefix ``TRADEPIPE_``) and ``.env``.
+
+Every variable, its default and an example are in the README's configuration reference.
+A bad value stops start-up with one message naming the variable and what it accepts.
+"""
+
+from __future__ import annotations
+
+import re
+from decimal import Decimal
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from tradepipe.core.timeframes import timeframe_ms
+
+ENV_PREFIX = "TRADEPIPE_"
+DEFAULT_AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
+_SYMBOL = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
+_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+
+
+class SettingsError(ValueError):
+    """A configuration value is missing or malformed; the message names the variable."""
+
+
+def _split_csv(value: object) -> object:
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+    )
+
+    home: Path = Path(".tradepipe")
+    database_url: str | None = None
+    redis_url: str | None = None
+
+    market_source: Literal["synthetic", "replay", "ccxt"] = "synthetic"
+    replay_dir: Path | None = None
+    exchange: str = "binance"
+    symbols: Annotated[list[str], NoDecode] = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
+    timeframe: str | None = None
+    seed: int = 7
+    history_bars: int = Field(default=200, ge=50, le=5000)
+
+    broker: Literal["paper", "ccxt"] = "paper"
+    live: bool = False
+    book: str = Field(default="main", pattern=r"^[a-z0-9_-]{1,32}$")
+    exchange_api_key: SecretStr | None = None
+    exchange_secret: SecretStr | None = None
+
+    starting_cash: Decimal = Field(default=Decimal("10000"), gt=0)
+    quote_currency: str = "USDT"
+    fee_bps: Decimal = Field(default=Decimal("10"), ge=0, le=1000)
+    slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, le=1000)
+
+    max_position_fraction: float = Field(default=0.25, gt=0, le=1)
+    max_gross_exposure: float = Field(default=1.0, gt=0, le=1)
+    max_turnover_fraction: float = Field(default=0.5, gt=0, le=2)
+    stop_loss_fraction: float = Field(default=0.05, gt=0, lt=1)
+    daily_loss_limit_fraction: float = Field(default=0.03, gt=0, lt=1)
+
+    agents: Annotated[list[str], NoDecode] = list(DEFAULT_AGENTS)
+    agent_weights: Annotated[dict[str, float], NoDecode] = {}
+    news_feed: str | None = None
+
+    performance_window_days: int = Field(default=30, ge=1, le=365)
+    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight"] = "max_sharpe"
+    min_weight: float = Field(default=0.05, ge=0, lt=1)
+    max_weight: float = Field(default=0.40, gt=0, le=1)
+    min_signals: int = Field(default=10, ge=0)
+    min_sharpe: float = 0.3
+    risk_free_rate: float = Field(default=0.0, ge=0, lt=1)
+
+    sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
+
+    smtp_host: str | None = None
+    smtp_port: int = Field(default=587, ge=1, le=65535)
+    smtp_user: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = True
+    report_recipients: Annotated[list[str], NoDecode] = []
+
+    @field_validator("symbols", "agents", "report_recipients", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("symbols")
+    @classmethod
+    def _check_symbols(cls, symbols: list[str]) -> list[str]:
+        bad = [s for s in symbols if not _SYMBOL.match(s)]
+        if bad or not symbols:
+            raise ValueError(
+                f"could not parse {bad or 'an empty list'}: expected a comma-separated list of "
+                "BASE/QUOTE pairs in capitals, e.g. BTC/USDT,ETH/USDT"
+            )
+        return symbols
+
+    @field_validator("agent_weights", mode="before")
+    @classmethod
+    def _parse_weights(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        weights: dict[str, float] = {}
+        for item in _split_csv(value):  # type: ignore[union-attr]
+            name, sep, number = item.partition("=")
+            if not sep:
+                raise ValueError(f"could not parse {item!r}: expected agent=weight pairs, e.g. momentum=0.3,trend=0.7")
+            weights[name.strip()] = float(number)
+        return weights
+
+    @field_validator("timeframe")
+    @classmethod
+    def _check_timeframe(cls, value: str | None) -> str | None:
+        if value is not None:
+            timeframe_ms(value)
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_database_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return value
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in _DATABASE_SCHEMES:
+            raise ValueError(
+                f"malformed database URL (scheme {scheme or 'missing'!r}): expected "
+                "sqlite:///path/to/file.sqlite or postgresql://user@host:5432/dbname"
+            )
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not re.match(r"^rediss?://[^/\s]+(/\d+)?$", value):
+            raise ValueError("malformed Redis URL: expected redis://host:6379/0 (or rediss:// for TLS)")
+        return value
+
+    @model_validator(mode="after")
+    def _check_consistency(self) -> "Settings":
+        if self.market_source == "replay" and self.replay_dir is None:
+            raise ValueError("TRADEPIPE_REPLAY_DIR must be set when TRADEPIPE_MARKET_SOURCE=replay")
+        if self.min_weight > self.max_weight:
+            raise ValueError("TRADEPIPE_MIN_WEIGHT must not exceed TRADEPIPE_MAX_WEIGHT")
+        unknown = sorted(set(self.agent_weights) - set(self.agents))
+        if unknown:
+            raise ValueError(f"TRADEPIPE_AGENT_WEIGHTS names agents that are not enabled: {unknown}")
+        if self.broker == "ccxt" and self.market_source == "synthetic":
+            raise ValueError("TRADEPIPE_BROKER=ccxt needs real prices: set TRADEPIPE_MARKET_SOURCE=ccxt")
+        return self
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.home / 'tradepipe.sqlite').resolve()}"
+
+    @property
+    def resolved_timeframe(self) -> str:
+        """1 minute on the synthetic market, so a new user sees trades within minutes; 1h elsewhere."""
+        if self.timeframe:
+            return self.timeframe
+        return "1m" if self.market_source == "synthetic" else "1h"
+
+    @property
+    def default_weights(self) -> dict[str, float]:
+        """Static weights used until the optimiser publishes: the configured ones, else equal."""
+        if self.agent_weights:
+            total = sum(self.agent_weights.get(a, 0.0) for a in self.agents)
+            return {a: self.agent_weights.get(a, 0.0) / total for a in self.agents}
+        return {a: 1.0 / len(self.agents) for a in self.agents}
+
+    @property
+    def real_money(self) -> bool:
+        """True only when orders can reach a real-money account: ccxt broker and TRADEPIPE_LIVE=1."""
+        return self.broker == "ccxt" and self.live
+
+
+def _describe(error: dict) -> str:
+    location = error.get("loc") or ()
+    field = str(location[0]) if location else ""
+    variable = ENV_PREFIX + field.upper() if field else "configuration"
+    message = error.get("msg", "invalid value").removeprefix("Value error, ")
+    given = error.get("input")
+    # URLs may carry credentials and secrets must never reach a log, so their values are not echoed.
+    hidden = field.endswith(("password", "secret", "api_key", "_url"))
+    shown = "" if hidden or isinstance(given, dict) else f"={given!r}"
+    if not field:
+        return message
+    return f"{variable}{shown}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise SettingsError with one readable line per problem."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise SettingsError("invalid tradepipe configuration:\n  " + "\n  ".join(lines)) from None
