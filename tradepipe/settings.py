@@ -7,6 +7,7 @@ A bad value stops start-up with one message naming the variable and what it acce
 from __future__ import annotations
 
 import re
+from datetime import date
 from decimal import Decimal
 from functools import cached_property
 from pathlib import Path
@@ -72,6 +73,7 @@ class Settings(BaseSettings):
     news_feed: str | None = None
 
     performance_window_days: int = Field(default=30, ge=1, le=365)
+    partitions_start: date = date(2025, 1, 1)
     optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight"] = "max_sharpe"
     min_weight: float = Field(default=0.05, ge=0, lt=1)
     max_weight: float = Field(default=0.40, gt=0, le=1)
@@ -155,6 +157,8 @@ class Settings(BaseSettings):
         unknown = sorted(set(self.agent_weights) - set(self.agents))
         if unknown:
             raise ValueError(f"TRADEPIPE_AGENT_WEIGHTS names agents that are not enabled: {unknown}")
+        if self.agent_weights and not (all(0 <= w < float("inf") for w in self.agent_weights.values()) and sum(self.agent_weights.values()) > 0):
+            raise ValueError("TRADEPIPE_AGENT_WEIGHTS must be finite, non-negative numbers with a positive sum, e.g. momentum=0.3,trend=0.7")
         if self.broker == "ccxt" and self.market_source == "synthetic":
             raise ValueError("TRADEPIPE_BROKER=ccxt needs real prices: set TRADEPIPE_MARKET_SOURCE=ccxt")
         return self

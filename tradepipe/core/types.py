@@ -78,7 +78,7 @@ class Signal:
 class EnsembleDecision:
     """The weighted vote for one symbol.
 
-    ``contributions[agent] = weight * value / sum(weights of agents that voted)``; ``score`` is their
+    ``contributions[agent] = weight * value * confidence / sum(weights of agents that voted)``; ``score`` is their
     sum, in [-1, 1]. Attribution later splits P&L in proportion to these contributions.
     """
 

@@ -9,19 +9,20 @@ from sqlalchemy import DateTime, Numeric, String
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
-MONEY_SCALE = 12
+MONEY_SCALE = 24
+MONEY_PRECISION = 50
 
 
 class Money(TypeDecorator[Decimal]):
-    """Exact Decimal: NUMERIC(38, 12) on PostgreSQL; text on SQLite, whose NUMERIC is a float."""
+    """Exact Decimal: NUMERIC(50, 24) (exact for the 17+ decimals average-cost P&L produces) on PostgreSQL; text on SQLite, whose NUMERIC is a float."""
 
-    impl = Numeric(38, MONEY_SCALE)
+    impl = Numeric(MONEY_PRECISION, MONEY_SCALE)
     cache_ok = True
 
     def load_dialect_impl(self, dialect: Dialect) -> TypeEngine:
         if dialect.name == "sqlite":
             return dialect.type_descriptor(String(48))
-        return dialect.type_descriptor(Numeric(38, MONEY_SCALE, asdecimal=True))
+        return dialect.type_descriptor(Numeric(MONEY_PRECISION, MONEY_SCALE, asdecimal=True))
 
     def process_bind_param(self, value: Decimal | int | str | None, dialect: Dialect) -> object:
         if value is None:
@@ -29,7 +30,14 @@ class Money(TypeDecorator[Decimal]):
         number = Decimal(value) if not isinstance(value, Decimal) else value
         if not number.is_finite():
             raise ValueError(f"money must be finite, got {number}")
-        return format(number, "f") if dialect.name == "sqlite" else number
+        if dialect.name != "sqlite":
+            return number
+        # One spelling per value, so equality in SQL works on the text ("0", never "0.0" or "-0").
+        # Ordering still compares text on SQLite: compare money in Python, not in SQL.
+        if number.is_zero():
+            return "0"
+        text = format(number, "f")
+        return text.rstrip("0").rstrip(".") if "." in text else text
 
     def process_result_value(self, value: object, dialect: Dialect) -> Decimal | None:
         if value is None:

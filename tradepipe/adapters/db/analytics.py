@@ -1,0 +1,128 @@
+"""Reads and writes for the analytics assets: attribution, performance, weight history.
+
+Every writer replaces the rows of its (book, partition) inside the caller's transaction, so a
+re-materialised partition replaces its rows and never duplicates them.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any, Iterable, Mapping
+
+import pandas as pd
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session
+
+from tradepipe.adapters.db.models import AgentPerformance, Fill, SignalRow, TradeAttribution, WeightHistory
+
+
+def load_signals(session: Session, book: str, start: datetime, end: datetime) -> pd.DataFrame:
+    """Signals with bar_ts in [start, end), one row per (bar, symbol, agent)."""
+    rows = session.execute(
+        select(SignalRow.bar_ts, SignalRow.symbol, SignalRow.agent_name, SignalRow.value, SignalRow.abstained, SignalRow.close)
+        .where(SignalRow.book == book, SignalRow.bar_ts >= start, SignalRow.bar_ts < end)
+        .order_by(SignalRow.bar_ts)
+    ).all()
+    return pd.DataFrame(rows, columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"])
+
+
+def signal_counts(signals: pd.DataFrame) -> dict[str, int]:
+    """Votes cast per agent (abstentions are not signals)."""
+    if signals.empty:
+        return {}
+    voted = signals[~signals["abstained"].astype(bool)]
+    return {str(k): int(v) for k, v in voted.groupby("agent_name").size().items()}
+
+
+def load_realized_fills(session: Session, book: str, start: datetime, end: datetime) -> list[Fill]:
+    """Fills that closed or reduced a position in [start, end).
+
+    Filtered in Python: money columns are text on SQLite, where ``> 0`` would compare strings.
+    """
+    fills = session.scalars(
+        select(Fill).where(Fill.book == book, Fill.ts >= start, Fill.ts < end).order_by(Fill.ts, Fill.id)
+    )
+    return [fill for fill in fills if fill.closed_quantity > 0]
+
+
+def replace_attribution(session: Session, book: str, day: date, rows: Iterable[dict[str, Any]]) -> int:
+    session.execute(delete(TradeAttribution).where(TradeAttribution.book == book, TradeAttribution.date == day))
+    objects = [TradeAttribution(book=book, date=day, **row) for row in rows]
+    session.add_all(objects)
+    return len(objects)
+
+
+def load_attribution(session: Session, book: str, first_day: date, last_day: date) -> pd.DataFrame:
+    rows = session.execute(
+        select(TradeAttribution.agent_name, TradeAttribution.pnl, TradeAttribution.fill_id, TradeAttribution.date).where(
+            TradeAttribution.book == book, TradeAttribution.date >= first_day, TradeAttribution.date <= last_day
+        )
+    ).all()
+    return pd.DataFrame(rows, columns=["agent_name", "pnl", "fill_id", "date"])
+
+
+_METRIC_COLUMNS = {
+    "sharpe": "sharpe_ratio",
+    "sortino": "sortino_ratio",
+    "volatility": "volatility",
+    "total_return": "total_return",
+    "max_drawdown": "max_drawdown",
+    "calmar": "calmar_ratio",
+    "win_rate": "win_rate",
+    "profit_factor": "profit_factor",
+    "avg_win": "avg_win",
+    "avg_loss": "avg_loss",
+    "max_consecutive_wins": "max_consecutive_wins",
+    "max_consecutive_losses": "max_consecutive_losses",
+    "signal_count": "total_signals",
+    "trade_count": "total_trades",
+    "attributed_pnl": "attributed_pnl",
+    "trade_win_rate": "trade_win_rate",
+    "trade_profit_factor": "trade_profit_factor",
+    "rank": "rank",
+    "is_top_performer": "is_top_performer",
+    "is_underperformer": "is_underperformer",
+    "null_reasons": "null_reasons",
+}
+
+
+def replace_performance(
+    session: Session, book: str, day: date, window_days: int, rows: Mapping[str, Mapping[str, Any]], run_id: str | None
+) -> None:
+    session.execute(delete(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day))
+    for agent, row in rows.items():
+        values = {column: row[key] for key, column in _METRIC_COLUMNS.items() if key in row}
+        session.add(AgentPerformance(book=book, date=day, agent_name=agent, window_days=window_days, run_id=run_id, **values))
+
+
+def load_performance(session: Session, book: str, day: date) -> dict[str, dict[str, Any]]:
+    """The partition's rows keyed by agent, with the metric names the core uses."""
+    result: dict[str, dict[str, Any]] = {}
+    for row in session.scalars(select(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day)):
+        result[row.agent_name] = {key: getattr(row, column) for key, column in _METRIC_COLUMNS.items()}
+        result[row.agent_name]["window_days"] = row.window_days
+    return result
+
+
+def live_weights(session: Session, book: str) -> WeightHistory | None:
+    return session.scalars(
+        select(WeightHistory)
+        .where(WeightHistory.book == book, WeightHistory.is_live.is_(True))
+        .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def promote(session: Session, row: WeightHistory, when: datetime) -> None:
+    """Make ``row`` the book's live weights; exactly one row per book is live."""
+    for other in session.scalars(
+        select(WeightHistory).where(WeightHistory.book == row.book, WeightHistory.is_live.is_(True))
+    ):
+        other.is_live = False
+    row.is_live = True
+    row.promoted_at = when
+
+
+def to_decimal(value: Any) -> Decimal:
+    return value if isinstance(value, Decimal) else Decimal(str(value))

@@ -1,0 +1,126 @@
+"""Trade attribution and agent performance: daily-partitioned assets over the ledger."""
+
+
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from tradepipe.adapters.db.analytics import (
+    load_attribution,
+    load_realized_fills,
+    load_signals,
+    replace_attribution,
+    replace_performance,
+    signal_counts,
+)
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.assets.partitions import daily_with_today, partition_bounds, performance_window
+from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
+from tradepipe.core.timeframes import periods_per_year
+from tradepipe.settings import load_settings
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> dg.TableMetadataValue:
+    schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
+    return dg.MetadataValue.table([dg.TableRecord({c: r.get(c) for c in columns}) for r in rows], schema=schema)
+
+
+@dg.asset(
+    partitions_def=daily_with_today,
+    group_name="analytics",
+    kinds={"python", "sql"},
+    description="Each realised P&L of the UTC day split among the agents whose signals opened the position.",
+)
+def trade_attribution(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = load_settings()
+    start, end = partition_bounds(context)
+    with session_factory(settings.resolved_database_url).begin() as session:
+        fills = load_realized_fills(session, settings.book, start, end)
+        rows = []
+        for fill in fills:
+            contributions = fill.opening_contributions or {}
+            total = sum(contributions.values())
+            for agent, part in split_exact(fill.realized_pnl, contributions).items():
+                rows.append(
+                    {
+                        "fill_id": fill.id,
+                        "symbol": fill.symbol,
+                        "agent_name": agent,
+                        "pnl": part,
+                        "share": contributions.get(agent, 0.0) / total if total else 1.0,
+                        "trade_pnl": fill.realized_pnl,
+                        "realized_at": fill.ts,
+                        "run_id": context.run_id,
+                    }
+                )
+        written = replace_attribution(session, settings.book, start.date(), rows)
+    totals: dict[str, Any] = {}
+    for row in rows:
+        totals[row["agent_name"]] = totals.get(row["agent_name"], 0) + row["pnl"]
+    realized = sum((f.realized_pnl for f in fills), start=0)
+    return dg.MaterializeResult(
+        metadata={
+            "realized_trades": len(fills),
+            "attribution_rows": written,
+            "realized_pnl": float(realized),
+            "attributed_pnl": float(sum(totals.values(), start=0)),
+            "by_agent": _table(
+                [{"agent": a, "pnl": float(p)} for a, p in sorted(totals.items(), key=lambda kv: -kv[1])],
+                ["agent", "pnl"],
+            ),
+        }
+    )
+
+
+@dg.asset(
+    partitions_def=daily_with_today,
+    deps=[trade_attribution],
+    group_name="analytics",
+    kinds={"python", "sql"},
+    description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions).",
+)
+def agent_performance(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = load_settings()
+    day_start, day_end = partition_bounds(context)
+    start, end = performance_window(day_end, settings.performance_window_days)
+    ppy = periods_per_year(settings.resolved_timeframe)
+    with session_factory(settings.resolved_database_url).begin() as session:
+        signals = load_signals(session, settings.book, start, end)
+        parts = load_attribution(session, settings.book, start.date(), day_start.date())
+        streams = agent_streams(signals, float(settings.fee_bps))
+        rows, classification = evaluate_agents(
+            list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate
+        )
+        replace_performance(session, settings.book, day_start.date(), settings.performance_window_days, rows, context.run_id)
+    return dg.MaterializeResult(metadata=performance_metadata(rows, classification, start, end, len(streams)))
+
+
+def performance_metadata(
+    rows: dict[str, dict[str, Any]], classification: dict[str, Any], start: datetime, end: datetime, bars: int
+) -> dict[str, Any]:
+    table = [
+        {
+            "agent": agent,
+            "rank": row["rank"],
+            "sharpe": row["sharpe"],
+            "sortino": row["sortino"],
+            "win_rate": row["win_rate"],
+            "profit_factor": row["profit_factor"],
+            "max_drawdown": row["max_drawdown"],
+            "total_return": row["total_return"],
+            "signals": row["signal_count"],
+            "trades": row["trade_count"],
+            "attributed_pnl": float(row["attributed_pnl"]),
+        }
+        for agent, row in sorted(rows.items(), key=lambda kv: kv[1]["rank"])
+    ]
+    return {
+        "agents_analyzed": len(rows),
+        "top_performers": dg.MetadataValue.json(classification["top_performers"]),
+        "underperformers": dg.MetadataValue.json(classification["underperformers"]),
+        "ranking_by_sharpe": dg.MetadataValue.json(classification["ranking"]),
+        "window": f"{start.isoformat()} .. {end.isoformat()}",
+        "bars_in_window": bars,
+        "metrics": _table(table, list(table[0]) if table else ["agent"]),
+    }

@@ -1,0 +1,73 @@
+"""``portfolio_state``: materialised by every trading cycle; its metadata is the trader's dashboard.
+
+Equity, cash and P&L are numeric metadata, so the asset's page plots them across materialisations
+as an equity curve.
+"""
+
+
+import time
+from typing import Any
+
+import dagster as dg
+
+from tradepipe.core.timeframes import last_closed_bar_open
+from tradepipe.runner import CycleOutcome, TradingRunner
+from tradepipe.settings import load_settings
+
+
+class TradingCycleConfig(dg.Config):
+    bar_open_ms: int | None = None
+    """Open time (UTC ms) of the closed bar to trade; empty means the newest closed bar."""
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str]) -> dg.TableMetadataValue:
+    schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
+    records = [dg.TableRecord({c: row.get(c) for c in columns}) for row in rows]
+    return dg.MetadataValue.table(records, schema=schema)
+
+
+def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, Any]:
+    label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
+    return {
+        "equity": float(outcome.equity),
+        "cash": float(outcome.cash),
+        "day_pnl": float(outcome.day_pnl),
+        "realized_pnl": float(outcome.realized_pnl),
+        "unrealized_pnl": float(outcome.unrealized_pnl),
+        "bar": dg.MetadataValue.timestamp(outcome.bar_open_ms / 1000),
+        "cycle_status": outcome.status,
+        "market": f"{market_source}{label}",
+        "positions": _table(outcome.positions, ["symbol", "quantity", "average_price", "mark", "value"]),
+        "agent_signals": _table(outcome.last_signals, ["agent", "symbol", "signal", "confidence", "reason"]),
+        "orders_placed": len(outcome.orders_placed),
+        "orders_rejected": len(outcome.orders_rejected),
+        "fills": len(outcome.fills),
+        "orders": _table(
+            outcome.orders_placed + [dict(r, quantity=r["requested"]) for r in outcome.orders_rejected],
+            ["symbol", "side", "quantity", "reason"],
+        ),
+        "skipped": dg.MetadataValue.json(outcome.skipped),
+        "weights": dg.MetadataValue.json(outcome.weights),
+        "weights_source": outcome.weights_source,
+        "halted_daily_loss": outcome.halted,
+        "cycle_seconds": round(outcome.seconds, 4),
+    }
+
+
+@dg.asset(
+    group_name="trading",
+    kinds={"python", "sql"},
+    description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
+)
+def portfolio_state(context: dg.AssetExecutionContext, config: TradingCycleConfig) -> dg.MaterializeResult:
+    settings = load_settings()
+    runner = TradingRunner(settings)
+    bar = config.bar_open_ms
+    if bar is None:
+        bar = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
+    outcome = runner.run_cycle(bar, run_id=context.run_id)
+    context.log.info(
+        f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "
+        f"{len(outcome.orders_placed)} orders, {len(outcome.orders_rejected)} rejected, {len(outcome.fills)} fills"
+    )
+    return dg.MaterializeResult(metadata=portfolio_metadata(outcome, runner.market.name))

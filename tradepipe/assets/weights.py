@@ -1,0 +1,191 @@
+"""Agent weights: optimised daily from the performance window, checked, then published.
+
+``agent_weights`` records every decision in weight_history; its blocking check stops a bad weight
+set before ``live_weights`` publishes it. Re-materialising a past partition is a *replay*: it
+recomputes from the signals stored for that window (deterministic), is recorded with its run id and
+``is_replay``, and changes nothing live until promoted (``tradepipe weights promote ID``).
+"""
+
+
+import math
+from datetime import datetime
+from typing import Any
+
+import dagster as dg
+
+from tradepipe.adapters.db.analytics import live_weights as current_live_row
+from tradepipe.adapters.db.analytics import load_performance, load_signals
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.assets.analytics import agent_performance
+from tradepipe.assets.partitions import daily_complete, partition_bounds, performance_window
+from tradepipe.core.performance import agent_streams
+from tradepipe.core.timeframes import periods_per_year
+from tradepipe.core.weighting import decide_weights
+from tradepipe.settings import load_settings
+from tradepipe.weights_service import publish_weights
+
+
+class AgentWeightsConfig(dg.Config):
+    method: str | None = None
+    """Optimiser for this materialisation (max_sharpe, risk_parity, equal_weight); empty: TRADEPIPE_OPTIMIZER_METHOD."""
+    replay: bool | None = None
+    """Force replay (True) or live (False); empty: a partition older than the newest complete day is a replay."""
+
+
+def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig) -> bool:
+    if config.replay is not None:
+        return config.replay
+    return context.partition_key != daily_complete.get_last_partition_key()
+
+
+def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetadataValue:
+    agents = sorted(set(old) | set(new))
+    schema = dg.TableSchema(columns=[dg.TableColumn(c) for c in ("agent", "old_weight", "new_weight", "change")])
+    return dg.MetadataValue.table(
+        [
+            dg.TableRecord({"agent": a, "old_weight": round(old.get(a, 0.0), 6), "new_weight": round(new.get(a, 0.0), 6), "change": round(new.get(a, 0.0) - old.get(a, 0.0), 6)})
+            for a in agents
+        ],
+        schema=schema,
+    )
+
+
+@dg.asset(
+    partitions_def=daily_complete,
+    deps=[agent_performance],
+    group_name="weights",
+    kinds={"python", "sql"},
+    description="Optimised agent weights for the window ending at the partition's end; recorded in weight_history.",
+)
+def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig) -> dg.MaterializeResult:
+    settings = load_settings()
+    method = config.method or settings.optimizer_method
+    replay = _is_replay(context, config)
+    day_start, day_end = partition_bounds(context)
+    start, end = performance_window(day_end, settings.performance_window_days)
+    with session_factory(settings.resolved_database_url).begin() as session:
+        performance = load_performance(session, settings.book, day_start.date())
+        if not performance:
+            raise dg.Failure(
+                f"agent_performance has no rows for {day_start.date()}: materialise that partition first",
+                allow_retries=False,
+            )
+        streams = agent_streams(load_signals(session, settings.book, start, end), float(settings.fee_bps))
+        live = current_live_row(session, settings.book)
+        current = {k: float(v) for k, v in live.new_weights.items()} if live else settings.default_weights
+        decision = decide_weights(
+            list(settings.agents), performance, streams, current,
+            method=method, min_weight=settings.min_weight, max_weight=settings.max_weight,
+            min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
+            periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
+        )
+        row = WeightHistory(
+            book=settings.book, partition_date=day_start.date(), agent_weights=decision.weights,
+            old_weights=current, new_weights=decision.weights, method=method,
+            window_days=settings.performance_window_days, window_start=start, window_end=end,
+            expected_sharpe=decision.expected_sharpe, sharpe_improvement=decision.sharpe_improvement,
+            return_improvement=decision.return_improvement, weights_updated=decision.updated,
+            reason=("replay: " if replay else "") + decision.reason, is_replay=replay, run_id=context.run_id,
+        )
+        session.add(row)
+        session.flush()
+        history_id = row.id
+    return dg.MaterializeResult(metadata=weights_metadata(history_id, decision, current, method, replay, start, end))
+
+
+def weights_metadata(history_id: int, decision: Any, old: dict[str, float], method: str, replay: bool, start: datetime, end: datetime) -> dict[str, Any]:
+    return {
+        "weight_history_id": history_id,
+        "weights_updated": decision.updated,
+        "is_replay": replay,
+        "method": method,
+        "reason": decision.reason,
+        "old_weights": dg.MetadataValue.json(old),
+        "new_weights": dg.MetadataValue.json(decision.weights),
+        "old_vs_new": _side_by_side(old, decision.weights),
+        "improvement": dg.MetadataValue.json({"sharpe_improvement": decision.sharpe_improvement, "return_improvement": decision.return_improvement}),
+        "expected_sharpe": decision.expected_sharpe if decision.expected_sharpe is not None else float("nan"),
+        "eligible_agents": dg.MetadataValue.json(decision.eligible),
+        "ineligible_agents": dg.MetadataValue.json(decision.ineligible),
+        "window": f"{start.isoformat()} .. {end.isoformat()}",
+    }
+
+
+def _latest_decision(partition_date: str) -> WeightHistory | None:
+    from sqlalchemy import select
+
+    settings = load_settings()
+    with session_factory(settings.resolved_database_url)() as session:
+        return session.scalars(
+            select(WeightHistory)
+            .where(WeightHistory.book == settings.book, WeightHistory.partition_date == datetime.fromisoformat(partition_date).date())
+            .order_by(WeightHistory.id.desc())
+            .limit(1)
+        ).first()
+
+
+def weight_problems(weights: dict[str, Any], agents: set[str], min_weight: float, max_weight: float) -> list[str]:
+    """Why a weight set must not be published; empty when it is sound. Weight 0 marks a dropped agent."""
+    problems = []
+    unknown = sorted(set(weights) - agents)
+    if unknown:
+        problems.append(f"unknown agents {unknown}")
+    values = {k: float(v) for k, v in weights.items()}
+    nan = sorted(k for k, v in values.items() if not math.isfinite(v))
+    if nan:
+        problems.append(f"non-finite weights for {nan}")
+    elif abs(sum(values.values()) - 1.0) > 1e-9:
+        problems.append(f"weights sum to {sum(values.values())!r}, not 1")
+    out = sorted(k for k, v in values.items() if math.isfinite(v) and v != 0 and not (min_weight - 1e-12 <= v <= max_weight + 1e-12))
+    if out:
+        problems.append(f"outside [{min_weight}, {max_weight}]: {out}")
+    return problems
+
+
+@dg.asset_check(asset=agent_weights, blocking=True, partitions_def=daily_complete, description="weights sum to 1 (1e-9), within bounds, finite, known agents")
+def weights_are_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+    settings = load_settings()
+    row = _latest_decision(context.partition_key)
+    if row is None:
+        return dg.AssetCheckResult(passed=False, metadata={"problem": "no weight_history row for this partition"})
+    problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
+    return dg.AssetCheckResult(passed=not problems, metadata={"weight_history_id": row.id, "problems": dg.MetadataValue.json(problems)})
+
+
+@dg.asset(
+    partitions_def=daily_complete,
+    deps=[agent_weights],
+    group_name="weights",
+    kinds={"python", "redis"},
+    description="Publishes the newest partition's weights (database live row + Redis); replays are never published here.",
+)
+def live_weights(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
+    settings = load_settings()
+    row = _latest_decision(context.partition_key)
+    if row is None:
+        raise dg.Failure(f"no agent_weights decision recorded for {context.partition_key}")
+    if row.is_replay:
+        action = f"replay not published; promote it with `tradepipe weights promote {row.id}`"
+    elif not row.weights_updated:
+        action = f"current weights kept ({row.reason})"
+    else:
+        publication = publish_weights(settings, row.id)
+        action = f"published weight_history {row.id} to the database" + (" and Redis" if publication.redis else "")
+    context.log.info(action)
+    return dg.MaterializeResult(metadata={"action": action, "weight_history_id": row.id, "weights": dg.MetadataValue.json(row.new_weights)})
+
+
+class PromoteConfig(dg.Config):
+    weight_history_id: int
+
+
+@dg.op(description="Make a recorded weight set (e.g. a replay) the live weights.")
+def promote_weight_set(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
+    publication = publish_weights(load_settings(), config.weight_history_id)
+    context.log.info(f"promoted weight_history {publication.weight_history_id}: {publication.weights} (redis: {publication.redis})")
+
+
+@dg.job(description="Promote a recorded weight set to live (config: weight_history_id).")
+def promote_weights() -> None:
+    promote_weight_set()

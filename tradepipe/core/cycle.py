@@ -1,0 +1,224 @@
+"""One trading cycle as a pure function: bars, ledger state and weights in; signals, fills, orders out.
+
+The live loop (Dagster sensor -> ``trading_cycle`` job) and ``tradepipe backtest`` both call
+``run_cycle``; only where the inputs come from and where the outputs go differ.
+
+Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
+1. validate each symbol's bars; a bad last bar (NaN, non-positive, high < low, not bar t) skips the
+   symbol for this cycle with the reason recorded, other symbols go on;
+2. fill the orders decided last cycle at the open of the first bar after their decision bar
+   (the paper fill rule: no look-ahead, the decision never sees the price it trades at);
+3. mark positions at bar t's close (the last good mark for a skipped symbol);
+4. every agent votes on every tradable symbol; the weighted ensemble gives a target per symbol;
+5. the risk manager turns targets into orders (or rejections) against the marked portfolio.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from tradepipe.core.agents import Agent, validate_history
+from tradepipe.core.ensemble import combine, target_fraction
+from tradepipe.core.ledger import Portfolio, Realization, Valuation, apply_fill, check_equity_invariant, mark_to_market
+from tradepipe.core.paper import Fill, fill_order
+from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, plan_orders
+from tradepipe.core.types import AgentContext, BarHistory, EnsembleDecision, MarketRules, Signal
+
+
+@dataclass(frozen=True)
+class PendingOrder:
+    """An order decided at the close of ``decided_bar_ms``, waiting for the next bar's open."""
+
+    intent: OrderIntent
+    decided_bar_ms: int
+
+
+@dataclass(frozen=True)
+class CycleInputs:
+    book: str
+    bar_open_ms: int
+    timeframe_ms: int
+    histories: Mapping[str, BarHistory]
+    unavailable: Mapping[str, str]
+    agents: Sequence[Agent]
+    context: AgentContext
+    weights: Mapping[str, float]
+    portfolio: Portfolio
+    pending: Sequence[PendingOrder]
+    rules: Mapping[str, MarketRules]
+    limits: RiskLimits
+    fee_bps: Decimal
+    slippage_bps: Decimal
+    day_start_equity: Decimal
+    halted: bool
+    last_marks: Mapping[str, Decimal]
+    agent_notes: Mapping[str, str] = field(default_factory=dict)
+    rebalance_band: float = 0.02
+
+
+@dataclass(frozen=True)
+class ExecutedFill:
+    fill: Fill
+    realization: Realization | None
+    contributions: Mapping[str, float]
+
+
+@dataclass(frozen=True)
+class CycleResult:
+    bar_open_ms: int
+    fills: list[ExecutedFill]
+    cancelled: list[tuple[OrderIntent, str]]
+    signals: list[Signal]
+    decisions: dict[str, EnsembleDecision]
+    targets: dict[str, float]
+    plan: RiskPlan
+    portfolio: Portfolio
+    valuation: Valuation
+    marks: dict[str, Decimal]
+    skipped: dict[str, str]
+    agent_seconds: dict[str, float]
+
+
+def _usable_histories(inputs: CycleInputs) -> tuple[dict[str, BarHistory], dict[str, str]]:
+    usable: dict[str, BarHistory] = {}
+    skipped = dict(inputs.unavailable)
+    for symbol, history in inputs.histories.items():
+        reason = validate_history(history) if len(history) else "no closed bars"
+        if reason is None and history.last_timestamp != inputs.bar_open_ms:
+            reason = f"newest closed bar is {history.last_timestamp}, expected {inputs.bar_open_ms}"
+        if reason is None:
+            usable[symbol] = history
+        else:
+            skipped[symbol] = reason
+    return usable, skipped
+
+
+def _next_open(history: BarHistory | None, after_ms: int) -> tuple[Decimal, int] | None:
+    """Open price and time of the first bar that opened after ``after_ms``."""
+    if history is None:
+        return None
+    later = np.nonzero(history.timestamps > after_ms)[0]
+    if later.size == 0:
+        return None
+    index = int(later[0])
+    return Decimal(repr(float(history.open[index]))), int(history.timestamps[index])
+
+
+def _fill_pending(
+    inputs: CycleInputs, usable: Mapping[str, BarHistory]
+) -> tuple[Portfolio, list[ExecutedFill], list[tuple[OrderIntent, str]]]:
+    portfolio = inputs.portfolio
+    fills: list[ExecutedFill] = []
+    cancelled: list[tuple[OrderIntent, str]] = []
+    for pending in inputs.pending:
+        intent = pending.intent
+        next_open = _next_open(usable.get(intent.symbol), pending.decided_bar_ms)
+        if next_open is None:
+            cancelled.append((intent, f"no valid bar after the decision bar to fill at ({intent.symbol} skipped)"))
+            continue
+        price, fill_ms = next_open
+        fill = fill_order(
+            intent, price, inputs.fee_bps, inputs.slippage_bps, inputs.rules[intent.symbol], fill_ms,
+            available_cash=portfolio.cash,
+        )
+        if isinstance(fill, Rejection):
+            cancelled.append((intent, fill.reason))
+            continue
+        portfolio, realization = apply_fill(portfolio, fill, intent.contributions)
+        fills.append(ExecutedFill(fill, realization, dict(intent.contributions)))
+    return portfolio, fills, cancelled
+
+
+def _marks(inputs: CycleInputs, usable: Mapping[str, BarHistory], portfolio: Portfolio) -> dict[str, Decimal]:
+    marks = {symbol: Decimal(repr(history.last_close)) for symbol, history in usable.items()}
+    for symbol, position in portfolio.positions.items():
+        if symbol not in marks:
+            marks[symbol] = inputs.last_marks.get(symbol, position.average_price)
+    return marks
+
+
+def _vote(inputs: CycleInputs, usable: Mapping[str, BarHistory]) -> tuple[list[Signal], dict[str, float]]:
+    signals: list[Signal] = []
+    seconds = {agent.name: 0.0 for agent in inputs.agents}
+    for symbol in sorted(usable):
+        for agent in inputs.agents:
+            started = time.perf_counter()
+            note = inputs.agent_notes.get(agent.name)
+            try:
+                signal = agent(usable[symbol], inputs.context)
+            except Exception as exc:  # an agent bug must not stop the other agents or symbols
+                signal = Signal(agent.name, symbol, 0.0, 0.0, f"agent error: {type(exc).__name__}: {exc}", True)
+            if note and signal.abstained:
+                signal = Signal(signal.agent, signal.symbol, 0.0, 0.0, f"{signal.reason} ({note})", True)
+            seconds[agent.name] += time.perf_counter() - started
+            signals.append(signal)
+    return signals, seconds
+
+
+def _within_band(
+    target: float, portfolio: Portfolio, symbol: str, marks: Mapping[str, Decimal], book_equity: Decimal, band: float
+) -> bool:
+    """True when the position is already within ``band`` (fraction of equity) of its target: such
+    small rebalances only pay fees. Closing a position to flat is never suppressed."""
+    position = portfolio.positions.get(symbol)
+    held = position is not None and position.quantity != 0
+    if target == 0 and held:
+        return False
+    if not held or book_equity <= 0:
+        return abs(target) < band
+    current = float(position.quantity * marks[symbol] / book_equity)  # type: ignore[union-attr]
+    return abs(target - current) < band
+
+
+def run_cycle(inputs: CycleInputs) -> CycleResult:
+    usable, skipped = _usable_histories(inputs)
+    portfolio, fills, cancelled = _fill_pending(inputs, usable)
+    marks = _marks(inputs, usable, portfolio)
+    signals, agent_seconds = _vote(inputs, usable)
+
+    decisions: dict[str, EnsembleDecision] = {}
+    targets: dict[str, float] = {}
+    book_equity = mark_to_market(portfolio, marks).equity
+    for symbol in sorted(usable):
+        decision = combine([s for s in signals if s.symbol == symbol], inputs.weights)
+        decisions[symbol] = decision
+        target = target_fraction(
+            decision.score, float(inputs.limits.max_position_fraction), allow_short=inputs.limits.allow_short
+        )
+        if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
+            targets[symbol] = target
+
+    plan = plan_orders(
+        book=inputs.book,
+        bar_open_ms=inputs.bar_open_ms,
+        targets=targets,
+        decisions=decisions,
+        positions=portfolio.positions,
+        cash=portfolio.cash,
+        marks={s: m for s, m in marks.items() if s in usable},
+        rules=inputs.rules,
+        limits=inputs.limits,
+        day_start_equity=inputs.day_start_equity,
+        halted=inputs.halted,
+    )
+    valuation = mark_to_market(portfolio, marks)
+    check_equity_invariant(valuation, portfolio, marks)
+    return CycleResult(
+        bar_open_ms=inputs.bar_open_ms,
+        fills=fills,
+        cancelled=cancelled,
+        signals=signals,
+        decisions=decisions,
+        targets=targets,
+        plan=plan,
+        portfolio=portfolio,
+        valuation=valuation,
+        marks=marks,
+        skipped=skipped,
+        agent_seconds=agent_seconds,
+    )

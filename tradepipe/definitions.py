@@ -1,0 +1,29 @@
+"""Assembles the Dagster code location: assets, checks, jobs, schedules, sensors."""
+
+
+import dagster as dg
+
+from tradepipe.assets.analytics import agent_performance, trade_attribution
+from tradepipe.assets.portfolio import portfolio_state
+from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
+from tradepipe.checks.ledger import equity_invariant, no_double_fills
+from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
+from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
+from tradepipe.settings import load_settings
+
+settings = load_settings()
+
+trading_cycle_job = dg.define_asset_job(
+    "trading_cycle",
+    selection=dg.AssetSelection.assets(portfolio_state),
+    description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
+    tags={TRADING_CYCLE_TAG: settings.book},
+)
+
+defs = dg.Definitions(
+    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
+    asset_checks=[equity_invariant, no_double_fills, weights_are_sound],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
+    schedules=[performance_intraday, performance_finalize, weights_daily],
+    sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
+)

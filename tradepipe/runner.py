@@ -1,0 +1,320 @@
+"""Runs one trading cycle end to end: market and ledger in, core cycle, ledger out, in one transaction.
+
+Shared by the Dagster ``portfolio_state`` asset (live loop) and ``tradepipe backtest`` (replay into a
+separate book), so both trade through exactly the same code.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.ledger import (
+    BookState,
+    ensure_book,
+    find_cycle,
+    load_book_state,
+    ms_to_datetime,
+    record_bars,
+    record_cycle,
+    today_utc,
+)
+from tradepipe.adapters.db.models import TradingCycle, utcnow
+from tradepipe.adapters.market import MarketData, MarketDataError, build_market
+from tradepipe.adapters.news import NewsFeedError, load_headlines
+from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
+from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
+from tradepipe.core.risk import RiskLimits
+from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.types import AgentContext, BarHistory, MarketRules
+from tradepipe.settings import Settings
+
+log = logging.getLogger(__name__)
+
+# Paper trading on synthetic or replayed prices uses Binance-spot-like rules (the ccxt source reads
+# the exchange's own): amount step 1e-5, price tick 0.01, minimum order cost 10 in the quote currency.
+PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal("10")}
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    """What a trader reads at a glance after a cycle; also the asset's metadata."""
+
+    book: str
+    bar_open_ms: int
+    status: str  # "traded" | "already_done"
+    equity: Decimal
+    cash: Decimal
+    day_pnl: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    positions: list[dict[str, Any]]
+    last_signals: list[dict[str, Any]]
+    orders_placed: list[dict[str, Any]] = field(default_factory=list)
+    orders_rejected: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    weights_source: str = ""
+    halted: bool = False
+    seconds: float = 0.0
+
+
+class TradingRunner:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        market: MarketData | None = None,
+        book: str | None = None,
+        sessions: sessionmaker[Session] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.book = book or settings.book
+        self.timeframe = settings.resolved_timeframe
+        self.market = market or build_market(
+            settings.market_source,
+            seed=settings.seed,
+            symbols=settings.symbols,
+            replay_dir=settings.replay_dir,
+            exchange_id=settings.exchange,
+        )
+        self.sessions = sessions or session_factory(settings.resolved_database_url)
+        self.agents = get_agents(settings.agents)
+        self.history_bars = max(settings.history_bars, max_history_needed(self.agents) + 5)
+        self.limits = RiskLimits(
+            max_position_fraction=settings.max_position_fraction,
+            max_gross_exposure=settings.max_gross_exposure,
+            max_turnover_fraction=settings.max_turnover_fraction,
+            stop_loss_fraction=settings.stop_loss_fraction,
+            daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
+        )
+        self.weight_store = WeightStore(
+            self.sessions,
+            settings.redis_url,
+            self.book,
+            frozenset(a.name for a in self.agents),
+            settings.default_weights,
+            settings.home / "last_weights.json" if self.book == settings.book else None,
+        )
+        self._rules: dict[str, MarketRules] = {}
+
+    def rules(self) -> dict[str, MarketRules]:
+        if not self._rules:
+            self._rules = self._market_rules()
+        return self._rules
+
+    def _market_rules(self) -> dict[str, MarketRules]:
+        rules_of = getattr(self.market, "market_rules", None)
+        if callable(rules_of):
+            try:
+                return {symbol: rules_of(symbol) for symbol in self.settings.symbols}
+            except MarketDataError as exc:
+                log.warning("exchange rules unavailable (%s); using paper defaults", exc)
+        return {symbol: MarketRules(symbol=symbol, **PAPER_RULES) for symbol in self.settings.symbols}
+
+    def _histories(self, bar_open_ms: int) -> tuple[dict[str, BarHistory], dict[str, str]]:
+        histories: dict[str, BarHistory] = {}
+        unavailable: dict[str, str] = {}
+        end_ms = bar_open_ms + timeframe_ms(self.timeframe)
+        for symbol in self.settings.symbols:
+            try:
+                histories[symbol] = self.market.closed_bars(symbol, self.timeframe, end_ms, self.history_bars)
+            except MarketDataError as exc:
+                unavailable[symbol] = f"market data: {exc.reason}"
+        return histories, unavailable
+
+    def _headlines(self, now_ms: int) -> tuple[AgentContext, dict[str, str]]:
+        try:
+            headlines = load_headlines(self.settings.news_feed, now_ms)
+        except NewsFeedError as exc:
+            return AgentContext(now_ms=now_ms, headlines=None), {"sentiment": f"headline feed failed: {exc}"}
+        return AgentContext(now_ms=now_ms, headlines=headlines), {}
+
+    def load_weights(self) -> LoadedWeights:
+        return self.weight_store.load()
+
+    def run_cycle(self, bar_open_ms: int, run_id: str | None = None) -> CycleOutcome:
+        started = time.perf_counter()
+        weights = self.load_weights()
+        histories, unavailable = self._histories(bar_open_ms)
+        decision_time_ms = bar_open_ms + timeframe_ms(self.timeframe)
+        context, agent_notes = self._headlines(decision_time_ms)
+        rules = self.rules()
+        with self.sessions() as session:
+            try:
+                outcome = self._run_in_transaction(
+                    session, bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules
+                )
+            except IntegrityError:
+                # Another process recorded this bar first: nothing of ours was written.
+                session.rollback()
+                outcome = self.describe_cycle(session, bar_open_ms)
+        return _with_seconds(outcome, time.perf_counter() - started)
+
+    def _run_in_transaction(
+        self,
+        session: Session,
+        bar_open_ms: int,
+        run_id: str | None,
+        weights: LoadedWeights,
+        histories: dict[str, BarHistory],
+        unavailable: dict[str, str],
+        context: AgentContext,
+        agent_notes: dict[str, str],
+        rules: dict[str, MarketRules],
+    ) -> CycleOutcome:
+        settings = self.settings
+        book = ensure_book(session, self.book, settings.starting_cash, settings.quote_currency)
+        if find_cycle(session, self.book, bar_open_ms) is not None:
+            session.rollback()
+            return self.describe_cycle(session, bar_open_ms)
+        cycle = TradingCycle(
+            book=self.book,
+            bar_ts=ms_to_datetime(bar_open_ms),
+            timeframe=self.timeframe,
+            market_source=self.market.name,
+            run_id=run_id,
+            status="running",
+            weights=weights.weights,
+            weights_source=weights.source,
+        )
+        session.add(cycle)
+        session.flush()
+        state: BookState = load_book_state(session, book, bar_open_ms)
+        result = run_cycle(
+            CycleInputs(
+                book=self.book,
+                bar_open_ms=bar_open_ms,
+                timeframe_ms=timeframe_ms(self.timeframe),
+                histories=histories,
+                unavailable=unavailable,
+                agents=self.agents,
+                context=context,
+                weights=weights.weights,
+                portfolio=state.portfolio,
+                pending=state.pending,
+                rules=rules,
+                limits=self.limits,
+                fee_bps=settings.fee_bps,
+                slippage_bps=settings.slippage_bps,
+                day_start_equity=state.day_start_equity,
+                halted=state.halted,
+                last_marks=state.last_marks,
+                agent_notes=agent_notes,
+            )
+        )
+        record_bars(session, self.market.name, histories, bar_open_ms)
+        closes = {s: h.last_close for s, h in histories.items() if len(h) and h.last_timestamp == bar_open_ms}
+        record_cycle(
+            session,
+            cycle=cycle,
+            result=result,
+            close_by_symbol=closes,
+            broker=settings.broker,
+            day_start_equity=state.day_start_equity,
+            run_id=run_id,
+        )
+        if result.plan.halted and not state.halted:
+            book.halted_day = today_utc(bar_open_ms)
+            book.halt_reason = result.plan.halt_reason
+        cycle.skipped = {**result.skipped, **{f"weights:{i}": n for i, n in enumerate(weights.notes)}}
+        cycle.status = "succeeded"
+        cycle.finished_at = utcnow()
+        session.commit()
+        return _outcome(self.book, bar_open_ms, result, state.day_start_equity, weights, "traded")
+
+    def describe_cycle(self, session: Session, bar_open_ms: int) -> CycleOutcome:
+        """The outcome of a bar that was already traded (a retried or duplicate run): read, not redone."""
+        from tradepipe.status import portfolio_status
+
+        status = portfolio_status(session, self.book)
+        cycle = find_cycle(session, self.book, bar_open_ms)
+        portfolio = status["portfolio"] or {}
+        return CycleOutcome(
+            book=self.book,
+            bar_open_ms=bar_open_ms,
+            status="already_done",
+            equity=Decimal(portfolio.get("equity") or 0),
+            cash=Decimal(portfolio.get("cash") or 0),
+            day_pnl=Decimal(portfolio.get("day_pnl") or 0),
+            realized_pnl=Decimal(portfolio.get("realized_pnl") or 0),
+            unrealized_pnl=Decimal(portfolio.get("unrealized_pnl") or 0),
+            positions=status["positions"],
+            last_signals=[],
+            weights=dict(cycle.weights) if cycle else {},
+            weights_source=(cycle.weights_source or "") if cycle else "",
+        )
+
+
+def _with_seconds(outcome: CycleOutcome, seconds: float) -> CycleOutcome:
+    from dataclasses import replace
+
+    return replace(outcome, seconds=seconds)
+
+
+def _outcome(
+    book: str, bar_open_ms: int, result: CycleResult, day_start: Decimal, weights: LoadedWeights, status: str
+) -> CycleOutcome:
+    valuation = result.valuation
+    return CycleOutcome(
+        book=book,
+        bar_open_ms=bar_open_ms,
+        status=status,
+        equity=valuation.equity,
+        cash=valuation.cash,
+        day_pnl=valuation.equity - day_start,
+        realized_pnl=result.portfolio.realized_pnl,
+        unrealized_pnl=valuation.unrealized_pnl,
+        positions=[
+            {
+                "symbol": symbol,
+                "quantity": float(position.quantity),
+                "average_price": float(position.average_price),
+                "mark": float(result.marks[symbol]),
+                "value": float(position.quantity * result.marks[symbol]),
+            }
+            for symbol, position in sorted(result.portfolio.positions.items())
+        ],
+        last_signals=[
+            {
+                "agent": s.agent,
+                "symbol": s.symbol,
+                "signal": round(s.value, 4),
+                "confidence": round(s.confidence, 3),
+                "reason": s.reason,
+            }
+            for s in result.signals
+        ],
+        orders_placed=[
+            {"symbol": o.symbol, "side": o.side, "quantity": float(o.quantity), "client_order_id": o.client_order_id, "reason": o.reason}
+            for o in result.plan.orders
+        ],
+        orders_rejected=[
+            {"symbol": r.symbol, "side": r.side, "requested": float(r.requested_quantity), "kind": r.kind, "reason": r.reason}
+            for r in result.plan.rejections
+        ],
+        fills=[
+            {
+                "symbol": e.fill.symbol,
+                "side": e.fill.side,
+                "quantity": float(e.fill.quantity),
+                "price": float(e.fill.price),
+                "fee": float(e.fill.fee),
+                "realized_pnl": float(e.realization.realized_pnl) if e.realization else 0.0,
+            }
+            for e in result.fills
+        ],
+        skipped=dict(result.skipped),
+        weights=dict(weights.weights),
+        weights_source=weights.source,
+        halted=result.plan.halted,
+    )

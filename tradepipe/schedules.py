@@ -1,0 +1,49 @@
+"""Cadence (UTC): performance refreshed every 6 hours for today and finalised for yesterday shortly
+after midnight; weights optimised daily after that."""
+
+
+from datetime import datetime, timedelta, timezone
+
+import dagster as dg
+
+from tradepipe.assets.analytics import agent_performance, trade_attribution
+from tradepipe.assets.partitions import daily_complete, daily_with_today
+from tradepipe.assets.weights import agent_weights, live_weights
+
+performance_job = dg.define_asset_job(
+    "performance_job",
+    selection=dg.AssetSelection.assets(trade_attribution, agent_performance),
+    partitions_def=daily_with_today,
+    description="Attribution and per-agent performance for one UTC day.",
+)
+weights_job = dg.define_asset_job(
+    "weights_job",
+    selection=dg.AssetSelection.assets(agent_weights, live_weights),
+    partitions_def=daily_complete,
+    description="Optimise, check and publish agent weights for one complete UTC day.",
+)
+
+
+def _day(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
+
+
+@dg.schedule(job=performance_job, cron_schedule="0 */6 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+def performance_intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Today's partition, every 6 hours (00, 06, 12, 18 UTC)."""
+    day = _day(context.scheduled_execution_time)
+    return dg.RunRequest(run_key=f"intraday-{context.scheduled_execution_time.isoformat()}", partition_key=day)
+
+
+@dg.schedule(job=performance_job, cron_schedule="10 0 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+def performance_finalize(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Yesterday's partition once the day is complete."""
+    day = _day(context.scheduled_execution_time - timedelta(days=1))
+    return dg.RunRequest(run_key=f"final-{day}", partition_key=day)
+
+
+@dg.schedule(job=weights_job, cron_schedule="30 0 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+def weights_daily(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Weights for yesterday's window, after its performance was finalised at 00:10."""
+    day = _day(context.scheduled_execution_time - timedelta(days=1))
+    return dg.RunRequest(run_key=f"weights-{day}", partition_key=day)

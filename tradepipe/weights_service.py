@@ -1,0 +1,39 @@
+"""Publishing weights: the database's live row and, when configured, Redis for fast reads.
+
+Used by the ``live_weights`` asset (newest partition), ``tradepipe weights promote`` and the
+``promote_weights`` job (an explicit choice of any recorded row, e.g. a replay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from tradepipe.adapters.db.analytics import promote
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.weights_store import WeightStore
+from tradepipe.settings import Settings
+
+
+class UnknownWeightsError(LookupError):
+    pass
+
+
+@dataclass(frozen=True)
+class Publication:
+    weight_history_id: int
+    weights: dict[str, float]
+    redis: bool
+
+
+def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
+    """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
+    with session_factory(settings.resolved_database_url).begin() as session:
+        row = session.get(WeightHistory, weight_history_id)
+        if row is None or row.book != settings.book:
+            raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
+        promote(session, row, datetime.now(timezone.utc))
+        weights = {k: float(v) for k, v in row.new_weights.items()}
+    store = WeightStore(None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None)
+    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id))
