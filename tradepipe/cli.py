@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from decimal import Decimal
+from pathlib import Path
 
 import click
 
@@ -62,6 +64,144 @@ def status(as_json: bool, book: str | None) -> None:
     with session_factory(settings.resolved_database_url)() as session:
         report = portfolio_status(session, book or settings.book)
     click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
+
+
+
+
+@main.command()
+@click.option("--replay-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of BASE_QUOTE-TIMEFRAME.csv|.parquet candles (e.g. ../shared/data/ohlcv/binance_2018_octobot).")
+@click.option("--book", default="backtest", show_default=True, help="Ledger book to write (never the live book).")
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: TRADEPIPE_SYMBOLS).")
+@click.option("--timeframe", default=None, help="Bar timeframe of the files (default: TRADEPIPE_TIMEFRAME or 1h).")
+@click.option("--reset", is_flag=True, help="Replace the book if it already holds a backtest.")
+@click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+def backtest(replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool) -> None:
+    """Run the live trading cycle bar by bar over recorded candles into a separate book."""
+    from tradepipe.backtest import BookInUseError, run_backtest
+
+    overrides: dict[str, object] = {"market_source": "replay", "replay_dir": replay_dir, "timeframe": timeframe or "1h"}
+    if symbols:
+        overrides["symbols"] = symbols
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    try:
+        summary = run_backtest(settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar)
+    except (BookInUseError, ValueError) as exc:
+        click.echo(f"backtest refused: {exc}", err=True)
+        sys.exit(2)
+    report = {
+        "book": summary.book,
+        "cycles": summary.cycles,
+        "first_bar": _iso(summary.first_bar_ms),
+        "last_bar": _iso(summary.last_bar_ms),
+        "starting_cash": str(summary.starting_cash),
+        "final_equity": str(summary.final_equity.quantize(Decimal("0.01"))),
+        "return_pct": float((summary.final_equity / summary.starting_cash - 1) * 100),
+        "fills": summary.fills,
+        "cycles_with_skipped_symbols": summary.skipped_cycles,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(
+            f"backtest {report['book']}: {report['cycles']} bars {report['first_bar']} .. {report['last_bar']}, "
+            f"equity {report['starting_cash']} -> {report['final_equity']} ({report['return_pct']:+.2f}%), {report['fills']} fills"
+        )
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+
+
+@main.group()
+def weights() -> None:
+    """Agent weights: what is live, what was decided, and explicit promotion of a recorded set."""
+
+
+@weights.command("show")
+@click.option("--limit", default=10, show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def weights_show(limit: int, as_json: bool) -> None:
+    """The live weights and the latest weight_history decisions."""
+    from sqlalchemy import select
+
+    from tradepipe.adapters.db.engine import session_factory
+    from tradepipe.adapters.db.models import WeightHistory
+
+    settings = _settings()
+    with session_factory(settings.resolved_database_url)() as session:
+        rows = session.scalars(
+            select(WeightHistory).where(WeightHistory.book == settings.book).order_by(WeightHistory.id.desc()).limit(limit)
+        ).all()
+    records = [
+        {
+            "id": r.id,
+            "partition": r.partition_date.isoformat() if r.partition_date else None,
+            "method": r.method,
+            "live": r.is_live,
+            "replay": r.is_replay,
+            "updated": r.weights_updated,
+            "sharpe_improvement": r.sharpe_improvement,
+            "new_weights": r.new_weights,
+            "reason": r.reason,
+        }
+        for r in rows
+    ]
+    if as_json:
+        click.echo(json.dumps(records, indent=2))
+        return
+    if not records:
+        click.echo("no weight decisions yet (the weights_daily schedule runs after midnight UTC)")
+    for r in records:
+        flags = " LIVE" if r["live"] else ""
+        flags += " replay" if r["replay"] else ""
+        shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(r["new_weights"].items()))
+        click.echo(f"#{r['id']} {r['partition']} {r['method']}{flags}: {shown}  — {r['reason']}")
+
+
+@weights.command("promote")
+@click.argument("weight_history_id", type=int)
+def weights_promote(weight_history_id: int) -> None:
+    """Make a recorded weight set (e.g. a replay) the live weights; the next trading cycle uses it."""
+    from tradepipe.weights_service import UnknownWeightsError, publish_weights
+
+    settings = _settings()
+    try:
+        publication = publish_weights(settings, weight_history_id)
+    except UnknownWeightsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    where = "database and Redis" if publication.redis else "database"
+    click.echo(f"weight_history {weight_history_id} is live ({where}): {publication.weights}")
+
+
+@main.group()
+def risk() -> None:
+    """Risk controls."""
+
+
+@risk.command("reset")
+def risk_reset() -> None:
+    """Lift today's daily-loss halt so the next cycle may take new risk again."""
+    from tradepipe.adapters.db.engine import session_factory
+    from tradepipe.adapters.db.models import Book
+
+    settings = _settings()
+    with session_factory(settings.resolved_database_url).begin() as session:
+        book = session.get(Book, settings.book)
+        if book is None or book.halted_day is None:
+            click.echo("no halt to reset")
+            return
+        book.halted_day = None
+        book.halt_reason = f"reset by operator (was: {book.halt_reason})"
+    click.echo(f"daily-loss halt lifted for book {settings.book!r}")
 
 
 if __name__ == "__main__":

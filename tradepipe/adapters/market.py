@@ -60,7 +60,11 @@ class MarketData(Protocol):
     name: str
 
     def closed_bars(self, symbol: str, timeframe: str, end_ms: int, limit: int) -> BarHistory:
-        """Up to ``limit`` bars that closed by ``end_ms`` (open <= end_ms - timeframe_ms), oldest first."""
+        """Up to ``limit`` bars that closed by ``end_ms`` (open <= end_ms - timeframe_ms), oldest first.
+
+        Fewer than ``limit`` only where the source has no more: before its first bar, or (ccxt)
+        where the exchange has a gap in the last ``limit`` bar slots.
+        """
         ...
 
 
@@ -94,9 +98,9 @@ _REGIME_BARS = 168  # a volatility regime lasts 168 bars (a week of 1h bars)
 _KNOT_CHUNK = 64  # value-noise knots are drawn 64 at a time
 _DEVIATION_PERSISTENCE = 0.75  # AR(1) coefficient of the mean-reverting deviation (half-life 2.4 bars)
 _DEVIATION_MEMORY = 24  # its moving-average form is cut here: 0.75**24 = 0.001
-_TRENDS: tuple[tuple[int, float], ...] = ((96, 0.05), (480, 0.09), (2400, 0.22))  # (knot spacing in bars, log amplitude at 1h)
+_TRENDS: tuple[tuple[int, float], ...] = ((96, 0.04), (480, 0.09), (2400, 0.22))  # (knot spacing in bars, log amplitude at 1h)
 _BAR_SIGMA_1H = 0.006  # per-bar log-return volatility of a vol-1.0 symbol in a normal regime on 1h bars
-_RANGE_AMPLITUDE = 0.01  # log size of the mean-reverting deviation at range amplitude 1 (1h)
+_RANGE_AMPLITUDE = 0.012  # log size of the mean-reverting deviation at range amplitude 1 (1h)
 _JUMP_PROBABILITY = 0.003
 _JUMP_SIGMA = 5.0  # jump size in bar sigmas
 _CALM, _TURBULENT = 0.2, 0.85  # regime draw u < 0.2: calm; u >= 0.85: turbulent; else normal
@@ -146,21 +150,22 @@ class SyntheticMarket:
     The same ``seed`` gives the same bar for the same (symbol, timeframe, open time), whenever and
     in whatever order it is asked, with no state to replay: bar ``i`` (``i = open_ms //
     timeframe_ms``, so bars align to multiples of the timeframe since the epoch) is a pure
-    function of counter-based random draws (Philox keyed through ``SeedSequence`` on (seed,
-    stream, symbol, timeframe, block)). A call costs O(limit): 10 symbols x 500 bars take a few ms.
+    function of counter-based random draws (Philox keyed by a BLAKE2b hash of (seed, stream,
+    symbol, timeframe, block)). A call costs O(limit): 10 symbols x 500 bars take about 6 ms on a
+    fresh instance and 2 ms once its block caches are warm (``benchmarks/bench_market.py``).
 
     The log close of symbol ``s`` at bar ``i`` is a sum of bounded, closed-form pieces::
 
         log C = log level_s + vol_s * (beta_s * T_market(i) + sqrt(1 - beta_s^2) * T_s(i) + A(i) * D_s(i)) + B_s(i)
 
     * ``T`` (trends): value noise, i.e. random knots every 96, 480 and 2400 bars joined by a
-      smoothstep, log amplitudes 0.05, 0.09 and 0.22 (at 1h). Trend followers earn where these lead.
+      smoothstep, log amplitudes 0.04, 0.09 and 0.22 (at 1h). Trend followers earn where these lead.
     * ``A(i) * D_s(i)`` (range-bound regimes): ``D`` is a unit AR(1) deviation (coefficient 0.75,
       written as its moving average truncated at 24 bars) that the price keeps returning from;
       ``A >= 0`` is a market-wide smooth amplitude (knots every 168 bars) that is zero about half
       of the time. Mean-reversion agents earn where it dominates. With the defaults a 24-bar
-      momentum rule and a 20-bar mean-reversion rule each win about half of the 240-bar windows:
-      the two kinds of agent disagree, and each is right somewhere.
+      momentum rule and a 20-bar mean-reversion rule each win about half of the 240-bar windows
+      (40-70% across seeds and symbols): the two kinds of agent disagree, and each is right somewhere.
     * ``B`` (noise): a random walk of returns ``sigma(i) * (beta f_i + sqrt(1 - beta^2) e_i) + jumps``
       with a common market factor ``f`` (correlated symbols, correlation about beta_a * beta_b,
       0.68 for BTC/ETH) and idiosyncratic ``e``; ``sigma`` switches between calm (x0.55), normal
@@ -454,7 +459,9 @@ class CcxtMarket:
     page from the oldest wanted bar, advancing ``since`` past each page's newest bar, until it has
     ``limit`` bars, reaches ``end_ms`` or a page brings nothing new. Bars not closed by ``end_ms``
     (the candle still forming, anything later) are dropped. ``page_limit`` caps one request; an
-    exchange that returns fewer bars than asked is simply asked again.
+    exchange that returns fewer bars than asked is simply asked again. The bars are those opened in
+    the last ``limit`` bar slots before ``end_ms``: an exchange outage among them leaves fewer bars
+    rather than reaching further back.
 
     Transient failures (``ccxt.NetworkError`` and its subclasses ``RateLimitExceeded``,
     ``DDoSProtection``, ``ExchangeNotAvailable``, ``OnMaintenance``, ``RequestTimeout``) are

@@ -137,7 +137,8 @@ def _from_line(feed: str, number: int, line: str) -> Headline:
             source = Path(feed).name
         headline = Headline(title=str(title).strip(), published_ms=_epoch_ms(published), source=str(source))
     except (ValueError, KeyError, TypeError, AttributeError) as error:
-        raise NewsFeedError(feed, f"line {number}: expected 'ISO-timestamp<TAB>title' or JSON with published and title ({error!r})") from error
+        expected = "expected 'ISO-timestamp<TAB>title' or JSON with published and title"
+        raise NewsFeedError(feed, f"line {number}: {expected} ({error!r})") from error
     if not headline.title:
         raise NewsFeedError(feed, f"line {number}: empty title")
     return headline

@@ -351,7 +351,7 @@ def _risk_free_per_bar(risk_free: float, periods_per_year: float) -> float:
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise OptimizationError("invalid_input", f"periods_per_year must be positive, got {periods_per_year}")
     if not (math.isfinite(risk_free) and risk_free > -1):
-        raise OptimizationError("invalid_input", f"risk_free must be an annual rate above -1, got {risk_free}")
+        raise OptimizationError("invalid_input", f"risk_free must be an annual rate > -1, got {risk_free}")
     return (1.0 + risk_free) ** (1.0 / periods_per_year) - 1.0
 
 
@@ -453,7 +453,8 @@ def _max_sharpe_weights(mu: Vector, cov: Matrix, lo: float, hi: float) -> Vector
     # Scale so the QP is O(1): cov to unit average variance, mu so that max over w of a'w is 1.
     a = mu / float(mu @ best)
     q = cov / float(np.mean(np.diag(cov)))
-    w, gap = _most_optimal(a, q, lo, hi, _sharpe_candidates(a, q, _sharpe_qp_slsqp(a, q, lo, hi, best), lo, hi))
+    solved = _sharpe_qp_slsqp(a, q, lo, hi, start=best)
+    w, gap = _most_optimal(a, q, lo, hi, _sharpe_candidates(a, q, solved, lo, hi))
     if gap <= _GAP_TOL:
         return w
     fallback = _sharpe_qp_trust_constr(a, q, lo, hi, start=w)
@@ -473,7 +474,9 @@ def _sharpe_candidates(a: Vector, q: Matrix, w: Vector, lo: float, hi: float) ->
     return [_clean_weights(c, lo, hi) for c in (w, *polished) if c is not None]
 
 
-def _most_optimal(a: Vector, q: Matrix, lo: float, hi: float, candidates: list[Vector]) -> tuple[Vector, float]:
+def _most_optimal(
+    a: Vector, q: Matrix, lo: float, hi: float, candidates: list[Vector]
+) -> tuple[Vector, float]:
     """The candidate with the smallest optimality gap (first on ties), and that gap.
 
     Chosen by gap, not Sharpe: near the optimum Sharpe differs only to second order, below

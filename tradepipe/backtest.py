@@ -1,0 +1,115 @@
+"""``tradepipe backtest``: the live trading cycle, bar by bar over recorded candles, into its own book."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from sqlalchemy import delete, select
+
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.models import (
+    AgentWorkLog,
+    Book,
+    Fill,
+    Order,
+    PortfolioSnapshot,
+    PositionRow,
+    SignalRow,
+    TradeAttribution,
+    TradingCycle,
+)
+from tradepipe.adapters.market import ReplayMarket
+from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.runner import CycleOutcome, TradingRunner
+from tradepipe.settings import Settings
+
+
+class BookInUseError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class BacktestSummary:
+    book: str
+    cycles: int
+    first_bar_ms: int
+    last_bar_ms: int
+    starting_cash: Decimal
+    final_equity: Decimal
+    fills: int
+    skipped_cycles: int
+
+
+def reset_book(settings: Settings, book: str) -> None:
+    """Remove every ledger row of ``book`` (never the live book by accident: the caller names it)."""
+    with session_factory(settings.resolved_database_url).begin() as session:
+        cycle_ids = select(TradingCycle.id).where(TradingCycle.book == book)
+        fill_ids = select(Fill.id).where(Fill.book == book)
+        session.execute(delete(TradeAttribution).where(TradeAttribution.fill_id.in_(fill_ids)))
+        session.execute(delete(Fill).where(Fill.book == book))
+        session.execute(delete(AgentWorkLog).where(AgentWorkLog.cycle_id.in_(cycle_ids)))
+        for model in (Order, SignalRow, PortfolioSnapshot, PositionRow):
+            session.execute(delete(model).where(model.book == book))
+        session.execute(delete(TradingCycle).where(TradingCycle.book == book))
+        session.execute(delete(Book).where(Book.name == book))
+
+
+def _book_has_cycles(settings: Settings, book: str) -> bool:
+    with session_factory(settings.resolved_database_url)() as session:
+        return session.scalars(select(TradingCycle.id).where(TradingCycle.book == book).limit(1)).first() is not None
+
+
+def run_backtest(
+    settings: Settings,
+    replay_dir: Path,
+    book: str,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    drop_last_bar: bool = True,
+    reset: bool = False,
+    progress: Callable[[CycleOutcome], None] | None = None,
+) -> BacktestSummary:
+    """Trade every closed bar of the replay files (after the agents' warm-up) into ``book``.
+
+    The newest bar of an exchange dump is usually unfinished, so it is dropped by default.
+    """
+    if book == settings.book:
+        raise BookInUseError(f"book {book!r} is the live book (TRADEPIPE_BOOK): choose another name for a backtest")
+    if _book_has_cycles(settings, book):
+        if not reset:
+            raise BookInUseError(f"book {book!r} already holds a backtest: pass --reset to replace it")
+        reset_book(settings, book)
+    market = ReplayMarket(replay_dir, mode="stepped", drop_last_bar=drop_last_bar)
+    timeframe = settings.resolved_timeframe
+    runner = TradingRunner(settings, market=market, book=book)
+    timeline = _common_timeline(market, settings.symbols, timeframe)
+    warmup = max_history_needed(get_agents(settings.agents))
+    bars = timeline[warmup:]
+    if start_ms is not None:
+        bars = bars[bars >= start_ms]
+    if end_ms is not None:
+        bars = bars[bars <= end_ms]
+    if bars.size == 0:
+        raise ValueError("no bars to trade in the chosen range after the agents' warm-up")
+    skipped = 0
+    last: CycleOutcome | None = None
+    for bar in bars.tolist():
+        last = runner.run_cycle(int(bar), run_id=f"backtest:{book}")
+        skipped += bool(last.skipped)
+        if progress:
+            progress(last)
+    assert last is not None
+    with session_factory(settings.resolved_database_url)() as session:
+        fills = len(session.scalars(select(Fill.id).where(Fill.book == book)).all())
+    return BacktestSummary(book, int(bars.size), int(bars[0]), int(bars[-1]), settings.starting_cash, last.equity, fills, skipped)
+
+
+def _common_timeline(market: ReplayMarket, symbols: list[str], timeframe: str) -> np.ndarray:
+    """Bars present for at least one symbol; a symbol missing a bar is skipped for that cycle."""
+    timelines = [market.timeline(symbol, timeframe) for symbol in symbols]
+    return np.unique(np.concatenate(timelines))
