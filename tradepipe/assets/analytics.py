@@ -15,7 +15,7 @@ from tradepipe.adapters.db.analytics import (
     signal_counts,
 )
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.assets.partitions import daily_with_today, partition_bounds, performance_window
+from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.settings import load_settings
@@ -29,6 +29,7 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> dg.TableMetadataVa
 @dg.asset(
     partitions_def=daily_with_today,
     group_name="analytics",
+    backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
     description="Each realised P&L of the UTC day split among the agents whose signals opened the position.",
 )
@@ -77,6 +78,7 @@ def trade_attribution(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     partitions_def=daily_with_today,
     deps=[trade_attribution],
     group_name="analytics",
+    backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
     description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions).",
 )

@@ -16,6 +16,10 @@ _START = load_settings().partitions_start.isoformat()
 daily_with_today = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC", end_offset=1)
 daily_complete = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC")
 
+# Backfills run one day per run: each day's rows are replaced as a unit, a failed day is retried
+# alone, and the UI shows one run per day. The assets read one partition's window, never a range.
+ONE_DAY_PER_RUN = dg.BackfillPolicy.multi_run(max_partitions_per_run=1)
+
 
 def partition_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datetime]:
     window = context.partition_time_window

@@ -18,7 +18,7 @@ from tradepipe.adapters.db.analytics import load_performance, load_signals
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import WeightHistory
 from tradepipe.assets.analytics import agent_performance
-from tradepipe.assets.partitions import daily_complete, partition_bounds, performance_window
+from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights
@@ -55,6 +55,7 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
     partitions_def=daily_complete,
     deps=[agent_performance],
     group_name="weights",
+    backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
     description="Optimised agent weights for the window ending at the partition's end; recorded in weight_history.",
 )
