@@ -1,6 +1,5 @@
 """Assembles the Dagster code location: assets, checks, jobs, schedules, sensors."""
 
-
 import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
@@ -18,6 +17,8 @@ trading_cycle_job = dg.define_asset_job(
     selection=dg.AssetSelection.assets(portfolio_state),
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     tags={TRADING_CYCLE_TAG: settings.book},
+    # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
+    executor_def=dg.in_process_executor,
 )
 
 defs = dg.Definitions(

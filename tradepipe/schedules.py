@@ -7,19 +7,16 @@ from datetime import datetime, timedelta, timezone
 import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
-from tradepipe.assets.partitions import daily_complete, daily_with_today
 from tradepipe.assets.weights import agent_weights, live_weights
 
 performance_job = dg.define_asset_job(
     "performance_job",
     selection=dg.AssetSelection.assets(trade_attribution, agent_performance),
-    partitions_def=daily_with_today,
     description="Attribution and per-agent performance for one UTC day.",
 )
 weights_job = dg.define_asset_job(
     "weights_job",
     selection=dg.AssetSelection.assets(agent_weights, live_weights),
-    partitions_def=daily_complete,
     description="Optimise, check and publish agent weights for one complete UTC day.",
 )
 

@@ -69,8 +69,10 @@ def simplex_grid(n: int, lo: float, hi: float, step: float) -> np.ndarray:
 
 
 def grid_best(returns: np.ndarray, lo: float, hi: float, step: float, rf_bar: float = 0.0):
+    """Best grid point by Sharpe, from the sample moments (std(w'r, ddof=1) = sqrt(w' cov w))."""
     grid = simplex_grid(returns.shape[1], lo, hi, step)
-    values = sharpes(returns, grid, rf_bar)
+    cov = np.cov(returns, rowvar=False, ddof=1)
+    values = (grid @ returns.mean(axis=0) - rf_bar) / np.sqrt(np.einsum("ij,jk,ik->i", grid, cov, grid))
     best = int(np.argmax(values))
     return grid[best], float(values[best])
 
@@ -206,8 +208,12 @@ def test_max_sharpe_is_a_global_optimum_on_random_problems(
     # No feasible point is better: random mixtures of vertices and a local search from many starts.
     vertices = np.array([optimizer._best_vertex(rng.normal(size=n), lo, hi) for _ in range(60)])
     mixtures = rng.dirichlet(np.ones(len(vertices)) * 0.3, size=3000) @ vertices
+    points = np.vstack([vertices, mixtures])
+    assert np.allclose(points.sum(axis=1), 1) and points.min() >= lo - 1e-12 and points.max() <= hi + 1e-12
+    cov = np.cov(returns, rowvar=False)
+    best_point = np.max(points @ returns.mean(axis=0) / np.sqrt(np.einsum("ij,jk,ik->i", points, cov, points)))
     ours = float(sharpes(returns, as_vector(weights))[0])
-    assert ours >= float(np.max(sharpes(returns, np.vstack([vertices, mixtures])))) - 1e-12 * abs(ours)
+    assert ours >= best_point - 1e-12 * abs(ours)
 
 
 def test_max_sharpe_falls_back_when_the_first_solver_misses(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -279,6 +285,26 @@ def test_risk_parity_with_binding_bounds_keeps_parity_among_free_agents() -> Non
     free = contributions[1:]
     assert np.ptp(free) <= 1e-6 * free.mean()
     assert contributions[0] < free.min()  # capped: it carries less risk than it would take
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_risk_parity_kkt_on_random_binding_problems(seed: int) -> None:
+    rng = np.random.default_rng(200 + seed)
+    n, lo, hi = 8, 0.04, 0.2
+    vols = rng.uniform(0.001, 0.01, n)  # a wide spread of volatility makes the bounds bind
+    returns = (rng.standard_normal((2000, n)) @ (rng.normal(size=(n, n)) * 0.3 + np.eye(n))) * vols
+    streams = {f"agent{i}": returns[:, i] for i in range(n)}
+
+    w = as_vector(optimize(streams, method="risk_parity", min_weight=lo, max_weight=hi))
+
+    contributions = risk_contributions(returns, w)
+    at_lo, at_hi = np.isclose(w, lo, rtol=0, atol=1e-12), np.isclose(w, hi, rtol=0, atol=1e-12)
+    free = contributions[~at_lo & ~at_hi]
+    assert at_lo.any() or at_hi.any()  # the premise: some bound binds
+    assert free.size >= 2 and np.ptp(free) <= 1e-6 * free.mean()
+    # A pinned agent would move away from parity: at max it carries less risk, at min more.
+    assert np.all(contributions[at_hi] <= free.mean() * (1 + 1e-9))
+    assert np.all(contributions[at_lo] >= free.mean() * (1 - 1e-9))
 
 
 def test_risk_parity_returns_min_variance_when_no_budget_can_equalise_risk() -> None:

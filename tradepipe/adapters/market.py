@@ -20,14 +20,16 @@ from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
+from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, Sequence, runtime_checkable
 
-import ccxt
 import numpy as np
 import polars as pl
 
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.core.types import BarHistory, MarketRules
+
+if TYPE_CHECKING:  # ccxt costs seconds to import: only the ccxt source and broker load it
+    import ccxt
 
 __all__ = [
     "DEFAULT_SYMBOLS",
@@ -445,6 +447,8 @@ class ReplayMarket:
 
 
 def _create_exchange(exchange_id: str) -> ccxt.Exchange:
+    import ccxt
+
     if exchange_id not in ccxt.exchanges:
         close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
@@ -522,6 +526,8 @@ class CcxtMarket:
         return bars
 
     def _fetch_page(self, symbol: str, timeframe: str, since: int, limit: int) -> list[list[Any]]:
+        import ccxt
+
         last_error: ccxt.NetworkError | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
@@ -541,8 +547,12 @@ class CcxtMarket:
         )
 
 
-def _step(value: Any, precision_mode: int) -> Decimal | None:
+def _step(value: Any, precision_mode: int | None) -> Decimal | None:
     """A ccxt precision figure as a step size: a tick already, or a count of decimal places."""
+    import ccxt
+
+    if precision_mode is None:
+        precision_mode = ccxt.TICK_SIZE
     if value is None:
         return None
     if precision_mode == ccxt.TICK_SIZE:
@@ -552,7 +562,7 @@ def _step(value: Any, precision_mode: int) -> Decimal | None:
     raise ValueError("SIGNIFICANT_DIGITS precision has no fixed step; convert it for the price at hand")
 
 
-def market_rules_from_ccxt(market: Mapping[str, Any], precision_mode: int = ccxt.TICK_SIZE) -> MarketRules:
+def market_rules_from_ccxt(market: Mapping[str, Any], precision_mode: int | None = None) -> MarketRules:
     """:class:`MarketRules` from a ccxt market dict (``exchange.markets[symbol]``).
 
     ``precision.amount`` and ``precision.price`` are tick sizes under ccxt 4.x's ``TICK_SIZE``

@@ -158,6 +158,7 @@ def weights_are_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
     partitions_def=daily_complete,
     deps=[agent_weights],
     group_name="weights",
+    backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "redis"},
     description="Publishes the newest partition's weights (database live row + Redis); replays are never published here.",
 )

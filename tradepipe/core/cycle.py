@@ -16,7 +16,7 @@ Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Mapping, Sequence
 
@@ -193,12 +193,19 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
         if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
             targets[symbol] = target
 
+    # A skipped symbol stays out of the risk manager's marks, so it is not traded (stop-losses included)
+    # on a stale price; but the risk manager values an unmarked position at its cost, which would fake a
+    # loss (or hide one) in the daily-loss check. So it sees that position at its last good mark instead.
+    plan_positions = {
+        symbol: position if symbol in usable else replace(position, average_price=marks[symbol])
+        for symbol, position in portfolio.positions.items()
+    }
     plan = plan_orders(
         book=inputs.book,
         bar_open_ms=inputs.bar_open_ms,
         targets=targets,
         decisions=decisions,
-        positions=portfolio.positions,
+        positions=plan_positions,
         cash=portfolio.cash,
         marks={s: m for s, m in marks.items() if s in usable},
         rules=inputs.rules,

@@ -8,7 +8,8 @@ Conventions shared by every function here:
 * Exponential averages are **seeded with the simple mean of their first ``n`` values** (the
   TA-Lib / Wilder convention) rather than with the first value (pandas ``adjust=False``):
   the seed then does not depend on one arbitrary bar. Recursions run in C through
-  ``scipy.signal.lfilter``, not in a Python loop.
+  pandas' compiled exponential weighting (``ewm(adjust=False)``), not in a Python loop (scipy.signal
+  would cost seconds of import time in every trading-cycle run).
 * ``ema`` uses ``alpha = 2 / (n + 1)``; Wilder smoothing (RSI, ATR) uses ``alpha = 1 / n``.
 * Bollinger uses the **population** standard deviation (``ddof=0``), as John Bollinger and
   TA-Lib do.
@@ -26,7 +27,7 @@ from typing import NamedTuple
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 from numpy.typing import ArrayLike, NDArray
-from scipy.signal import lfilter
+import pandas as pd
 
 FloatArray = NDArray[np.float64]
 
@@ -103,10 +104,9 @@ def smoothed(values: ArrayLike, n: int, alpha: float) -> FloatArray:
     seed = x[finite[0] : seed_at + 1].mean()
     out[seed_at] = seed
     if seed_at + 1 < len(x):
-        decay = 1.0 - alpha
-        # Direct-form II transposed state: y[0] = alpha * x[0] + zi, and zi carries the seed.
-        tail, _ = lfilter([alpha], [1.0, -decay], x[seed_at + 1 :], zi=[decay * seed])
-        out[seed_at + 1 :] = tail
+        # pandas' recursive EWM (adjust=False) starts from its first value, so the seed goes first.
+        seeded = np.concatenate(([seed], x[seed_at + 1 :]))
+        out[seed_at:] = pd.Series(seeded).ewm(alpha=alpha, adjust=False).mean().to_numpy()
     return out
 
 

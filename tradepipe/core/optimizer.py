@@ -20,12 +20,13 @@ Methods
                                         sum(y) = kappa >= 0,                 w = y / kappa
 
     (``kappa`` is eliminated as ``sum(y)``). It is valid only when some feasible portfolio has
-    a positive expected excess return. SLSQP solves it, the active set it finds is then solved
-    exactly by a KKT linear system ("polish"), and the result is certified: Sharpe is
-    pseudo-concave on ``mu'w > 0``, so a point with no first-order ascent direction inside the
-    bounded simplex (Frank-Wolfe gap ~ 0) is the global optimum. A point that fails the
-    certificate is handed to trust-constr as a fallback; if that fails too we raise rather than
-    return a weight vector that is not the optimum.
+    a positive expected excess return. SLSQP (analytic gradient and constraint Jacobians)
+    solves it; the active set it finds is then solved exactly by one KKT linear system
+    ("polish", pinning bound weights exactly on the bound); and the result is certified:
+    Sharpe is pseudo-concave on ``mu'w > 0``, so a point with no first-order ascent direction
+    inside the bounded simplex (Frank-Wolfe gap <= 1e-9 relative, typically ~1e-15) is the
+    global optimum. A point that fails the certificate goes to trust-constr as a fallback; if
+    that fails too we raise ``solver_failed`` rather than return weights that are not optimal.
 ``risk_parity``
     Equal risk contributions ``w_i (cov w)_i``. Without binding bounds this is Spinu's convex
     problem ``min 1/2 x' cov x - sum(b_i log x_i)``, normalised (Newton, exact to ~1e-14).
@@ -42,7 +43,12 @@ Methods
     ``1 / n`` each (feasible whenever the bounds are).
 
 Degenerate input is refused with :class:`OptimizationError` (a ``ValueError``) whose ``reason``
-is machine-readable, so the caller can keep the previous weights and record why.
+is machine-readable, so the caller can keep the previous weights and record why. A singular
+covariance is refused rather than regularised (max_sharpe and risk_parity; equal_weight needs
+no covariance): a constant stream, typically an agent that never traded, has no risk to
+budget and unbounded Sharpe if its mean is positive, and linearly dependent streams (a
+duplicated agent, or fewer bars than agents) make the split between them arbitrary. The
+caller should drop those agents (``eligible_agents`` already drops agents without signals).
 """
 
 from __future__ import annotations
@@ -668,19 +674,27 @@ def _bounded_risk_budget(q: Matrix, budget: Vector, lo: float, hi: float, lam_gu
     floor = max(lo, _RP_FLOOR)  # the log barrier needs x > 0
     if float(_box_spinu(q, budget, 0.0, floor, hi).sum()) >= 1.0:
         return _min_variance(q, lo, hi)
+    sums: dict[float, float] = {}  # the bracket search and brentq revisit points
 
     def excess_sum(log_lam: float) -> float:
-        return float(_box_spinu(q, budget, math.exp(log_lam), floor, hi).sum()) - 1.0
+        if log_lam not in sums:
+            sums[log_lam] = float(_box_spinu(q, budget, math.exp(log_lam), floor, hi).sum()) - 1.0
+        return sums[log_lam]
 
     low = high = math.log(lam_guess)
     while excess_sum(low) > 0 and low > -700:  # terminates: the sum at lam = 0 is below 1
         low -= math.log(4.0)
     while excess_sum(high) < 0 and high < 700:  # terminates: the sum tends to n * hi >= 1
         high += math.log(4.0)
-    lam = math.exp(brentq(excess_sum, low, high, xtol=1e-10, maxiter=200))
-    x = _box_spinu(q, budget, lam, floor, hi)
-    polished = _polished_budget(q, budget, x, lam, floor, hi)
-    return polished if polished is not None else x / x.sum()
+    # A coarse lam usually shows the right active set, which the polish then solves exactly;
+    # only if it does not is the root search pushed to full precision.
+    for xtol in (1e-4, 1e-12):
+        lam = math.exp(brentq(excess_sum, low, high, xtol=xtol, maxiter=200))
+        x = _box_spinu(q, budget, lam, floor, hi)
+        polished = _polished_budget(q, budget, x, lam, floor, hi)
+        if polished is not None:
+            return polished
+    return x / x.sum()
 
 
 def _min_variance(q: Matrix, lo: float, hi: float) -> Vector:

@@ -6,6 +6,7 @@ call these with what they read from the ledger.
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Mapping
 
@@ -48,15 +49,19 @@ def agent_streams(signals: pd.DataFrame, fee_bps: float) -> pd.DataFrame:
     return pd.DataFrame(columns).sort_index().fillna(0.0)
 
 
+_BAR_INDEX = re.compile(r"\[(\d+)\]|\bat index (\d+)")
+
+
 def _name_bar(message: str, bars: pd.Series) -> str:
-    """Turn metrics' "closes[3] is NaN" into a message that names the bar's timestamp."""
-    if "[" in message and "]" in message:
-        try:
-            index = int(message.split("[", 1)[1].split("]", 1)[0])
-            return f"{message} (bar {pd.Timestamp(bars.iloc[index]).isoformat()})"
-        except (ValueError, IndexError):
-            return message
-    return message
+    """Turn metrics' "closes[3] is not positive" / "closes contain nan at index 3" into a message
+    that names the bar's timestamp."""
+    match = _BAR_INDEX.search(message)
+    if match is None:
+        return message
+    index = int(match.group(1) or match.group(2))
+    if not 0 <= index < len(bars):
+        return message
+    return f"{message} (bar {pd.Timestamp(bars.iloc[index]).isoformat()})"
 
 
 def trade_stats(parts: pd.DataFrame) -> dict[str, dict[str, Any]]:

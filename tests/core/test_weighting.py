@@ -1,0 +1,224 @@
+"""decide_weights: who shares the weight, the keep-previous fallbacks, and the recorded improvement.
+
+The expected Sharpe improvement and return improvement are recomputed here with plain numpy from
+the DESIGN.md definitions, independently of tradepipe.core.optimizer.portfolio_sharpe.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from tradepipe.core.timeframes import periods_per_year
+from tradepipe.core.weighting import WeightDecision, decide_weights
+
+PPY = periods_per_year("1h")  # 8760
+AGENTS = ["momentum", "trend", "mean_reversion", "breakout", "sentiment"]
+EQUAL = {agent: 1 / len(AGENTS) for agent in AGENTS}
+BOUNDS = {"min_weight": 0.05, "max_weight": 0.40}
+ELIGIBILITY = {"min_signals": 10, "min_sharpe": 0.3}
+
+
+def streams(seed: int = 3, bars: int = 500, agents: list[str] = AGENTS, means: list[float] | None = None) -> pd.DataFrame:
+    """Seeded per-bar agent returns, mildly correlated, hourly scale."""
+    rng = np.random.default_rng(seed)
+    n = len(agents)
+    mu = np.array(means if means is not None else np.linspace(2e-4, 6e-4, n))
+    vol = np.linspace(2e-3, 6e-3, n)
+    common = rng.normal(0, 1, (bars, 1))
+    noise = rng.normal(0, 1, (bars, n))
+    values = mu + vol * (0.3 * common + math.sqrt(1 - 0.09) * noise)
+    index = pd.date_range("2026-01-01", periods=bars, freq="h", tz="UTC")
+    return pd.DataFrame(values, columns=agents, index=index)
+
+
+def performance(sharpe: dict[str, float | None], signals: dict[str, int] | None = None) -> dict[str, dict]:
+    return {a: {"sharpe": s, "signal_count": (signals or {}).get(a, 50)} for a, s in sharpe.items()}
+
+
+def decide(perf: dict, table: pd.DataFrame, current: dict[str, float] = EQUAL, method: str = "max_sharpe", **overrides) -> WeightDecision:
+    kwargs = {**BOUNDS, **ELIGIBILITY, "periods_per_year": PPY, **overrides}
+    return decide_weights(AGENTS, perf, table, current, method=method, **kwargs)
+
+
+def reference_sharpe(table: pd.DataFrame, weights: dict[str, float], ppy: float = PPY) -> float:
+    """DESIGN.md: mean(r) / std(r, ddof=1) * sqrt(periods_per_year) of the weighted stream (rf = 0)."""
+    r = sum(table[a].to_numpy() * w for a, w in weights.items() if a in table)
+    return float(np.mean(r) / np.std(r, ddof=1) * math.sqrt(ppy))
+
+
+def reference_return(table: pd.DataFrame, weights: dict[str, float]) -> float:
+    r = sum(table[a].to_numpy() * w for a, w in weights.items() if a in table)
+    return float(np.prod(1 + r) - 1)
+
+
+def assert_kept(decision: WeightDecision, current: dict[str, float], reason_part: str) -> None:
+    assert decision.updated is False
+    assert decision.weights == {a: float(current.get(a, 0.0)) for a in AGENTS}
+    assert "kept previous weights" in decision.reason
+    assert reason_part in decision.reason
+    assert decision.sharpe_improvement is None and decision.expected_sharpe is None
+
+
+# --------------------------------------------------------------------------- new weights
+
+
+@pytest.mark.parametrize("method", ["max_sharpe", "risk_parity", "equal_weight"])
+def test_eligible_agents_share_the_weight_within_bounds_and_the_rest_are_dropped(method: str) -> None:
+    table = streams()
+    perf = performance(
+        {"momentum": 1.2, "trend": 2.0, "mean_reversion": 0.9, "breakout": 0.1, "sentiment": 1.5},
+        signals={"sentiment": 4},
+    )
+    decision = decide(perf, table, method=method)
+
+    assert decision.updated is True
+    assert list(decision.weights) == AGENTS  # every agent has a weight, dropped ones 0
+    assert decision.eligible == ["momentum", "trend", "mean_reversion"]
+    assert decision.weights["breakout"] == 0.0 and decision.weights["sentiment"] == 0.0
+    kept = [decision.weights[a] for a in decision.eligible]
+    assert all(0.05 - 1e-12 <= w <= 0.40 + 1e-12 for w in kept), decision.weights
+    assert math.fsum(decision.weights.values()) == pytest.approx(1.0, abs=1e-12)
+    # the reasons name each rule an agent failed
+    assert set(decision.ineligible) == {"breakout", "sentiment"}
+    assert "sharpe 0.1 not above 0.3" in decision.ineligible["breakout"]
+    assert "only 4 signals (needs at least 10)" in decision.ineligible["sentiment"]
+    assert method in decision.reason and "3 eligible" in decision.reason
+    assert "breakout" in decision.reason and "sentiment" in decision.reason
+    if method == "equal_weight":
+        assert kept == pytest.approx([1 / 3] * 3, abs=1e-15)
+
+
+def test_missing_undefined_or_nan_performance_makes_an_agent_ineligible() -> None:
+    table = streams()
+    perf = {
+        "momentum": {"sharpe": 1.0, "signal_count": 50},
+        "trend": {"sharpe": 1.0, "signal_count": 50},
+        "mean_reversion": {"sharpe": 1.0, "signal_count": 50},
+        "breakout": {"sharpe": None, "signal_count": 50},
+        "sentiment": {"sharpe": float("nan"), "signal_count": None},
+        "retired_agent": {"sharpe": 9.0, "signal_count": 500},  # not configured: ignored
+    }
+    decision = decide(perf, table, method="risk_parity")
+    assert decision.updated
+    assert decision.eligible == ["momentum", "trend", "mean_reversion"]
+    assert decision.ineligible["breakout"] == "sharpe undefined"
+    assert "only 0 signals" in decision.ineligible["sentiment"] and "sharpe undefined" in decision.ineligible["sentiment"]
+    assert "retired_agent" not in decision.weights
+
+    no_rows = decide({}, table)
+    assert_kept(no_rows, EQUAL, "no eligible agent")
+    assert set(no_rows.ineligible) == set(AGENTS)
+
+
+def test_threshold_is_strictly_above_min_sharpe_and_at_least_min_signals() -> None:
+    table = streams()
+    perf = performance({"momentum": 0.3, "trend": 0.31, "mean_reversion": 1.0, "breakout": 1.0, "sentiment": 1.0},
+                       signals={"breakout": 10, "sentiment": 9})
+    decision = decide(perf, table, method="equal_weight")
+    assert decision.eligible == ["trend", "mean_reversion", "breakout"]
+    assert set(decision.ineligible) == {"momentum", "sentiment"}
+
+
+def test_expected_improvement_is_new_minus_current_sharpe_on_the_same_window() -> None:
+    table = streams(seed=11)
+    perf = performance({a: 1.0 for a in AGENTS})
+    current = {"momentum": 0.5, "trend": 0.2, "mean_reversion": 0.1, "breakout": 0.1, "sentiment": 0.1}
+    decision = decide(perf, table, current=current, method="max_sharpe")
+
+    assert decision.updated
+    new_sharpe, old_sharpe = reference_sharpe(table, decision.weights), reference_sharpe(table, current)
+    assert decision.expected_sharpe == pytest.approx(new_sharpe, rel=1e-9)
+    assert decision.current_sharpe == pytest.approx(old_sharpe, rel=1e-9)
+    assert decision.sharpe_improvement == pytest.approx(new_sharpe - old_sharpe, rel=1e-9, abs=1e-9)
+    assert decision.sharpe_improvement > 0  # max Sharpe over the same window cannot do worse
+    expected_return = reference_return(table, decision.weights) - reference_return(table, current)
+    assert decision.return_improvement == pytest.approx(expected_return, rel=1e-9, abs=1e-15)
+
+
+def test_max_sharpe_beats_every_other_feasible_weighting_on_the_window() -> None:
+    table = streams(seed=5)
+    perf = performance({a: 1.0 for a in AGENTS})
+    best = decide(perf, table, method="max_sharpe")
+    rng = np.random.default_rng(0)
+    for _ in range(300):
+        w = rng.dirichlet(np.ones(len(AGENTS)))
+        w = np.clip(w, 0.05, 0.40)
+        w = w / w.sum()
+        if w.min() < 0.05 - 1e-12 or w.max() > 0.40 + 1e-12:
+            continue
+        assert reference_sharpe(table, dict(zip(AGENTS, w))) <= best.expected_sharpe + 1e-9
+
+
+def test_current_weights_of_unknown_or_missing_agents_count_as_zero() -> None:
+    table = streams(seed=2)
+    perf = performance({a: 1.0 for a in AGENTS})
+    current = {"momentum": 0.6, "trend": 0.4, "retired_agent": 0.5}
+    decision = decide(perf, table, current=current, method="risk_parity")
+    assert decision.current_sharpe == pytest.approx(reference_sharpe(table, {"momentum": 0.6, "trend": 0.4}), rel=1e-9)
+    kept = decide(performance({a: -1.0 for a in AGENTS}), table, current=current)
+    assert kept.weights == {"momentum": 0.6, "trend": 0.4, "mean_reversion": 0.0, "breakout": 0.0, "sentiment": 0.0}
+
+
+def test_same_inputs_give_identical_weights() -> None:
+    table = streams(seed=8)
+    perf = performance({a: 1.0 for a in AGENTS})
+    for method in ("max_sharpe", "risk_parity"):
+        first = decide(perf, table, method=method)
+        second = decide(perf, table.copy(), method=method)
+        assert first.weights == second.weights  # exact, not approximately
+
+
+# --------------------------------------------------------------------------- keep the previous weights
+
+
+def test_fewer_eligible_agents_than_the_bounds_allow_keeps_the_previous_weights() -> None:
+    table = streams()
+    perf = performance({"momentum": 1.5, "trend": 2.0, "mean_reversion": 0.1, "breakout": -1.0, "sentiment": None})
+    current = {"momentum": 0.1, "trend": 0.3, "mean_reversion": 0.2, "breakout": 0.2, "sentiment": 0.2}
+    decision = decide(perf, table, current=current)  # 2 eligible x max 0.4 = 0.8 < 1
+
+    assert_kept(decision, current, "too_few_agents")
+    assert decision.eligible == ["momentum", "trend"]
+    assert set(decision.ineligible) == {"mean_reversion", "breakout", "sentiment"}
+    assert decision.current_sharpe == pytest.approx(reference_sharpe(table, current), rel=1e-9)
+
+    # with max_weight 0.5 the same two agents are enough
+    wider = decide(perf, table, current=current, max_weight=0.5)
+    assert wider.updated and wider.weights["momentum"] + wider.weights["trend"] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_all_negative_sharpe_keeps_the_previous_weights() -> None:
+    losing = streams(seed=4, means=[-3e-4] * len(AGENTS))
+    perf = performance({a: -2.0 for a in AGENTS})
+    assert_kept(decide(perf, losing), EQUAL, "no eligible agent")
+
+    # even if the threshold lets them in, max Sharpe refuses a portfolio with no positive return
+    permissive = decide(perf, losing, min_sharpe=-100.0)
+    assert_kept(permissive, EQUAL, "non_positive_returns")
+    assert permissive.eligible == AGENTS
+
+
+def test_singular_covariance_keeps_the_previous_weights() -> None:
+    table = streams(seed=6)
+    table["breakout"] = table["trend"]  # two agents that always agree
+    perf = performance({a: 1.0 for a in AGENTS})
+    current = {"momentum": 0.4, "trend": 0.3, "mean_reversion": 0.1, "breakout": 0.1, "sentiment": 0.1}
+    for method in ("max_sharpe", "risk_parity"):
+        assert_kept(decide(perf, table, current=current, method=method), current, "singular_covariance")
+
+
+def test_an_eligible_agent_without_a_return_stream_is_a_constant_zero_stream() -> None:
+    table = streams(seed=6).drop(columns=["breakout"])
+    perf = performance({a: 1.0 for a in AGENTS})
+    assert_kept(decide(perf, table, method="risk_parity"), EQUAL, "singular_covariance")
+
+
+def test_no_return_bars_keeps_the_previous_weights() -> None:
+    perf = performance({a: 1.0 for a in AGENTS})
+    decision = decide(perf, pd.DataFrame(dtype=float))
+    assert_kept(decision, EQUAL, "too_few_bars")
+    assert decision.current_sharpe is None
