@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -22,16 +23,17 @@ from tradepipe.adapters.db.ledger import (
     find_cycle,
     load_book_state,
     ms_to_datetime,
+    order_intent,
     record_bars,
     record_cycle,
     today_utc,
 )
-from tradepipe.adapters.db.models import TradingCycle, utcnow
+from tradepipe.adapters.db.models import Order, TradingCycle, utcnow
 from tradepipe.adapters.market import MarketData, MarketDataError, build_market
 from tradepipe.adapters.news import NewsFeedError, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
 from tradepipe.core.agents import get_agents, max_history_needed
-from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
+from tradepipe.core.cycle import BrokerOutcome, CycleInputs, CycleResult, run_cycle
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
@@ -106,6 +108,11 @@ class TradingRunner:
             settings.home / "last_weights.json" if self.book == settings.book else None,
         )
         self._rules: dict[str, MarketRules] = {}
+        self.broker = None
+        if settings.broker == "ccxt":
+            from tradepipe.adapters.broker import CcxtBroker
+
+            self.broker = CcxtBroker.from_settings(settings)
 
     def rules(self) -> dict[str, MarketRules]:
         if not self._rules:
@@ -113,12 +120,15 @@ class TradingRunner:
         return self._rules
 
     def _market_rules(self) -> dict[str, MarketRules]:
-        rules_of = getattr(self.market, "market_rules", None)
-        if callable(rules_of):
-            try:
-                return {symbol: rules_of(symbol) for symbol in self.settings.symbols}
-            except MarketDataError as exc:
-                log.warning("exchange rules unavailable (%s); using paper defaults", exc)
+        """The exchange's own limits when orders go to an exchange; Binance-like defaults on paper."""
+        if self.broker is not None:
+            from tradepipe.adapters.market import market_rules_from_ccxt
+
+            markets = self.broker.exchange.load_markets()
+            return {
+                symbol: market_rules_from_ccxt(markets[symbol], self.broker.exchange.precisionMode)
+                for symbol in self.settings.symbols
+            }
         return {symbol: MarketRules(symbol=symbol, **PAPER_RULES) for symbol in self.settings.symbols}
 
     def _histories(self, bar_open_ms: int) -> tuple[dict[str, BarHistory], dict[str, str]]:
@@ -149,16 +159,73 @@ class TradingRunner:
         decision_time_ms = bar_open_ms + timeframe_ms(self.timeframe)
         context, agent_notes = self._headlines(decision_time_ms)
         rules = self.rules()
+        broker_outcomes = self._exchange_outcomes(bar_open_ms) if self.broker is not None else []
         with self.sessions() as session:
             try:
                 outcome = self._run_in_transaction(
-                    session, bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules
+                    session, bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules,
+                    broker_outcomes,
                 )
             except IntegrityError:
                 # Another process recorded this bar first: nothing of ours was written.
                 session.rollback()
                 outcome = self.describe_cycle(session, bar_open_ms)
+        if self.broker is not None and outcome.status == "traded":
+            self._send_pending_orders(bar_open_ms)
         return _with_seconds(outcome, time.perf_counter() - started)
+
+    # --- ccxt broker: orders are recorded first, then sent; fills are booked by the next cycle ----
+
+    def _open_exchange_orders(self, session: Session) -> list[Order]:
+        return list(
+            session.scalars(
+                select(Order)
+                .where(Order.book == self.book, Order.broker == "ccxt", Order.status.in_(("pending", "submitted")))
+                .order_by(Order.id)
+            )
+        )
+
+    def _send_pending_orders(self, bar_open_ms: int) -> None:
+        """Send this cycle's recorded orders. The client order id makes a resend after a crash safe:
+        the broker looks it up before creating, so an order is never placed twice."""
+        from tradepipe.adapters.broker import BrokerError
+
+        assert self.broker is not None
+        stale_before = ms_to_datetime(bar_open_ms - timeframe_ms(self.timeframe))
+        with self.sessions() as session:
+            for order in self._open_exchange_orders(session):
+                if order.status != "pending":
+                    continue
+                if order.bar_ts < stale_before:
+                    order.status, order.reason = "cancelled", f"{order.reason}; cancelled: never sent before its bar passed"
+                else:
+                    try:
+                        sent = self.broker.submit(order_intent(order))
+                        order.status, order.exchange_order_id = "submitted", sent.exchange_order_id
+                    except BrokerError as exc:
+                        order.status, order.reject_kind = "rejected", "exchange"
+                        order.reason = f"{order.reason}; exchange refused: {exc.reason}"
+                session.commit()
+
+    def _exchange_outcomes(self, bar_open_ms: int) -> list[BrokerOutcome]:
+        """What the exchange did with the orders sent since the last cycle (final ones only)."""
+        from tradepipe.adapters.broker import BrokerError, to_fill
+
+        assert self.broker is not None
+        self._send_pending_orders(bar_open_ms)
+        outcomes: list[BrokerOutcome] = []
+        with self.sessions() as session:
+            for order in self._open_exchange_orders(session):
+                try:
+                    report = self.broker.reconcile(order.client_order_id, order.symbol)
+                except BrokerError as exc:
+                    log.warning("could not reconcile %s: %s", order.client_order_id, exc.reason)
+                    continue
+                if report is None or not report.is_final:
+                    continue
+                fill = to_fill(report, report.timestamp or bar_open_ms)
+                outcomes.append(BrokerOutcome(order_intent(order), fill, report.fee_note or f"exchange status {report.status}"))
+        return outcomes
 
     def _run_in_transaction(
         self,
@@ -171,6 +238,7 @@ class TradingRunner:
         context: AgentContext,
         agent_notes: dict[str, str],
         rules: dict[str, MarketRules],
+        broker_outcomes: list[BrokerOutcome],
     ) -> CycleOutcome:
         settings = self.settings
         book = ensure_book(session, self.book, settings.starting_cash, settings.quote_currency)
@@ -201,7 +269,8 @@ class TradingRunner:
                 context=context,
                 weights=weights.weights,
                 portfolio=state.portfolio,
-                pending=state.pending,
+                pending=state.pending if self.broker is None else [],
+                broker_outcomes=broker_outcomes,
                 rules=rules,
                 limits=self.limits,
                 fee_bps=settings.fee_bps,

@@ -7,7 +7,8 @@ Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
 1. validate each symbol's bars; a bad last bar (NaN, non-positive, high < low, not bar t) skips the
    symbol for this cycle with the reason recorded, other symbols go on;
 2. fill the orders decided last cycle at the open of the first bar after their decision bar
-   (the paper fill rule: no look-ahead, the decision never sees the price it trades at);
+   (the paper fill rule: no look-ahead, the decision never sees the price it trades at), or, with
+   the ccxt broker, book what the exchange reported for the orders sent after the last cycle;
 3. mark positions at bar t's close (the last good mark for a skipped symbol);
 4. every agent votes on every tradable symbol; the weighted ensemble gives a target per symbol;
 5. the risk manager turns targets into orders (or rejections) against the marked portfolio.
@@ -39,6 +40,18 @@ class PendingOrder:
 
 
 @dataclass(frozen=True)
+class BrokerOutcome:
+    """What an exchange reported for an order sent after an earlier cycle (ccxt broker only).
+
+    ``fill`` is None when the order ended without filling; ``note`` says why.
+    """
+
+    intent: OrderIntent
+    fill: Fill | None
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class CycleInputs:
     book: str
     bar_open_ms: int
@@ -59,6 +72,7 @@ class CycleInputs:
     last_marks: Mapping[str, Decimal]
     agent_notes: Mapping[str, str] = field(default_factory=dict)
     rebalance_band: float = 0.02
+    broker_outcomes: Sequence[BrokerOutcome] = ()
 
 
 @dataclass(frozen=True)
@@ -131,6 +145,12 @@ def _fill_pending(
             continue
         portfolio, realization = apply_fill(portfolio, fill, intent.contributions)
         fills.append(ExecutedFill(fill, realization, dict(intent.contributions)))
+    for outcome in inputs.broker_outcomes:
+        if outcome.fill is None:
+            cancelled.append((outcome.intent, outcome.note or "ended on the exchange without a fill"))
+            continue
+        portfolio, realization = apply_fill(portfolio, outcome.fill, outcome.intent.contributions)
+        fills.append(ExecutedFill(outcome.fill, realization, dict(outcome.intent.contributions)))
     return portfolio, fills, cancelled
 
 

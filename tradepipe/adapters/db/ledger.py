@@ -53,6 +53,21 @@ class BookState:
     last_bar_ms: int | None
 
 
+def order_intent(order: Order) -> OrderIntent:
+    """The core's view of a recorded order."""
+    return OrderIntent(
+        symbol=order.symbol,
+        side=order.side,
+        quantity=order.quantity,
+        reference_price=order.reference_price or Decimal(0),
+        client_order_id=order.client_order_id,
+        reason=order.reason,
+        requested_quantity=order.requested_quantity,
+        contributions=dict(order.contributions or {}),
+        bar_open_ms=datetime_to_ms(order.bar_ts),
+    )
+
+
 def ensure_book(session: Session, name: str, starting_cash: Decimal, quote_currency: str) -> Book:
     book = session.get(Book, name)
     if book is None:
@@ -87,22 +102,9 @@ def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState
         if row.quantity != 0
     }
     pending = [
-        PendingOrder(
-            intent=OrderIntent(
-                symbol=o.symbol,
-                side=o.side,
-                quantity=o.quantity,
-                reference_price=o.reference_price or Decimal(0),
-                client_order_id=o.client_order_id,
-                reason=o.reason,
-                requested_quantity=o.requested_quantity,
-                contributions=dict(o.contributions or {}),
-                bar_open_ms=datetime_to_ms(o.bar_ts),
-            ),
-            decided_bar_ms=datetime_to_ms(o.bar_ts),
-        )
+        PendingOrder(intent=order_intent(o), decided_bar_ms=datetime_to_ms(o.bar_ts))
         for o in session.scalars(
-            select(Order).where(Order.book == book.name, Order.status == "pending").order_by(Order.id)
+            select(Order).where(Order.book == book.name, Order.status == "pending", Order.broker == "paper").order_by(Order.id)
         )
     ]
     if snapshot is None:
@@ -192,7 +194,7 @@ def record_cycle(
             Fill(
                 order_id=order.id,
                 client_order_id=fill.client_order_id,
-                trade_id=f"paper-{fill.client_order_id}",
+                trade_id=f"{broker}-{fill.client_order_id}",
                 book=book,
                 symbol=fill.symbol,
                 side=fill.side,
