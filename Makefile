@@ -6,6 +6,8 @@ PORT ?= 3000
 HOST ?= 127.0.0.1
 UV_VERSION := 0.13.9
 export TRADEPIPE_HOME ?= $(CURDIR)/.tradepipe
+# Small matrices: extra BLAS threads only spin against the Dagster processes on a laptop.
+export OPENBLAS_NUM_THREADS ?= 1
 DAGSTER_HOME_DIR := $(TRADEPIPE_HOME)/dagster
 
 .PHONY: run test install migrate bench clean

@@ -279,6 +279,7 @@ class TradingRunner:
                 halted=state.halted,
                 last_marks=state.last_marks,
                 agent_notes=agent_notes,
+                rebalance_band=settings.rebalance_band,
             )
         )
         record_bars(session, self.market.name, histories, bar_open_ms)

@@ -67,6 +67,7 @@ class Settings(BaseSettings):
     max_turnover_fraction: float = Field(default=0.5, gt=0, le=2)
     stop_loss_fraction: float = Field(default=0.05, gt=0, lt=1)
     daily_loss_limit_fraction: float = Field(default=0.03, gt=0, lt=1)
+    rebalance_band: float = Field(default=0.02, ge=0, lt=1)
 
     agents: Annotated[list[str], NoDecode] = list(DEFAULT_AGENTS)
     agent_weights: Annotated[dict[str, float], NoDecode] = {}
