@@ -46,6 +46,11 @@ log = logging.getLogger(__name__)
 PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal("10")}
 
 
+class OutOfOrderBarError(RuntimeError):
+    """A bar older than the book's newest cycle. Trading it now would pair that bar's cash with today's
+    positions and pending orders (a fake loss, a wrong halt); a missed bar stays missed in a live book."""
+
+
 @dataclass(frozen=True)
 class CycleOutcome:
     """What a trader reads at a glance after a cycle; also the asset's metadata."""
@@ -167,8 +172,11 @@ class TradingRunner:
                     broker_outcomes,
                 )
             except IntegrityError:
-                # Another process recorded this bar first: nothing of ours was written.
+                # Another process recorded this bar first: nothing of ours was written. Any other
+                # integrity error is a real failure and must not pass for an already-traded bar.
                 session.rollback()
+                if find_cycle(session, self.book, bar_open_ms) is None:
+                    raise
                 outcome = self.describe_cycle(session, bar_open_ms)
         if self.broker is not None and outcome.status == "traded":
             self._send_pending_orders(bar_open_ms)
@@ -187,8 +195,12 @@ class TradingRunner:
 
     def _send_pending_orders(self, bar_open_ms: int) -> None:
         """Send this cycle's recorded orders. The client order id makes a resend after a crash safe:
-        the broker looks it up before creating, so an order is never placed twice."""
-        from tradepipe.adapters.broker import BrokerError
+        the broker looks it up before creating, so an order is never placed twice.
+
+        An order still pending after its bar passed is not sent any more, but a crash may have come
+        after the exchange took it: it is looked up, and cancelled only if the exchange has no order
+        with its id. An order whose state could not be learnt (look-ups failing) stays pending."""
+        from tradepipe.adapters.broker import BrokerError, OrderStateUnknown
 
         assert self.broker is not None
         stale_before = ms_to_datetime(bar_open_ms - timeframe_ms(self.timeframe))
@@ -197,11 +209,21 @@ class TradingRunner:
                 if order.status != "pending":
                     continue
                 if order.bar_ts < stale_before:
-                    order.status, order.reason = "cancelled", f"{order.reason}; cancelled: never sent before its bar passed"
+                    try:
+                        found = self.broker.reconcile(order.client_order_id, order.symbol)
+                    except BrokerError as exc:
+                        log.warning("stale order %s left pending: %s", order.client_order_id, exc.reason)
+                        continue
+                    if found is None:
+                        order.status, order.reason = "cancelled", f"{order.reason}; cancelled: never sent before its bar passed"
+                    else:
+                        order.status, order.exchange_order_id = "submitted", found.exchange_order_id
                 else:
                     try:
                         sent = self.broker.submit(order_intent(order))
                         order.status, order.exchange_order_id = "submitted", sent.exchange_order_id
+                    except OrderStateUnknown as exc:
+                        log.warning("order %s left pending: %s", order.client_order_id, exc.reason)
                     except BrokerError as exc:
                         order.status, order.reject_kind = "rejected", "exchange"
                         order.reason = f"{order.reason}; exchange refused: {exc.reason}"
@@ -223,7 +245,11 @@ class TradingRunner:
                     continue
                 if report is None or not report.is_final:
                     continue
-                fill = to_fill(report, report.timestamp or bar_open_ms)
+                try:
+                    fill = to_fill(report, report.timestamp or bar_open_ms)
+                except BrokerError as exc:  # e.g. filled without an average price: book it once the exchange says more
+                    log.warning("cannot book %s yet: %s", order.client_order_id, exc.reason)
+                    continue
                 outcomes.append(BrokerOutcome(order_intent(order), fill, report.fee_note or f"exchange status {report.status}"))
         return outcomes
 
@@ -245,6 +271,15 @@ class TradingRunner:
         if find_cycle(session, self.book, bar_open_ms) is not None:
             session.rollback()
             return self.describe_cycle(session, bar_open_ms)
+        newest = session.scalars(
+            select(TradingCycle.bar_ts).where(TradingCycle.book == self.book).order_by(TradingCycle.bar_ts.desc()).limit(1)
+        ).first()
+        if newest is not None and newest > ms_to_datetime(bar_open_ms):
+            session.rollback()
+            raise OutOfOrderBarError(
+                f"book {self.book!r} already traded the later bar {newest.isoformat()}; "
+                f"bar {ms_to_datetime(bar_open_ms).isoformat()} can no longer be traded (cycles run in bar order)"
+            )
         cycle = TradingCycle(
             book=self.book,
             bar_ts=ms_to_datetime(bar_open_ms),
@@ -282,7 +317,10 @@ class TradingRunner:
                 rebalance_band=settings.rebalance_band,
             )
         )
-        record_bars(session, self.market.name, histories, bar_open_ms)
+        # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
+        # and refuses it) or otherwise unfit for the return streams.
+        used = {symbol: history for symbol, history in histories.items() if symbol not in result.skipped}
+        record_bars(session, self.market.name, used, bar_open_ms)
         closes = {s: h.last_close for s, h in histories.items() if len(h) and h.last_timestamp == bar_open_ms}
         record_cycle(
             session,

@@ -13,11 +13,19 @@ from tradepipe.adapters.db.analytics import promote
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import WeightHistory
 from tradepipe.adapters.weights_store import WeightStore
+from tradepipe.core.weighting import weight_problems
 from tradepipe.settings import Settings
 
 
 class UnknownWeightsError(LookupError):
     pass
+
+
+class UnsoundWeightsError(UnknownWeightsError):
+    """The row exists but its weights must not go live (the rule of the blocking check ``weights_are_sound``).
+
+    A subclass of UnknownWeightsError so that every caller refusing unknown IDs refuses these too.
+    """
 
 
 @dataclass(frozen=True)
@@ -33,6 +41,9 @@ def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
         row = session.get(WeightHistory, weight_history_id)
         if row is None or row.book != settings.book:
             raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
+        problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
+        if problems:
+            raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
         promote(session, row, datetime.now(timezone.utc))
         weights = {k: float(v) for k, v in row.new_weights.items()}
     store = WeightStore(None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None)

@@ -22,7 +22,7 @@ from tradepipe.adapters.db.engine import session_factory, upgrade
 from tradepipe.adapters.db.models import WeightHistory
 from tradepipe.adapters.weights_store import WeightStore, redis_key
 from tradepipe.settings import load_settings
-from tradepipe.weights_service import UnknownWeightsError, publish_weights
+from tradepipe.weights_service import UnknownWeightsError, UnsoundWeightsError, publish_weights
 
 AGENTS = frozenset({"momentum", "trend", "mean_reversion", "breakout", "sentiment"})
 DEFAULTS = {a: 0.2 for a in sorted(AGENTS)}
@@ -282,3 +282,52 @@ def test_publish_refuses_unknown_rows_and_other_books(sqlite_db: str, redis_url:
             publish_weights(load_settings(), row_id)
     assert live_rows(sessions) == [live]
     assert get_redis(redis_url) is None
+
+
+@pytest.mark.parametrize(
+    "weights, problem",
+    [
+        ({"momentum": 0.4, "trend": 0.4, "mean_reversion": 0.4}, "weights sum to 1.2"),
+        ({"momentum": 0.4, "trend": 0.3, "ghost_agent": 0.3}, "unknown agents ['ghost_agent']"),
+        ({"momentum": 0.7, "trend": 0.3}, "outside [0.05, 0.4]: ['momentum']"),
+        ({"momentum": float("nan"), "trend": 1.0}, "non-finite weights for ['momentum']"),
+    ],
+)
+def test_publish_refuses_weights_the_blocking_check_would_reject(
+    sqlite_db: str, redis_url: str, monkeypatch: pytest.MonkeyPatch, weights: dict, problem: str
+) -> None:
+    """Promotion (CLI, job) and live_weights share publish_weights: an unsound set never goes live."""
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", sqlite_db)
+    monkeypatch.setenv("TRADEPIPE_REDIS_URL", redis_url)
+    sessions = session_factory(sqlite_db)
+    live = add_row(sessions, DB_WEIGHTS, live=True)
+    bad = add_row(sessions, weights)
+
+    with pytest.raises(UnsoundWeightsError, match=problem.replace("[", r"\[").replace("]", r"\]")):
+        publish_weights(load_settings(), bad)
+    assert live_rows(sessions) == [live]
+    assert get_redis(redis_url) is None
+
+
+def test_a_hung_redis_costs_at_most_its_timeout(sessions: sessionmaker[Session]) -> None:
+    """A Redis that accepts connections but never answers (overloaded, half-dead) must not stall a cycle."""
+    import socket
+    import threading
+
+    add_row(sessions, DB_WEIGHTS, live=True)
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    accepted: list[socket.socket] = []
+    threading.Thread(target=lambda: accepted.append(server.accept()[0]), daemon=True).start()
+    try:
+        started = time.perf_counter()
+        loaded = store(sessions, f"redis://127.0.0.1:{server.getsockname()[1]}/0", None).load()
+        elapsed = time.perf_counter() - started
+    finally:
+        for connection in accepted:
+            connection.close()
+        server.close()
+    assert (loaded.source, loaded.weights) == ("database", DB_WEIGHTS)
+    assert "Timeout" in loaded.notes[0]
+    assert elapsed < 2.0

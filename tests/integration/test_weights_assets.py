@@ -332,6 +332,16 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
     assert live_ids(sqlite_url) == [good.id]
     payload = redis_payload(redis_url)
     assert (payload["weight_history_id"], payload["weights"]) == (good.id, good.new_weights)
+
+    # nor can the rejected set be published another way: live_weights on its own, or promotion
+    alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False)
+    assert not alone.success
+    assert "not publishable: weights sum to 1.2" in str(alone.failure_data_for_node("live_weights").error.message)
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(bad.id)])
+    assert promoted.exit_code == 2 and "not publishable" in promoted.output
+    assert live_ids(sqlite_url) == [good.id]
+    assert redis_payload(redis_url)["weight_history_id"] == good.id
+
     outcome = next_cycle(day_ms(day + timedelta(days=1)))
     assert (outcome.weights_source, outcome.weights) == ("redis", good.new_weights)
 
@@ -380,3 +390,4 @@ def test_weights_need_the_days_performance_first(sqlite_url: str, monkeypatch: p
     failure = result.failure_data_for_node("agent_weights")
     assert "agent_performance has no rows" in str(failure.error.message)
     assert history(sqlite_url) == []
+

@@ -96,6 +96,7 @@ __all__ = [
     "ExchangeTrade",
     "FINAL_STATUSES",
     "LiveTradingRefused",
+    "OrderStateUnknown",
     "to_fill",
 ]
 
@@ -126,6 +127,10 @@ class BrokerError(Exception):
 
 class LiveTradingRefused(BrokerError):
     """Building the broker would let orders reach real money without TRADEPIPE_LIVE=1."""
+
+
+class OrderStateUnknown(BrokerError):
+    """Look-ups kept failing: the order may or may not be on the exchange. Not a refusal; look it up later."""
 
 
 @dataclass(frozen=True)
@@ -409,7 +414,7 @@ class CcxtBroker:
             return self._lookup(coid, symbol)
         except _StateUnknown as unknown:
             error = unknown.error
-            raise BrokerError(
+            raise OrderStateUnknown(
                 self._redact(
                     f"could not look the order up on {self.exchange_id} {when} "
                     f"({self.max_retries + 1} tries; last error {type(error).__name__}: {error}); its state is unknown"

@@ -7,7 +7,6 @@ recomputes from the signals stored for that window (deterministic), is recorded 
 """
 
 
-import math
 from datetime import datetime
 from typing import Any
 
@@ -21,9 +20,9 @@ from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
-from tradepipe.core.weighting import decide_weights
+from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.settings import load_settings
-from tradepipe.weights_service import publish_weights
+from tradepipe.weights_service import UnsoundWeightsError, publish_weights
 
 
 class AgentWeightsConfig(dg.Config):
@@ -126,24 +125,6 @@ def _latest_decision(partition_date: str) -> WeightHistory | None:
         ).first()
 
 
-def weight_problems(weights: dict[str, Any], agents: set[str], min_weight: float, max_weight: float) -> list[str]:
-    """Why a weight set must not be published; empty when it is sound. Weight 0 marks a dropped agent."""
-    problems = []
-    unknown = sorted(set(weights) - agents)
-    if unknown:
-        problems.append(f"unknown agents {unknown}")
-    values = {k: float(v) for k, v in weights.items()}
-    nan = sorted(k for k, v in values.items() if not math.isfinite(v))
-    if nan:
-        problems.append(f"non-finite weights for {nan}")
-    elif abs(sum(values.values()) - 1.0) > 1e-9:
-        problems.append(f"weights sum to {sum(values.values())!r}, not 1")
-    out = sorted(k for k, v in values.items() if math.isfinite(v) and v != 0 and not (min_weight - 1e-12 <= v <= max_weight + 1e-12))
-    if out:
-        problems.append(f"outside [{min_weight}, {max_weight}]: {out}")
-    return problems
-
-
 @dg.asset_check(asset=agent_weights, blocking=True, partitions_def=daily_complete, description="weights sum to 1 (1e-9), within bounds, finite, known agents")
 def weights_are_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
     settings = load_settings()
@@ -172,7 +153,10 @@ def live_weights(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
     elif not row.weights_updated:
         action = f"current weights kept ({row.reason})"
     else:
-        publication = publish_weights(settings, row.id)
+        try:  # re-checked here too: live_weights may be materialised without its upstream check
+            publication = publish_weights(settings, row.id)
+        except UnsoundWeightsError as exc:
+            raise dg.Failure(str(exc), allow_retries=False) from exc
         action = f"published weight_history {row.id} to the database" + (" and Redis" if publication.redis else "")
     context.log.info(action)
     return dg.MaterializeResult(metadata={"action": action, "weight_history_id": row.id, "weights": dg.MetadataValue.json(row.new_weights)})

@@ -7,7 +7,6 @@ import costs seconds and must never sit on the trading-cycle path (``tradepipe.d
 this module for every run, including the trading cycle's).
 """
 
-import json
 import math
 import time
 from datetime import date
@@ -101,35 +100,42 @@ def validate_performance(frame: pd.DataFrame, agents: Sequence[str]) -> "Expecta
 
 
 def describe_failures(result: "ExpectationSuiteValidationResult") -> list[dict[str, Any]]:
-    """One plain-JSON entry per failed expectation: its type, column(s), observed value, examples."""
+    """One plain-JSON entry per failed expectation: its type, column(s) and what GX observed
+    (observed value, unexpected count and examples, missing values), empty details left out."""
     failed = []
     for outcome in result.results:
         if outcome.success:
             continue
         config = outcome.expectation_config
-        kwargs = config.kwargs
         details = outcome.result or {}
         entry = {
             "expectation": config.type,
-            "column": kwargs.get("column") or kwargs.get("column_list"),
+            "column": config.kwargs.get("column") or config.kwargs.get("column_list"),
             "observed_value": details.get("observed_value"),
-            "unexpected_count": details.get("unexpected_count"),
+            "unexpected_count": details.get("unexpected_count") or None,
             "examples": (details.get("partial_unexpected_list") or [])[:_EXAMPLES],
+            "missing": (details.get("partial_missing_list") or [])[:_EXAMPLES],
         }
         if outcome.exception_info and outcome.exception_info.get("raised_exception"):
             entry["exception"] = outcome.exception_info.get("exception_message")
-        failed.append(json.loads(json.dumps(entry, default=_plain)))
+        failed.append({key: _plain(value) for key, value in entry.items() if value not in (None, [])})
     return failed
 
 
 def _plain(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if hasattr(value, "item"):  # numpy scalars
-        return value.item()
-    if isinstance(value, (set, frozenset)):
-        return sorted(value)
-    return str(value)
+    """JSON-safe: NaN/inf as text (JSON has no such numbers), numpy scalars as Python, dates as ISO."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple, set, frozenset)):
+        items = [_plain(v) for v in value]
+        return sorted(items, key=str) if isinstance(value, (set, frozenset)) else items
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):  # numpy scalars
+        value = value.item()
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    if value is None or isinstance(value, (str, int, bool)):
+        return value
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 @dg.asset_check(
@@ -159,7 +165,7 @@ def performance_rows_are_valid(context: dg.AssetCheckExecutionContext) -> dg.Ass
             "expected_agents": dg.MetadataValue.json(sorted(agents)),
             "evaluated_expectations": int(statistics.get("evaluated_expectations", len(result.results))),
             "failed_expectations": dg.MetadataValue.json(failed),
-            "failed": ", ".join(f"{f['expectation']}({f['column']})" for f in failed) or "none",
+            "failed": ", ".join(f"{f['expectation']}({f.get('column', 'table')})" for f in failed) or "none",
             "seconds": round(time.perf_counter() - started, 3),
         },
     )

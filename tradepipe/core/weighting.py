@@ -6,6 +6,7 @@ rows, and records the decision (old, new, method, expected improvement, reason) 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
@@ -85,3 +86,24 @@ def decide_weights(
         sharpe_improvement=improvement,
         return_improvement=None if new_return is None or old_return is None else new_return - old_return,
     )
+
+
+def weight_problems(weights: Mapping[str, Any], agents: set[str], min_weight: float, max_weight: float) -> list[str]:
+    """Why a weight set must not be published; empty when it is sound. Weight 0 marks a dropped agent.
+
+    The rule of the blocking check ``weights_are_sound`` and of every publication (``publish_weights``).
+    """
+    problems = []
+    unknown = sorted(set(weights) - agents)
+    if unknown:
+        problems.append(f"unknown agents {unknown}")
+    values = {k: float(v) for k, v in weights.items()}
+    nan = sorted(k for k, v in values.items() if not math.isfinite(v))
+    if nan:
+        problems.append(f"non-finite weights for {nan}")
+    elif abs(sum(values.values()) - 1.0) > 1e-9:
+        problems.append(f"weights sum to {sum(values.values())!r}, not 1")
+    out = sorted(k for k, v in values.items() if math.isfinite(v) and v != 0 and not (min_weight - 1e-12 <= v <= max_weight + 1e-12))
+    if out:
+        problems.append(f"outside [{min_weight}, {max_weight}]: {out}")
+    return problems

@@ -36,14 +36,15 @@ def signal_counts(signals: pd.DataFrame) -> dict[str, int]:
 
 
 def load_realized_fills(session: Session, book: str, start: datetime, end: datetime) -> list[Fill]:
-    """Fills that closed or reduced a position in [start, end).
+    """Fills that realised P&L in [start, end): closing or reducing a position, and the fee of an
+    opening fill (realised when paid), so attributed P&L adds up to the ledger's realised P&L.
 
     Filtered in Python: money columns are text on SQLite, where ``> 0`` would compare strings.
     """
     fills = session.scalars(
         select(Fill).where(Fill.book == book, Fill.ts >= start, Fill.ts < end).order_by(Fill.ts, Fill.id)
     )
-    return [fill for fill in fills if fill.closed_quantity > 0]
+    return [fill for fill in fills if fill.closed_quantity > 0 or fill.realized_pnl != 0]
 
 
 def replace_attribution(session: Session, book: str, day: date, rows: Iterable[dict[str, Any]]) -> int:
