@@ -192,7 +192,7 @@ def main() -> None:
     time_core(headlines=True)
     verdict = "OK" if statistics.median(plain) < TARGET_MS else "OVER TARGET"
     print(f"  target < {TARGET_MS:.0f} ms: {verdict}")
-    print(f"TradingRunner.run_cycle (synthetic market + SQLite ledger, one transaction per cycle):")
+    print("TradingRunner.run_cycle (synthetic market + SQLite ledger, one transaction per cycle):")
     time_runner()
 
 

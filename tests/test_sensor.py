@@ -73,7 +73,7 @@ def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
 
 @pytest.fixture
 def sensor() -> dg.SensorDefinition:
-    return defs.get_sensor_def("trading_cycle_sensor")
+    return defs.resolve_sensor_def("trading_cycle_sensor")
 
 
 @pytest.fixture

@@ -189,9 +189,11 @@ def risk() -> None:
 
 @risk.command("reset")
 def risk_reset() -> None:
-    """Lift today's daily-loss halt so the next cycle may take new risk again."""
+    """Lift today's daily-loss halt: for the rest of the UTC day, losses count from the current equity."""
+    from sqlalchemy import select
+
     from tradepipe.adapters.db.engine import session_factory
-    from tradepipe.adapters.db.models import Book
+    from tradepipe.adapters.db.models import Book, PortfolioSnapshot
 
     settings = _settings()
     with session_factory(settings.resolved_database_url).begin() as session:
@@ -199,9 +201,14 @@ def risk_reset() -> None:
         if book is None or book.halted_day is None:
             click.echo("no halt to reset")
             return
+        latest = session.scalars(
+            select(PortfolioSnapshot).where(PortfolioSnapshot.book == settings.book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
+        ).first()
+        book.risk_reset_day = book.halted_day
+        book.risk_reset_equity = latest.equity if latest else book.starting_cash
         book.halted_day = None
-        book.halt_reason = f"reset by operator (was: {book.halt_reason})"
-    click.echo(f"daily-loss halt lifted for book {settings.book!r}")
+        book.halt_reason = f"reset by operator at equity {book.risk_reset_equity} (was: {book.halt_reason})"
+    click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
 
 if __name__ == "__main__":

@@ -176,7 +176,8 @@ def _trade(url: str) -> None:
 
 def _realized_fills(url: str) -> list[Fill]:
     with session_factory(url)() as session:
-        return [f for f in session.scalars(select(Fill).order_by(Fill.id)) if f.closed_quantity > 0]
+        # Closing/reducing fills, and opening fills whose fee was realised when paid.
+        return [f for f in session.scalars(select(Fill).order_by(Fill.id)) if f.closed_quantity > 0 or f.realized_pnl != 0]
 
 
 def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None:
@@ -322,7 +323,7 @@ HAND_FILLS = {
     "sub_quantum": ("main", "2026-01-20T02:00:00", "ETH/USDT", "-3.14282764441286145", "0.5", {"trend": 0.3, "momentum": 0.1}),
     "mixed_sign": ("main", "2026-01-20T03:00:00", "SOL/USDT", "1.00", "2", {"trend": 0.3, "mean_reversion": -0.1}),
     "no_contributions": ("main", "2026-01-20T23:59:59.999000", "SOL/USDT", "0.42", "1", {}),
-    "opening": ("main", "2026-01-20T04:00:00", "BTC/USDT", "-0.25", "0", {"trend": 1.0}),  # opens: not realised
+    "opening": ("main", "2026-01-20T04:00:00", "BTC/USDT", "-0.25", "0", {"trend": 1.0}),  # opens: its fee is realised
     "other_book": ("bt", "2026-01-20T05:00:00", "BTC/USDT", "7.00", "1", {"trend": 1.0}),
     "previous_day": ("main", "2026-01-19T23:59:59", "BTC/USDT", "2.00", "1", {"trend": 1.0}),
     "next_day": ("main", "2026-01-21T00:00:00", "BTC/USDT", "5.00", "1", {"momentum": 1.0}),
@@ -373,23 +374,24 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     for name, parts in EXPECTED_PARTS.items():
         assert got[name] == {agent: Decimal(p) for agent, p in parts.items()}, name
         assert sum(got[name].values(), Decimal(0)) == Decimal(HAND_FILLS[name][3])  # exact on both backends
-    assert got["opening"] == {} and got["other_book"] == {} and got["previous_day"] == {} and got["next_day"] == {}
+    assert got["opening"] == {"trend": Decimal("-0.25")}
+    assert got["other_book"] == {} and got["previous_day"] == {} and got["next_day"] == {}
     shares = {(r.fill_id, r.agent_name): r.share for r in rows}
     assert shares[(ids["mixed_sign"], "trend")] == pytest.approx(1.5)
     assert shares[(ids["mixed_sign"], "mean_reversion")] == pytest.approx(-0.5)
     assert shares[(ids["no_contributions"], "unattributed")] == 1.0
     assert {r.date for r in rows} == {date(2026, 1, 20)} and {r.book for r in rows} == {"main"}
     meta = _metadata(first.asset_materializations_for_node("trade_attribution")[0])
-    assert (meta["realized_trades"], meta["attribution_rows"]) == (4, 8)
-    assert meta["realized_pnl"] == pytest.approx(10 - 3.14282764441286145 + 1 + 0.42)
+    assert (meta["realized_trades"], meta["attribution_rows"]) == (5, 9)
+    assert meta["realized_pnl"] == pytest.approx(10 - 3.14282764441286145 + 1 + 0.42 - 0.25)
     assert meta["attributed_pnl"] == pytest.approx(meta["realized_pnl"])
     by_agent = {rec.data["agent"]: rec.data["pnl"] for rec in meta["by_agent"].records}
-    assert by_agent == pytest.approx({"breakout": 3.33333334, "momentum": 2.54762642, "trend": 2.47621259558713855, "mean_reversion": -0.5, "unattributed": 0.42})
+    assert by_agent == pytest.approx({"breakout": 3.33333334, "momentum": 2.54762642, "trend": 2.47621259558713855 - 0.25, "mean_reversion": -0.5, "unattributed": 0.42})
 
     # re-materialise: the same rows, replaced (new run id), never duplicated
     second = _materialize(instance, "2026-01-20", trade_attribution)
     again = _attribution(url, date(2026, 1, 20))
-    assert _key(again) == _key(rows) and len(again) == 8
+    assert _key(again) == _key(rows) and len(again) == 9
     assert {r.run_id for r in again} == {second.run_id} != {first.run_id}
 
     # the neighbouring days take the boundary fills (the day is [00:00, 24:00) UTC)

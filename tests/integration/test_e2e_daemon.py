@@ -33,6 +33,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -467,6 +468,9 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         assert {p["symbol"] for p in report["positions"]} == held_now
         assert set(json.loads(last["positions"] or "{}")) == held_now
         assert report["last_cycle"]["status"] == "succeeded"
+        last_bar = datetime.fromisoformat(cycles[-1]["bar_ts"]).replace(tzinfo=timezone.utc)
+        assert datetime.fromisoformat(report["last_cycle"]["bar"]) == last_bar
+        assert datetime.fromisoformat(report["portfolio"]["as_of_bar"]) == last_bar
         assert report["last_cycle"]["timeframe"] == TIMEFRAME and report["last_cycle"]["market_source"] == "synthetic"
         assert report["counts"]["cycles"] == len(cycles) and report["counts"]["fills"] == len(fills)
 

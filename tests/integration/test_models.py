@@ -462,16 +462,9 @@ def test_money_refuses_non_finite_decimals(sessions: sessionmaker[Session], amou
 
 
 def test_a_zero_money_value_compares_equal_to_zero_in_sql(
-    sessions: sessionmaker[Session], migrated_url: str, request: pytest.FixtureRequest
+    sessions: sessionmaker[Session], migrated_url: str
 ) -> None:
     """``tradepipe status`` lists open positions with ``quantity != 0``; a closed one must not show."""
-    if migrated_url.startswith("sqlite"):
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="Money stores SQLite text as format(d, 'f'), so Decimal('0.0') is '0.0' and != '0' in SQL",
-            )
-        )
     with sessions() as session:
         # What a ledger computes when a position is closed: Decimal("0.5") - Decimal("0.5") == Decimal("0.0").
         closed = Decimal("0.5") - Decimal("0.5")

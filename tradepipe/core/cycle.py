@@ -173,8 +173,8 @@ def _vote(inputs: CycleInputs, usable: Mapping[str, BarHistory]) -> tuple[list[S
                 signal = agent(usable[symbol], inputs.context)
             except Exception as exc:  # an agent bug must not stop the other agents or symbols
                 signal = Signal(agent.name, symbol, 0.0, 0.0, f"agent error: {type(exc).__name__}: {exc}", True)
-            if note and signal.abstained:
-                signal = Signal(signal.agent, signal.symbol, 0.0, 0.0, f"{signal.reason} ({note})", True)
+            if note and signal.abstained:  # the input's own failure explains the abstention better
+                signal = Signal(signal.agent, signal.symbol, 0.0, 0.0, note, True)
             seconds[agent.name] += time.perf_counter() - started
             signals.append(signal)
     return signals, seconds

@@ -37,6 +37,17 @@ def _window_return(streams: pd.DataFrame, weights: Mapping[str, float]) -> float
     return float(np.prod(1.0 + streams.to_numpy(dtype=float) @ w) - 1.0)
 
 
+def _renormalised(weights: dict[str, float], agents: Sequence[str]) -> dict[str, float]:
+    """The current weights over the configured agents, summing to 1: an agent removed from
+    TRADEPIPE_AGENTS since they were published must not leave a set that sums to less."""
+    total = sum(weights.values())
+    if total <= 0:
+        return {agent: 1.0 / len(agents) for agent in agents}
+    if abs(total - 1.0) <= 1e-12:
+        return weights
+    return {agent: value / total for agent, value in weights.items()}
+
+
 def decide_weights(
     agents: Sequence[str],
     performance: Mapping[str, Mapping[str, Any]],
@@ -62,7 +73,7 @@ def decide_weights(
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
     eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
-    current_full = {agent: float(current.get(agent, 0.0)) for agent in agents}
+    current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
     current_sharpe = portfolio_sharpe(table, current_full, periods_per_year, risk_free) if len(table) >= 2 else None
     keep = dict(current_full)
     if not eligible:

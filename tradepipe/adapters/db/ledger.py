@@ -113,9 +113,11 @@ def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState
     portfolio = Portfolio(
         cash=snapshot.cash, positions=positions, realized_pnl=snapshot.realized_pnl, fees_paid=snapshot.fees_paid
     )
-    new_day = ms_to_datetime(bar_open_ms).date() != snapshot.bar_ts.date()
-    day_start = snapshot.equity if new_day else snapshot.day_start_equity
     today = ms_to_datetime(bar_open_ms).date()
+    new_day = today != snapshot.bar_ts.date()
+    day_start = snapshot.equity if new_day else snapshot.day_start_equity
+    if book.risk_reset_day == today and book.risk_reset_equity is not None:
+        day_start = book.risk_reset_equity
     halted = book.halted_day is not None and book.halted_day == today
     marks = {s: Decimal(str(v["mark"])) for s, v in (snapshot.positions or {}).items() if v.get("mark") is not None}
     return BookState(portfolio, pending, day_start, halted, marks, datetime_to_ms(snapshot.bar_ts))

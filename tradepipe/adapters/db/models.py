@@ -37,6 +37,9 @@ class Book(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     halted_day: Mapped[date | None] = mapped_column(Date)
     halt_reason: Mapped[str | None] = mapped_column(Text)
+    # `tradepipe risk reset`: the day's loss is measured from this equity for the rest of that day.
+    risk_reset_day: Mapped[date | None] = mapped_column(Date)
+    risk_reset_equity: Mapped[Decimal | None]
 
 
 class MarketBar(Base):

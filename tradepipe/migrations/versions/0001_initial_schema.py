@@ -59,6 +59,8 @@ def upgrade() -> None:
     sa.Column('created_at', tradepipe.adapters.db.types.UtcDateTime(timezone=True), nullable=False),
     sa.Column('halted_day', sa.Date(), nullable=True),
     sa.Column('halt_reason', sa.Text(), nullable=True),
+    sa.Column('risk_reset_day', sa.Date(), nullable=True),
+    sa.Column('risk_reset_equity', tradepipe.adapters.db.types.Money(precision=50, scale=24), nullable=True),
     sa.PrimaryKeyConstraint('name')
     )
     op.create_table('email_config',
