@@ -67,15 +67,19 @@ def _name_bar(message: str, bars: pd.Series) -> str:
 def trade_stats(parts: pd.DataFrame) -> dict[str, dict[str, Any]]:
     """Per agent: attributed P&L (exact), trade count, trade win rate and profit factor.
 
-    ``parts`` has ``agent_name`` and ``pnl`` (Decimal), one row per (realised fill, agent).
+    ``parts`` has ``agent_name`` and ``pnl`` (Decimal), one row per (realised fill, agent), and
+    optionally ``closing``: False marks an entry fee, which counts in the attributed P&L but is not
+    a trade won or lost.
     """
     stats: dict[str, dict[str, Any]] = {}
     if parts.empty:
         return stats
     for agent, group in parts.groupby("agent_name", sort=True):
         pnl = [Decimal(v) for v in group["pnl"]]
-        wins = [p for p in pnl if p > 0]
-        losses = [p for p in pnl if p < 0]
+        closing = group["closing"].astype(bool).tolist() if "closing" in group else [True] * len(pnl)
+        trades = [p for p, is_trade in zip(pnl, closing) if is_trade]
+        wins = [p for p in trades if p > 0]
+        losses = [p for p in trades if p < 0]
         decided = len(wins) + len(losses)
         stats[str(agent)] = {
             "attributed_pnl": sum(pnl, Decimal(0)),

@@ -55,12 +55,19 @@ def replace_attribution(session: Session, book: str, day: date, rows: Iterable[d
 
 
 def load_attribution(session: Session, book: str, first_day: date, last_day: date) -> pd.DataFrame:
+    """Attributed parts in the days, with ``closing`` telling a closed/reduced trade from an entry fee."""
     rows = session.execute(
-        select(TradeAttribution.agent_name, TradeAttribution.pnl, TradeAttribution.fill_id, TradeAttribution.date).where(
-            TradeAttribution.book == book, TradeAttribution.date >= first_day, TradeAttribution.date <= last_day
+        select(
+            TradeAttribution.agent_name,
+            TradeAttribution.pnl,
+            TradeAttribution.fill_id,
+            TradeAttribution.date,
+            Fill.closed_quantity != 0,
         )
+        .join(Fill, Fill.id == TradeAttribution.fill_id)
+        .where(TradeAttribution.book == book, TradeAttribution.date >= first_day, TradeAttribution.date <= last_day)
     ).all()
-    return pd.DataFrame(rows, columns=["agent_name", "pnl", "fill_id", "date"])
+    return pd.DataFrame(rows, columns=["agent_name", "pnl", "fill_id", "date", "closing"])
 
 
 _METRIC_COLUMNS = {
