@@ -12,12 +12,15 @@ from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cyc
 from tradepipe.settings import load_settings
 
 settings = load_settings()
+CYCLE_MAX_RUNTIME_SECONDS = 300
 
 trading_cycle_job = dg.define_asset_job(
     "trading_cycle",
     selection=dg.AssetSelection.assets(portfolio_state),
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
-    tags={TRADING_CYCLE_TAG: settings.book},
+    # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
+    # ever and the sensor, which waits for in-flight cycles, would never trade again.
+    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS)},
     # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
     executor_def=dg.in_process_executor,
 )

@@ -100,6 +100,8 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
         created_at=datetime(2024, 1, 1, 0, 0, 0, 1, tzinfo=timezone.utc),
         halted_day=date(2024, 3, 1),
         halt_reason="daily loss limit reached",
+        risk_reset_day=date(2024, 2, 29),
+        risk_reset_equity=Decimal("9700.000000000000000000000001"),
     )
     session.add(book)
     session.flush()

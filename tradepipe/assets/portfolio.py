@@ -10,9 +10,17 @@ from typing import Any
 
 import dagster as dg
 
-from tradepipe.core.timeframes import last_closed_bar_open
+from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import load_settings
+
+
+STALE_AFTER_BARS = 2
+
+
+def _launched_by_sensor(context: dg.AssetExecutionContext) -> bool:
+    """Sensor runs trade the live clock; a user may materialise any explicit bar on purpose."""
+    return context.run.tags.get("dagster/sensor_name") is not None
 
 
 class TradingCycleConfig(dg.Config):
@@ -61,10 +69,13 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
 )
 def portfolio_state(context: dg.AssetExecutionContext, config: TradingCycleConfig) -> dg.MaterializeResult:
     settings = load_settings()
+    newest = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
+    bar = newest if config.bar_open_ms is None else config.bar_open_ms
+    if _launched_by_sensor(context) and newest - bar > STALE_AFTER_BARS * timeframe_ms(settings.resolved_timeframe):
+        # A request queued before a crash and launched minutes later would trade at prices that are gone.
+        context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
+        return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
     runner = TradingRunner(settings)
-    bar = config.bar_open_ms
-    if bar is None:
-        bar = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
     outcome = runner.run_cycle(bar, run_id=context.run_id)
     context.log.info(
         f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "

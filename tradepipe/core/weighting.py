@@ -13,7 +13,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize, portfolio_sharpe
 
 
 @dataclass(frozen=True)
@@ -70,6 +69,9 @@ def decide_weights(
     eligible agents for the bounds, an infeasible or singular problem, or no positive expected
     return, the current weights are kept.
     """
+    # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
+    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize, portfolio_sharpe
+
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
     eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
