@@ -15,15 +15,11 @@ from tradepipe.adapters.db.analytics import (
     signal_counts,
 )
 from tradepipe.adapters.db.engine import session_factory
+from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.settings import load_settings
-
-
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> dg.TableMetadataValue:
-    schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
-    return dg.MetadataValue.table([dg.TableRecord({c: r.get(c) for c in columns}) for r in rows], schema=schema)
 
 
 @dg.asset(
@@ -66,7 +62,7 @@ def trade_attribution(context: dg.AssetExecutionContext) -> dg.MaterializeResult
             "attribution_rows": written,
             "realized_pnl": float(realized),
             "attributed_pnl": float(sum(totals.values(), start=0)),
-            "by_agent": _table(
+            "by_agent": table(
                 [{"agent": a, "pnl": float(p)} for a, p in sorted(totals.items(), key=lambda kv: -kv[1])],
                 ["agent", "pnl"],
             ),
@@ -101,7 +97,7 @@ def agent_performance(context: dg.AssetExecutionContext) -> dg.MaterializeResult
 def performance_metadata(
     rows: dict[str, dict[str, Any]], classification: dict[str, Any], start: datetime, end: datetime, bars: int
 ) -> dict[str, Any]:
-    table = [
+    metric_rows = [
         {
             "agent": agent,
             "rank": row["rank"],
@@ -124,5 +120,5 @@ def performance_metadata(
         "ranking_by_sharpe": dg.MetadataValue.json(classification["ranking"]),
         "window": f"{start.isoformat()} .. {end.isoformat()}",
         "bars_in_window": bars,
-        "metrics": _table(table, list(table[0]) if table else ["agent"]),
+        "metrics": table(metric_rows, list(metric_rows[0]) if metric_rows else ["agent"]),
     }

@@ -10,6 +10,7 @@ from typing import Any
 
 import dagster as dg
 
+from tradepipe.assets.metadata import table
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import load_settings
@@ -28,12 +29,6 @@ class TradingCycleConfig(dg.Config):
     """Open time (UTC ms) of the closed bar to trade; empty means the newest closed bar."""
 
 
-def _table(rows: list[dict[str, Any]], columns: list[str]) -> dg.TableMetadataValue:
-    schema = dg.TableSchema(columns=[dg.TableColumn(name) for name in columns])
-    records = [dg.TableRecord({c: row.get(c) for c in columns}) for row in rows]
-    return dg.MetadataValue.table(records, schema=schema)
-
-
 def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, Any]:
     label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
     return {
@@ -45,12 +40,12 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
         "bar": dg.MetadataValue.timestamp(outcome.bar_open_ms / 1000),
         "cycle_status": outcome.status,
         "market": f"{market_source}{label}",
-        "positions": _table(outcome.positions, ["symbol", "quantity", "average_price", "mark", "value"]),
-        "agent_signals": _table(outcome.last_signals, ["agent", "symbol", "signal", "confidence", "reason"]),
+        "positions": table(outcome.positions, ["symbol", "quantity", "average_price", "mark", "value"]),
+        "agent_signals": table(outcome.last_signals, ["agent", "symbol", "signal", "confidence", "reason"]),
         "orders_placed": len(outcome.orders_placed),
         "orders_rejected": len(outcome.orders_rejected),
         "fills": len(outcome.fills),
-        "orders": _table(
+        "orders": table(
             outcome.orders_placed + [dict(r, quantity=r["requested"]) for r in outcome.orders_rejected],
             ["symbol", "side", "quantity", "reason"],
         ),

@@ -17,6 +17,7 @@ from tradepipe.adapters.db.analytics import load_performance, load_signals
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import WeightHistory
 from tradepipe.assets.analytics import agent_performance
+from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
@@ -39,15 +40,11 @@ def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig) ->
 
 
 def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetadataValue:
-    agents = sorted(set(old) | set(new))
-    schema = dg.TableSchema(columns=[dg.TableColumn(c) for c in ("agent", "old_weight", "new_weight", "change")])
-    return dg.MetadataValue.table(
-        [
-            dg.TableRecord({"agent": a, "old_weight": round(old.get(a, 0.0), 6), "new_weight": round(new.get(a, 0.0), 6), "change": round(new.get(a, 0.0) - old.get(a, 0.0), 6)})
-            for a in agents
-        ],
-        schema=schema,
-    )
+    rows = [
+        {"agent": a, "old_weight": round(old.get(a, 0.0), 6), "new_weight": round(new.get(a, 0.0), 6), "change": round(new.get(a, 0.0) - old.get(a, 0.0), 6)}
+        for a in sorted(set(old) | set(new))
+    ]
+    return table(rows, ["agent", "old_weight", "new_weight", "change"])
 
 
 @dg.asset(
