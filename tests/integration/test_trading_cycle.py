@@ -9,6 +9,7 @@ only lets risk go down.
 from __future__ import annotations
 
 import math
+import time
 from datetime import date, datetime, timezone
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
@@ -16,6 +17,7 @@ from typing import Any, Sequence
 
 import ccxt
 import dagster as dg
+
 import pytest
 from click.testing import CliRunner
 from sqlalchemy import func, select
@@ -40,6 +42,7 @@ from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.cli import main as cli
 from tradepipe.core.risk import client_order_id
+from tradepipe.core.timeframes import last_closed_bar_open
 from tradepipe.core.types import BarHistory
 from tradepipe.runner import OutOfOrderBarError, TradingRunner
 from tradepipe.settings import DEFAULT_AGENTS, Settings, load_settings
@@ -603,3 +606,28 @@ def test_the_ledger_checks_fail_on_a_broken_ledger(migrated_url: str, monkeypatc
     check = no_double_fills()
     assert not check.passed
     assert check.metadata["overfilled_orders"].value == [fill.client_order_id]
+
+
+def test_a_sensor_request_launched_long_after_its_bar_is_not_traded(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run queued before a crash and launched minutes later must not trade at prices that are gone;
+    a bar materialised by hand (no sensor tag) is the user's explicit choice and is traded."""
+    from tradepipe.adapters.db.engine import upgrade
+
+    upgrade(sqlite_url)
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", sqlite_url)
+    instance = dg.DagsterInstance.ephemeral()
+    stale_bar = last_closed_bar_open(int(time.time() * 1000), "1m") - 10 * M
+    late = dg.materialize(
+        [portfolio_state],
+        instance=instance,
+        run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": stale_bar}}}},
+        tags={"dagster/sensor_name": "trading_cycle_sensor"},
+    )
+    (materialization,) = late.asset_materializations_for_node("portfolio_state")
+    assert materialization.metadata["cycle_status"].value == "skipped_stale"
+    assert rows(sqlite_url, TradingCycle) == []
+
+    by_hand = _materialize(instance, stale_bar)
+    (materialization,) = by_hand.asset_materializations_for_node("portfolio_state")
+    assert materialization.metadata["cycle_status"].value == "traded"
+    assert len(rows(sqlite_url, TradingCycle)) == 1

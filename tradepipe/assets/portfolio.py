@@ -16,12 +16,19 @@ from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import load_settings
 
 
+# A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
+# slow launch on a busy machine (short test bars) is not mistaken for a request left over from a crash.
 STALE_AFTER_BARS = 2
+STALE_AFTER_MS_AT_LEAST = 120_000
 
 
 def _launched_by_sensor(context: dg.AssetExecutionContext) -> bool:
     """Sensor runs trade the live clock; a user may materialise any explicit bar on purpose."""
     return context.run.tags.get("dagster/sensor_name") is not None
+
+
+def _stale_after_ms(timeframe: str) -> int:
+    return max(STALE_AFTER_BARS * timeframe_ms(timeframe), STALE_AFTER_MS_AT_LEAST)
 
 
 class TradingCycleConfig(dg.Config):
@@ -66,7 +73,7 @@ def portfolio_state(context: dg.AssetExecutionContext, config: TradingCycleConfi
     settings = load_settings()
     newest = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
     bar = newest if config.bar_open_ms is None else config.bar_open_ms
-    if _launched_by_sensor(context) and newest - bar > STALE_AFTER_BARS * timeframe_ms(settings.resolved_timeframe):
+    if _launched_by_sensor(context) and newest - bar > _stale_after_ms(settings.resolved_timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
         context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
