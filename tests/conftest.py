@@ -120,3 +120,43 @@ def redis_url() -> Iterator[str]:
     yield url  # type: ignore[misc]
     client.flushdb()
     client.close()
+
+
+_SERVICE_FIXTURES = {
+    "PostgreSQL": ("postgres_url",),
+    "Redis": ("redis_url",),
+    "shared candles": ("shared_data",),
+}
+_service_outcomes: dict[str, dict[str, int]] = {name: {} for name in _SERVICE_FIXTURES}
+
+
+def _services_of(item: pytest.Item) -> list[str]:
+    names = set(getattr(item, "fixturenames", ()))
+    callspec = getattr(item, "callspec", None)
+    if callspec is not None and callspec.params.get("database_url") == "postgres":
+        names.add("postgres_url")
+    return [service for service, fixtures in _SERVICE_FIXTURES.items() if names & set(fixtures)]
+
+
+def pytest_runtest_logreport(report: pytest.TestReport) -> None:
+    if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
+        item_services = getattr(report, "tradepipe_services", [])
+        for service in item_services:
+            counts = _service_outcomes[service]
+            counts[report.outcome] = counts.get(report.outcome, 0) + 1
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    outcome = yield
+    outcome.get_result().tradepipe_services = _services_of(item)  # type: ignore[attr-defined]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """Says plainly whether the PostgreSQL, Redis and shared-data tests ran or skipped."""
+    terminalreporter.section("tradepipe services")
+    mode = "required (TRADEPIPE_TEST_REQUIRE_SERVICES=1)" if REQUIRE_SERVICES else "optional (skip when absent)"
+    terminalreporter.write_line(f"services are {mode}")
+    for service, counts in _service_outcomes.items():
+        shown = ", ".join(f"{n} {outcome}" for outcome, n in sorted(counts.items())) or "no tests selected"
+        terminalreporter.write_line(f"{service} tests: {shown}")
