@@ -380,3 +380,13 @@ def test_cli_never_prints_a_secret_from_a_bad_database_url(monkeypatch: pytest.M
     assert result.exit_code == 2
     assert "TRADEPIPE_DATABASE_URL" in result.stderr
     assert SECRET not in result.output
+
+
+def test_shorts_only_on_the_synthetic_paper_market_unless_set() -> None:
+    assert load_settings().shorts_allowed is True
+    assert load_settings(market_source="replay", replay_dir="/tmp").shorts_allowed is False
+    assert load_settings(market_source="ccxt").shorts_allowed is False
+    assert load_settings(allow_short=False).shorts_allowed is False
+    assert load_settings(market_source="ccxt", allow_short=True).shorts_allowed is True
+    with pytest.raises(SettingsError, match="TRADEPIPE_ALLOW_SHORT"):
+        load_settings(market_source="ccxt", broker="ccxt", allow_short=True)

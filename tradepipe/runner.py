@@ -103,6 +103,7 @@ class TradingRunner:
             max_turnover_fraction=settings.max_turnover_fraction,
             stop_loss_fraction=settings.stop_loss_fraction,
             daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
+            allow_short=settings.shorts_allowed,
         )
         self.weight_store = WeightStore(
             self.sessions,

@@ -68,6 +68,7 @@ class Settings(BaseSettings):
     stop_loss_fraction: float = Field(default=0.05, gt=0, lt=1)
     daily_loss_limit_fraction: float = Field(default=0.03, gt=0, lt=1)
     rebalance_band: float = Field(default=0.02, ge=0, lt=1)
+    allow_short: bool | None = None
 
     agents: Annotated[list[str], NoDecode] = list(DEFAULT_AGENTS)
     agent_weights: Annotated[dict[str, float], NoDecode] = {}
@@ -160,6 +161,8 @@ class Settings(BaseSettings):
             raise ValueError(f"TRADEPIPE_AGENT_WEIGHTS names agents that are not enabled: {unknown}")
         if self.agent_weights and not (all(0 <= w < float("inf") for w in self.agent_weights.values()) and sum(self.agent_weights.values()) > 0):
             raise ValueError("TRADEPIPE_AGENT_WEIGHTS must be finite, non-negative numbers with a positive sum, e.g. momentum=0.3,trend=0.7")
+        if self.broker == "ccxt" and self.allow_short:
+            raise ValueError("TRADEPIPE_ALLOW_SHORT=1 is for paper trading only: the ccxt broker trades spot, long-only")
         if self.broker == "ccxt" and self.market_source == "synthetic":
             raise ValueError("TRADEPIPE_BROKER=ccxt needs real prices: set TRADEPIPE_MARKET_SOURCE=ccxt")
         return self
@@ -184,6 +187,14 @@ class Settings(BaseSettings):
             total = sum(self.agent_weights.get(a, 0.0) for a in self.agents)
             return {a: self.agent_weights.get(a, 0.0) / total for a in self.agents}
         return {a: 1.0 / len(self.agents) for a in self.agents}
+
+    @property
+    def shorts_allowed(self) -> bool:
+        """Paper on the synthetic market may go short (it has no spot constraints, and a long-only demo
+        sits flat through every synthetic downtrend); anything that mirrors a spot account is long-only."""
+        if self.allow_short is not None:
+            return self.allow_short
+        return self.market_source == "synthetic" and self.broker == "paper"
 
     @property
     def real_money(self) -> bool:

@@ -463,7 +463,9 @@ def _halted_book(url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> T
     """Trade bars 95..116 of the crash file: long into the crash, halted at bar 100, rally afterwards."""
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", url)
     # One trend-following agent and a wide stop, so it is the daily-loss halt that holds the book back.
-    settings = settings_for(url, symbols="BTC/USDT,ETH/USDT", timeframe="1h", agents="momentum", stop_loss_fraction=0.9)
+    settings = settings_for(
+        url, symbols="BTC/USDT,ETH/USDT", timeframe="1h", agents="momentum", stop_loss_fraction=0.9, allow_short=False
+    )
     runner = TradingRunner(settings, market=ReplayMarket(_crash_replay(tmp_path), mode="stepped"))
     for i in range(95, 117):
         outcome = runner.run_cycle(T0 + i * H)
