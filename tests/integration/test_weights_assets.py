@@ -248,7 +248,7 @@ def test_replaying_a_past_day_is_deterministic_and_changes_nothing_until_promote
     # yesterday's run, when `past` was the newest day, then today's run
     original = materialize_weights(past, {"replay": False})
     assert metadata(original, "live_weights")["action"].startswith("published")
-    latest = materialize_weights(day)
+    materialize_weights(day)
     [past_row, day_row] = history(database_url)
     assert live_ids(database_url) == [day_row.id]
     assert past_row.new_weights != day_row.new_weights  # different windows, different weights
