@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
@@ -29,7 +29,7 @@ from tradepipe.adapters.db.ledger import (
     today_utc,
 )
 from tradepipe.adapters.db.models import Order, TradingCycle, utcnow
-from tradepipe.adapters.market import MarketData, MarketDataError, build_market
+from tradepipe.adapters.market import MarketData, MarketDataError, build_market, market_rules_from_ccxt
 from tradepipe.adapters.news import NewsFeedError, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
 from tradepipe.core.agents import get_agents, max_history_needed
@@ -38,6 +38,7 @@ from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.settings import Settings
+from tradepipe.status import portfolio_status
 
 log = logging.getLogger(__name__)
 
@@ -128,8 +129,6 @@ class TradingRunner:
     def _market_rules(self) -> dict[str, MarketRules]:
         """The exchange's own limits when orders go to an exchange; Binance-like defaults on paper."""
         if self.broker is not None:
-            from tradepipe.adapters.market import market_rules_from_ccxt
-
             markets = self.broker.exchange.load_markets()
             return {
                 symbol: market_rules_from_ccxt(markets[symbol], self.broker.exchange.precisionMode)
@@ -343,8 +342,6 @@ class TradingRunner:
 
     def describe_cycle(self, session: Session, bar_open_ms: int) -> CycleOutcome:
         """The outcome of a bar that was already traded (a retried or duplicate run): read, not redone."""
-        from tradepipe.status import portfolio_status
-
         status = portfolio_status(session, self.book)
         cycle = find_cycle(session, self.book, bar_open_ms)
         portfolio = status["portfolio"] or {}
@@ -365,8 +362,6 @@ class TradingRunner:
 
 
 def _with_seconds(outcome: CycleOutcome, seconds: float) -> CycleOutcome:
-    from dataclasses import replace
-
     return replace(outcome, seconds=seconds)
 
 
