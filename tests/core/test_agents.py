@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import math
-import os
 import statistics
 import warnings
 from pathlib import Path
@@ -54,35 +53,6 @@ def ranged(close, half_range: float = 1.0) -> BarHistory:
 
 def signal(name: str, history: BarHistory, context: AgentContext = NO_NEWS) -> Signal:
     return AGENTS[name](history, context)
-
-
-# --------------------------------------------------------------------- shared-data helper
-# (to move into conftest later)
-
-SHARED_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
-
-
-def require_shared_data(relative: str, root: Path = SHARED_DATA) -> Path:
-    """Path of ``root/relative``; skip the test if it is missing, or fail when the environment
-    says services and data must be there (``TRADEPIPE_TEST_REQUIRE_SERVICES=1``)."""
-    path = root / relative
-    if path.exists():
-        return path
-    message = f"shared data {path} is missing"
-    if os.environ.get("TRADEPIPE_TEST_REQUIRE_SERVICES") == "1":
-        pytest.fail(f"{message} and TRADEPIPE_TEST_REQUIRE_SERVICES=1 requires it")
-    pytest.skip(f"{message} (set TRADEPIPE_TEST_REQUIRE_SERVICES=1 to fail instead)")
-
-
-def test_require_shared_data_skips_or_fails(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("TRADEPIPE_TEST_REQUIRE_SERVICES", raising=False)
-    with pytest.raises(pytest.skip.Exception, match="missing"):
-        require_shared_data("nope", root=tmp_path)
-    monkeypatch.setenv("TRADEPIPE_TEST_REQUIRE_SERVICES", "1")
-    with pytest.raises(pytest.fail.Exception, match="TRADEPIPE_TEST_REQUIRE_SERVICES=1"):
-        require_shared_data("nope", root=tmp_path)
-    (tmp_path / "here").mkdir()
-    assert require_shared_data("here", root=tmp_path) == tmp_path / "here"
 
 
 # --------------------------------------------------------------------- registry
@@ -390,8 +360,8 @@ HEADLINES_EVERY = 60  # bars
 
 
 @pytest.mark.shared_data
-def test_the_five_agents_disagree_somewhere_on_real_btc_candles() -> None:
-    path = require_shared_data("ohlcv/binance_2018_octobot/BTC_USDT-1h.csv")
+def test_the_five_agents_disagree_somewhere_on_real_btc_candles(shared_data: Path) -> None:
+    path = shared_data / "ohlcv/binance_2018_octobot/BTC_USDT-1h.csv"
     frame = pd.read_csv(path)
     bars = {column: frame[column].to_numpy(dtype=float) for column in ("open", "high", "low", "close", "volume")}
     timestamps = frame["timestamp"].to_numpy(dtype=np.int64)
