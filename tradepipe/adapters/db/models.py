@@ -317,6 +317,12 @@ class ProjectReport(Base):
     content: Mapped[str] = mapped_column(Text, default="")
     delivered_to: Mapped[list[Any]] = mapped_column(default=list)
     run_id: Mapped[str | None] = mapped_column(String(64))
+    # issue 11: the 2-hour partition, the HTML rendering (``content`` is the JSON document), where the
+    # files are, and the email's state: {"status": sent|failed|not_configured|preview, "attempts": [...]}.
+    partition_key: Mapped[str | None] = mapped_column(String(32), index=True)
+    html: Mapped[str] = mapped_column(Text, default="")
+    files: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    delivery: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class TradeAttribution(Base):
@@ -341,6 +347,7 @@ class TradeAttribution(Base):
 
 class ImprovementSuggestion(Base):
     __tablename__ = "improvement_suggestions"
+    __table_args__ = (UniqueConstraint("rule_key", name="uq_improvement_suggestions_rule_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     source: Mapped[str] = mapped_column(String(64))
@@ -348,6 +355,15 @@ class ImprovementSuggestion(Base):
     suggestion: Mapped[str] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=3)
     status: Mapped[str] = mapped_column(String(32), default="open")
+    # issue 11: one row per recommendation key (rule:subject), updated each time a report sees it;
+    # ``streak`` counts consecutive reports, and a long enough streak opens ``task_id``.
+    rule_key: Mapped[str | None] = mapped_column(String(200))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    times_seen: Mapped[int] = mapped_column(Integer, default=1)
+    streak: Mapped[int] = mapped_column(Integer, default=1)
+    last_seen_at: Mapped[datetime | None]
+    updated_at: Mapped[datetime | None]
+    task_id: Mapped[int | None] = mapped_column(ForeignKey("project_tasks.id", name="fk_improvement_suggestions_task_id"))
 
 
 class EmailConfig(Base):
