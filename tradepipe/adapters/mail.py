@@ -11,6 +11,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from email.policy import SMTP as SMTP_POLICY
 from typing import Literal, Sequence
 
 Security = Literal["implicit", "starttls", "none"]
@@ -68,7 +69,8 @@ def send_message(settings: SmtpSettings, message: EmailMessage | bytes, recipien
     """Deliver ``message`` to ``recipients`` or raise ``MailDeliveryError`` (nothing else)."""
     if not recipients:
         raise MailDeliveryError("not_configured", "no recipients")
-    payload = message.as_bytes() if isinstance(message, EmailMessage) else message
+    # SMTP wants CRLF line ends; smtplib leaves a bytes payload's bare LFs alone.
+    payload = message.as_bytes(policy=SMTP_POLICY) if isinstance(message, EmailMessage) else message
     try:
         client: smtplib.SMTP
         if settings.security == "implicit":

@@ -159,7 +159,7 @@ def compose_email(
     message.add_alternative(html, subtype="html")
     html_part = message.get_payload()[1]  # type: ignore[index]
     for name, cid in cids.items():
-        html_part.add_related(pngs[name], maintype="image", subtype="png", cid=cid, filename=f"{name}.png")
+        html_part.add_related(pngs[name], maintype="image", subtype="png", cid=cid, disposition="inline", filename=f"{name}.png")
     meta = document["report"]
     filename = f"report-{meta['book']}-{meta['window_start'][:13].replace(':', '')}.json"
     message.add_attachment(json_text.encode("utf-8"), maintype="application", subtype="json", filename=filename)
