@@ -17,12 +17,13 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "agent_performance",
         "agent_weights",
         "live_weights",
+        "project_report",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily"}
+    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "project_report_schedule"}
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
 
 
@@ -31,7 +32,7 @@ def test_loading_the_code_location_does_not_import_heavy_libraries() -> None:
     must only load where they are used."""
     probe = (
         "import sys, tradepipe.definitions; "
-        "print(sorted(m for m in ('great_expectations', 'scipy.optimize', 'scipy.signal', 'ccxt') if m in sys.modules))"
+        "print(sorted(m for m in ('great_expectations', 'scipy.optimize', 'scipy.signal', 'ccxt', 'matplotlib', 'jinja2') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

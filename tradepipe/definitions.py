@@ -4,6 +4,7 @@ import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.portfolio import portfolio_state
+from tradepipe.assets.reports import project_report, project_report_schedule, report_job
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
@@ -27,10 +28,10 @@ trading_cycle_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
+    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights, project_report],
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
-    schedules=[performance_intraday, performance_finalize, weights_daily],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, report_job],
+    schedules=[performance_intraday, performance_finalize, weights_daily, project_report_schedule],
     sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
     resources=build_resources(settings),
 )

@@ -91,6 +91,12 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     report_recipients: Annotated[list[str], NoDecode] = []
+    # issue 11 (reports and email): sender address, implicit TLS override (default: by port, 465),
+    # a CA bundle for a relay with its own certificate authority, and the SMTP timeout.
+    smtp_sender: str | None = None
+    smtp_implicit_tls: bool | None = None
+    smtp_ca_file: Path | None = None
+    smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
 
     @field_validator("symbols", "agents", "report_recipients", mode="before")
     @classmethod

@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 import dagster as dg
 
 from tradepipe.resources.broker import BrokerResource
+from tradepipe.resources.mail import MailResource
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
@@ -33,6 +34,7 @@ __all__ = [
     "BrokerResource",
     "Environment",
     "LedgerDatabase",
+    "MailResource",
     "MarketDataResource",
     "RESOURCE_KEYS",
     "TradingConfigResource",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "mail")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -88,6 +90,23 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
     )
 
 
+def _mail(settings: Settings, password: Any) -> MailResource:
+    """SMTP settings from TRADEPIPE_SMTP_*; what is left unset falls back to the stored email_config row."""
+    explicit = settings.model_fields_set
+    return MailResource(
+        host=settings.smtp_host,
+        port=settings.smtp_port if "smtp_port" in explicit else None,
+        user=settings.smtp_user,
+        password=password,
+        sender=settings.smtp_sender,
+        starttls=settings.smtp_starttls if "smtp_starttls" in explicit else None,
+        implicit_tls=settings.smtp_implicit_tls,
+        timeout_s=settings.smtp_timeout_seconds,
+        ca_file=str(settings.smtp_ca_file) if settings.smtp_ca_file else None,
+        recipients=list(settings.report_recipients),
+    )
+
+
 def _local(settings: Settings) -> dict[str, Any]:
     return {
         "ledger": LedgerDatabase(url=settings.resolved_database_url),
@@ -95,6 +114,7 @@ def _local(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "mail": _mail(settings, _secret("smtp_password")),
     }
 
 
@@ -107,6 +127,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
         "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "mail": _mail(settings, _secret("smtp_password")),
     }
 
 
@@ -117,6 +138,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "mail": _mail(settings, _plain_secret(settings, "smtp_password")),
     }
 
 
