@@ -211,5 +211,9 @@ def risk_reset() -> None:
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
 
+from tradepipe.cli_reports import COMMANDS as REPORT_COMMANDS  # noqa: E402  (issue 11: email, report, tasks)
+for _command in REPORT_COMMANDS: main.add_command(_command)  # noqa: E701
+
+
 if __name__ == "__main__":
     main()
