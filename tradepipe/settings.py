@@ -243,7 +243,11 @@ class _ValuesOnlySettings(Settings):
 def location_settings() -> Settings:
     """The settings the Dagster code location is built from, read once when it loads (its partitions,
     the sensor's interval and the resources' configuration); a bad value stops the load."""
-    return load_settings()
+    from tradepipe.preflight import check_settings
+
+    settings = load_settings()
+    check_settings(settings)
+    return settings
 
 
 def settings_from_values(**values: object) -> Settings:
