@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -243,6 +243,17 @@ class _ValuesOnlySettings(Settings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def, override]
         return (init_settings,)
+
+
+@lru_cache(maxsize=1)
+def location_settings() -> Settings:
+    """The settings the Dagster code location is built from, read once when it loads (its partitions,
+    the sensor's interval and the resources' configuration); a bad value stops the load."""
+    from tradepipe.preflight import check_settings
+
+    settings = load_settings()
+    check_settings(settings)
+    return settings
 
 
 def settings_from_values(**values: object) -> Settings:

@@ -19,6 +19,7 @@ from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.weights import agent_weights
 from tradepipe.core.report import FailedCheck
 from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.resources.clock import WallClock
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.mail import MailResource
 from tradepipe.resources.trading import TradingConfigResource
@@ -58,7 +59,11 @@ def failed_checks(instance: dg.DagsterInstance, start: datetime, end: datetime) 
     "health, tasks and recommendations, as JSON and HTML, stored and emailed.",
 )
 def project_report(
-    context: dg.AssetExecutionContext, ledger: LedgerDatabase, trading: TradingConfigResource, mail: MailResource
+    context: dg.AssetExecutionContext,
+    ledger: LedgerDatabase,
+    trading: TradingConfigResource,
+    mail: MailResource,
+    clock: WallClock,
 ) -> dg.MaterializeResult:
     # Rendering (matplotlib, jinja2) loads here, not when the code location loads for a trading cycle.
     from tradepipe.reports.service import ReportRequest, deliver, store_report
@@ -69,7 +74,7 @@ def project_report(
     sessions = ledger.sessions()
     with sessions() as session:
         smtp, recipients = mail.effective(load_email_config(session))
-    now = datetime.now(timezone.utc)
+    now = datetime.fromtimestamp(clock.now_ms() / 1000, tz=timezone.utc)
     request = ReportRequest(
         book=settings.book,
         window_start=start,
