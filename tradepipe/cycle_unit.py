@@ -12,6 +12,7 @@ runner before the transaction and handed in as a ``CycleRequest``, so no network
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
@@ -75,6 +76,8 @@ class CycleOutcome:
     weights_source: str = ""
     halted: bool = False
     seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Latency by stage (agents, risk, ledger; the runner adds market_data and total) for system_metrics."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +154,7 @@ class CycleUnitOfWork:
             weights_source=request.weights.source,
         )
         state: BookState = load_book_state(session, book, bar_open_ms)
+        core_started = time.perf_counter()
         result = run_cycle(
             CycleInputs(
                 book=self.book,
@@ -175,6 +179,8 @@ class CycleUnitOfWork:
                 rebalance_band=settings.rebalance_band,
             )
         )
+        core_seconds = time.perf_counter() - core_started
+        ledger_started = time.perf_counter()
         # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
         # and refuses it) or otherwise unfit for the return streams.
         used = {symbol: history for symbol, history in request.histories.items() if symbol not in result.skipped}
@@ -192,7 +198,9 @@ class CycleUnitOfWork:
         cycle.status = "succeeded"
         cycle.finished_at = utcnow()
         session.commit()
-        return _outcome(self.book, bar_open_ms, result, state.day_start_equity, request.weights, "traded")
+        agents_seconds = sum(result.agent_seconds.values())
+        stages = {"agents": agents_seconds, "risk": max(core_seconds - agents_seconds, 0.0), "ledger": time.perf_counter() - ledger_started}
+        return replace(_outcome(self.book, bar_open_ms, result, state.day_start_equity, request.weights, "traded"), stage_seconds=stages)
 
     def describe(self, session: Session, bar_open_ms: int) -> CycleOutcome:
         """The outcome of a bar that was already traded (a retried or duplicate run): read, not redone."""

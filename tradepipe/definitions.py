@@ -15,6 +15,7 @@ from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
+from tradepipe.sensors.health import record_failed_runs
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.settings import location_settings
 
@@ -37,6 +38,6 @@ defs = dg.Definitions(
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
     jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, report_job],
     schedules=[performance_intraday, performance_finalize, weights_daily, project_report_schedule],
-    sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
+    sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds), record_failed_runs],
     resources=build_resources(settings),
 )

@@ -12,16 +12,22 @@ built; the CLI lets the runner build each piece from the settings.
 
 from __future__ import annotations
 
+import logging
 import time
+from collections import Counter
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.ledger import ms_to_datetime
+from tradepipe.adapters.db.reports import record_metrics
 from tradepipe.adapters.market import MarketData, MarketDataError, build_market
 from tradepipe.adapters.news import NewsFeedError, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
 from tradepipe.brokers import PAPER_RULES, Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.core.health import cycle_metrics
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
@@ -31,6 +37,7 @@ from tradepipe.settings import Settings
 __all__ = ["PAPER_RULES", "CycleOutcome", "OutOfOrderBarError", "TradingRunner", "broker_from_settings", "risk_limits"]
 
 _FROM_SETTINGS = object()
+log = logging.getLogger(__name__)
 
 
 def broker_from_settings(settings: Settings, sessions: sessionmaker[Session], book: str) -> Broker:
@@ -129,7 +136,10 @@ class TradingRunner:
     def run_cycle(self, bar_open_ms: int, run_id: str | None = None) -> CycleOutcome:
         started = time.perf_counter()
         weights = self.load_weights()
+        retries_before = Counter(getattr(self.market, "retries", {}))
         histories, unavailable = self._histories(bar_open_ms)
+        market_seconds = time.perf_counter() - started
+        retries = Counter(getattr(self.market, "retries", {})) - retries_before
         context, agent_notes = self._headlines(bar_open_ms + timeframe_ms(self.timeframe))
         rules = self.rules()
         self.broker.reconcile_pending(bar_open_ms)
@@ -140,4 +150,25 @@ class TradingRunner:
         )
         if outcome.status == "traded":
             self.broker.submit_intents(bar_open_ms)
-        return with_seconds(outcome, time.perf_counter() - started)
+        outcome = with_seconds(outcome, time.perf_counter() - started)
+        if outcome.status == "traded" and self.book == self.settings.book:  # the live book's health, not a backtest's
+            self._record_health(outcome, market_seconds, unavailable, retries)
+        return outcome
+
+    def _record_health(self, outcome: CycleOutcome, market_seconds: float, unavailable: dict[str, str], retries: Counter[str]) -> None:
+        """system_metrics for the traded bar, after its commit: health data never holds up or undoes a trade."""
+        metrics = cycle_metrics(
+            book=self.book,
+            bar=ms_to_datetime(outcome.bar_open_ms).isoformat(),
+            stage_seconds={**outcome.stage_seconds, "market_data": market_seconds, "total": outcome.seconds},
+            data_errors=unavailable,
+            retries=retries,
+            skipped=outcome.skipped,
+            rejected_kinds=[r["kind"] for r in outcome.orders_rejected],
+            weights_source=outcome.weights_source,
+        )
+        try:
+            with self.sessions.begin() as session:
+                record_metrics(session, ms_to_datetime(outcome.bar_open_ms), metrics)
+        except SQLAlchemyError as exc:
+            log.warning("system_metrics for bar %s not recorded: %s", outcome.bar_open_ms, exc)

@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import math
 import time
+from collections import Counter
 from dataclasses import dataclass
 from decimal import Decimal
 from functools import lru_cache
@@ -497,6 +498,8 @@ class CcxtMarket:
         self.backoff_s = backoff_s
         self.sleep = sleep
         self.page_limit = page_limit
+        self.retries: Counter[str] = Counter()
+        """Retries per symbol since this adapter was made (the cycle records its own as system_metrics)."""
 
     def closed_bars(self, symbol: str, timeframe: str, end_ms: int, limit: int) -> BarHistory:
         _check_limit(limit)
@@ -531,6 +534,7 @@ class CcxtMarket:
         last_error: ccxt.NetworkError | None = None
         for attempt in range(self.max_retries + 1):
             if attempt:
+                self.retries[symbol] += 1
                 self.sleep(self.backoff_s * 2 ** (attempt - 1))
             try:
                 return self.exchange.fetch_ohlcv(symbol, timeframe, since=since, limit=limit)

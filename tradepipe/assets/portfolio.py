@@ -9,6 +9,8 @@ from typing import Any
 
 import dagster as dg
 
+from tradepipe.adapters.db.ledger import ms_to_datetime
+from tradepipe.adapters.db.reports import record_metrics
 from tradepipe.assets.metadata import table
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.resources import (
@@ -92,6 +94,8 @@ def portfolio_state(
     if _launched_by_sensor(context) and newest - bar > _stale_after_ms(timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
         context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
+        with ledger.sessions().begin() as session:  # issue 11: a skipped run is system health too
+            record_metrics(session, ms_to_datetime(bar), [("cycle_skipped", 1.0, {"book": settings.book, "reason": "stale", "newest_bar": newest})])
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
     sessions = ledger.sessions()
     runner = TradingRunner(
