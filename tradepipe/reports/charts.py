@@ -26,6 +26,11 @@ TITLES = {
     "weights": "Agent weights over time",
     "activity": "Trading activity per hour (24 hours)",
 }
+_MARGINS = {
+    "default": {"left": 0.09, "right": 0.98, "top": 0.90, "bottom": 0.16},
+    "equity": {"left": 0.10, "right": 0.98, "top": 0.90, "bottom": 0.12, "hspace": 0.12},
+    "sharpe": {"left": 0.24, "right": 0.98, "top": 0.90, "bottom": 0.16},
+}
 _RC = {"svg.fonttype": "path", "svg.hashsalt": "tradepipe", "font.size": 8, "axes.titlesize": 9}
 
 
@@ -136,7 +141,10 @@ def render_charts(document: dict[str, Any], fmt: Format) -> dict[str, bytes]:
     images = {}
     with matplotlib.rc_context(_RC):
         for name in CHARTS:
-            figure = Figure(figsize=(7.5, 3.2), dpi=100, layout="constrained")
+            # Fixed margins instead of a layout engine: constrained layout measured every tick label
+            # twice and cost a third of the rendering time.
+            figure = Figure(figsize=(7.5, 3.2), dpi=100)
+            figure.subplots_adjust(**_MARGINS.get(name, _MARGINS["default"]))
             _DRAW[name](figure, document)
             buffer = io.BytesIO()
             figure.savefig(buffer, format=fmt, metadata={"Date": None} if fmt == "svg" else None)

@@ -33,11 +33,15 @@ def schema() -> dict[str, Any]:
     return json.loads(resources.files("tradepipe.reports").joinpath(SCHEMA_FILE).read_text(encoding="utf-8"))
 
 
-def validate(document: Mapping[str, Any]) -> None:
-    import jsonschema
+@lru_cache(maxsize=1)
+def _validator() -> Any:
+    import jsonschema  # imported here: a second of import time nobody on the trading path should pay
 
-    validator = jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
-    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    return jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
+
+
+def validate(document: Mapping[str, Any]) -> None:
+    errors = sorted(_validator().iter_errors(document), key=lambda e: list(e.absolute_path))
     if errors:
         first = errors[0]
         where = "/".join(str(p) for p in first.absolute_path) or "(root)"
