@@ -126,3 +126,27 @@ def test_the_run_failure_sensor_records_a_failed_run(sqlite_url: str) -> None:
     assert row.metric_name == "run_failed"
     assert row.tags["run_id"] == result.run_id and row.tags["job"] == "__ephemeral_asset_job__"
     assert "breaks" in row.tags["error"] and "RuntimeError: exchange down" in row.tags["error"]
+
+
+@dg.asset
+def priced() -> int:
+    return 1
+
+
+@dg.asset_check(asset=priced, description="prices are positive")
+def prices_positive() -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(passed=False, description="3 negative <prices>")
+
+
+def test_failed_asset_checks_are_read_from_the_instance() -> None:
+    from datetime import datetime, timedelta, timezone
+
+    from tradepipe.assets.reports import failed_checks
+
+    with dg.instance_for_test() as instance:
+        before = datetime.now(timezone.utc) - timedelta(seconds=1)
+        assert dg.materialize([priced, prices_positive], instance=instance, raise_on_error=False) is not None
+        after = datetime.now(timezone.utc) + timedelta(seconds=1)
+        found = failed_checks(instance, before, after)
+        assert [(c.asset, c.check, c.description) for c in found] == [("priced", "prices_positive", "3 negative <prices>")]
+        assert failed_checks(instance, after, after + timedelta(hours=2)) == []
