@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 import time
-from datetime import date, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 
 from tradepipe.core.report import (
     AgentDay,

@@ -325,6 +325,10 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             content="# Weekly report",
             delivered_to=["ops@example.com"],
             run_id="run-1",
+            partition_key="2024-03-01-10:00",
+            html="<h1>Weekly report</h1>",
+            files={"json": "/reports/main.json", "html": "/reports/main.html"},
+            delivery={"status": "failed", "attempts": [{"status": "failed", "error": "refused"}]},
         ),
         ImprovementSuggestion(
             created_at=BAR,
@@ -333,6 +337,12 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             suggestion="retrain on recent headlines",
             priority=1,
             status="accepted",
+            rule_key="agent_low_sharpe:sentiment",
+            evidence={"sharpe_by_day": {"2024-02-29": 0.1}},
+            times_seen=4,
+            streak=3,
+            last_seen_at=BAR,
+            updated_at=BAR,
         ),
         EmailConfig(
             smtp_host="smtp.example.com",
@@ -345,6 +355,11 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             updated_at=BAR,
         ),
     ]
+    # The suggestion points at the sample's project task, which needs its id first.
+    task = next(row for row in rows if isinstance(row, ProjectTask))
+    session.add(task)
+    session.flush()
+    next(row for row in rows if isinstance(row, ImprovementSuggestion)).task_id = task.id
     session.add_all(rows[4:])
     session.commit()
     return rows

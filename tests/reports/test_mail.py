@@ -30,7 +30,7 @@ def _report_email() -> tuple[dict, object]:
 
 def _assert_is_the_report(document: dict, received: object) -> None:
     message = received
-    assert message["Subject"] == f"tradepipe report main 2026-03-04 10:00..12:00 UTC"
+    assert message["Subject"] == "tradepipe report main 2026-03-04 10:00..12:00 UTC"
     assert message["To"] == "trader@example.com"
     text = message.get_body(preferencelist=("plain",)).get_content()
     assert "Equity 14,319.00 USDT" in text and "Agent momentum: Sharpe under 0.5" in text
@@ -110,3 +110,17 @@ def test_refused_connection() -> None:
 
     assert failure.value.kind == "refused"
     assert "refused" in str(failure.value) and PASSWORD not in str(failure.value)
+
+
+def test_a_relay_that_never_answers_times_out() -> None:
+    import socket
+
+    _, message = _report_email()
+    with socket.socket() as silent:  # accepts the connection (kernel backlog) and never sends a greeting
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(1)
+        settings = SmtpSettings(host="127.0.0.1", port=silent.getsockname()[1], user=USER, password=PASSWORD, timeout_s=0.5)
+        with pytest.raises(MailDeliveryError) as failure:
+            send_message(settings, message, ["trader@example.com"])
+    assert failure.value.kind == "timeout"
+    assert "did not answer within 0.5 s" in str(failure.value)

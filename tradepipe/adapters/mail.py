@@ -102,6 +102,8 @@ def send_message(settings: SmtpSettings, message: EmailMessage | bytes, recipien
     except ConnectionRefusedError:
         raise MailDeliveryError("refused", f"connection to {settings.host}:{settings.port} refused") from None
     except (smtplib.SMTPException, OSError) as exc:
+        if "timed out" in str(exc):  # smtplib reports a silent server as "Connection unexpectedly closed: timed out"
+            raise MailDeliveryError("timeout", f"{settings.host}:{settings.port} did not answer within {settings.timeout_s:g} s") from None
         raise MailDeliveryError("smtp", f"{settings.host}:{settings.port}: {_redact(str(exc), settings.password)}") from None
 
 
