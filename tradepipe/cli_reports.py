@@ -6,7 +6,7 @@ import json
 import sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -173,7 +173,7 @@ def tasks_list(show_all: bool, as_json: bool) -> None:
     settings = _settings()
     with _sessions(settings)() as session:
         rows = list_tasks(session, TASK_STATUSES if show_all else LIVE_TASK_STATUSES)
-        records = [
+        records: list[dict[str, Any]] = [
             {"id": t.id, "priority": t.priority, "status": t.status, "title": t.title, "description": t.description,
              "created_at": t.created_at.isoformat(), "updated_at": t.updated_at.isoformat()}
             for t in rows

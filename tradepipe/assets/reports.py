@@ -9,6 +9,7 @@ but would hide the report behind a red run.
 
 
 from datetime import datetime, timedelta, timezone
+from typing import cast
 
 import dagster as dg
 
@@ -41,7 +42,7 @@ def failed_checks(instance: dg.DagsterInstance, start: datetime, end: datetime) 
     )
     result = []
     for record in records:
-        evaluation = record.event_log_entry.dagster_event.event_specific_data  # type: ignore[union-attr]
+        evaluation = cast(dg.AssetCheckEvaluation, record.event_log_entry.dagster_event.event_specific_data)  # type: ignore[union-attr]
         at = datetime.fromtimestamp(record.timestamp, tz=timezone.utc)
         if at < end and not evaluation.passed:
             result.append(

@@ -103,7 +103,8 @@ def weights_chart(figure: Figure, document: dict[str, Any]) -> None:
     times = [_time(p["t"]) for p in series]
     agents = sorted({a for p in series for a in p["weights"]})
     for agent in agents:
-        axis.step(times, [p["weights"].get(agent, 0.0) for p in series], where="post", label=_label(agent), linewidth=1.2)
+        # matplotlib's stubs leave out datetimes, which it plots natively.
+        axis.step(times, [p["weights"].get(agent, 0.0) for p in series], where="post", label=_label(agent), linewidth=1.2)  # type: ignore[arg-type]
     axis.set_ylabel("weight")
     axis.grid(alpha=0.3)
     axis.legend(loc="upper left", fontsize=7, ncols=min(len(agents), 5))
@@ -139,7 +140,7 @@ _DRAW: dict[str, Callable[[Figure, dict[str, Any]], None]] = {
 def render_charts(document: dict[str, Any], fmt: Format) -> dict[str, bytes]:
     """Every chart of the report as ``fmt`` bytes, keyed by chart name (``CHARTS``)."""
     images = {}
-    with matplotlib.rc_context(_RC):
+    with matplotlib.rc_context(_RC):  # type: ignore[arg-type]
         for name in CHARTS:
             # Fixed margins instead of a layout engine: constrained layout measured every tick label
             # twice and cost a third of the rendering time.

@@ -35,7 +35,7 @@ def schema() -> dict[str, Any]:
 
 @lru_cache(maxsize=1)
 def _validator() -> Any:
-    import jsonschema  # imported here: a second of import time nobody on the trading path should pay
+    import jsonschema  # type: ignore[import-untyped]  # imported here: a second of import time nobody on the trading path should pay
 
     return jsonschema.Draft202012Validator(schema(), format_checker=jsonschema.FormatChecker())
 
@@ -161,7 +161,7 @@ def compose_email(
     message.set_content(render_text(document))
     html = render_html(document, {name: "cid:" + cid[1:-1] for name, cid in cids.items()})
     message.add_alternative(html, subtype="html")
-    html_part = message.get_payload()[1]  # type: ignore[index]
+    html_part: EmailMessage = message.get_payload()[1]  # type: ignore[index,assignment]
     for name, cid in cids.items():
         html_part.add_related(pngs[name], maintype="image", subtype="png", cid=cid, disposition="inline", filename=f"{name}.png")
     meta = document["report"]

@@ -171,7 +171,8 @@ def deliver(
     with sessions() as session:
         queued = [r.id for r in db.unsent_reports(session, now, exclude_id=report_id)]
     status, error = _attempt(sessions, report_id, smtp, recipients, now, send)
-    sent, failed = [], []
+    sent: list[int] = []
+    failed: list[int] = []
     if status == "sent":  # a relay that just failed for this report would fail the queue too
         for queued_id in queued:
             (sent if _attempt(sessions, queued_id, smtp, recipients, now, send)[0] == "sent" else failed).append(queued_id)

@@ -325,8 +325,8 @@ def record_suggestions(
             session.flush()
             row.task_id = task.id
             opened.append(task)
-    for key, row in rows.items():
-        if key not in seen and row.status == "open" and row.last_seen_at is not None and row.last_seen_at < seen_at:
+    for stored_key, row in rows.items():
+        if stored_key not in seen and row.status == "open" and row.last_seen_at is not None and row.last_seen_at < seen_at:
             row.status = "resolved"
             row.streak = 0
             row.updated_at = seen_at
