@@ -3,13 +3,18 @@
 Target (issue 11): JSON + HTML (with its SVG charts) in under 5 s on the project machine. The email
 (PNG charts, MIME) is timed too, since the asset renders it for every report.
 
-    .venv/bin/python benchmarks/bench_report.py
+    .venv/bin/python benchmarks/bench_report.py [--with-db]
+
+``--with-db`` also writes the same week into a fresh SQLite ledger (cycles, snapshots, work log,
+metrics, orders, fills) and times what the asset does before emailing: read the inputs, build,
+render and store the report with its suggestions.
 """
 
 from __future__ import annotations
 
 import math
 import random
+import sys
 import time
 from datetime import datetime, timedelta, timezone
 
@@ -73,6 +78,77 @@ def week_of_cycles(seed: int = 11) -> ReportInputs:
     )
 
 
+def seed_database(url: str, inputs: ReportInputs) -> None:
+    from decimal import Decimal
+
+    from sqlalchemy import insert
+
+    from tradepipe.adapters.db.engine import get_engine, upgrade
+    from tradepipe.adapters.db.models import AgentWorkLog, Book, Fill, Order, PortfolioSnapshot, SystemMetric, TradingCycle
+
+    upgrade(url)
+    engine = get_engine(url)
+    with engine.begin() as connection:
+        connection.execute(insert(Book), [{"name": "main", "starting_cash": Decimal(10000), "quote_currency": "USDT"}])
+        connection.execute(insert(TradingCycle), [
+            {"id": i + 1, "book": "main", "bar_ts": p.ts, "timeframe": "1m", "market_source": "synthetic", "status": "succeeded",
+             "weights": inputs.current_weights, "weights_source": "redis", "skipped": {}}
+            for i, p in enumerate(inputs.equity)
+        ])
+        connection.execute(insert(PortfolioSnapshot), [
+            {"book": "main", "bar_ts": p.ts, "cycle_id": i + 1, "cash": Decimal(str(round(p.cash, 2))),
+             "positions_value": Decimal(0), "equity": Decimal(str(round(p.equity, 2))), "realized_pnl": Decimal(0),
+             "unrealized_pnl": Decimal(0), "fees_paid": Decimal(0), "day_start_equity": Decimal(10000), "positions": {}}
+            for i, p in enumerate(inputs.equity)
+        ])
+        connection.execute(insert(AgentWorkLog), [
+            {"timestamp": p.ts, "agent_name": a, "task": "signal", "status": "voted", "details": {}, "duration_ms": 2.0, "cycle_id": i + 1}
+            for i, p in enumerate(inputs.equity) for a in AGENTS
+        ])
+        connection.execute(insert(SystemMetric), [
+            {"timestamp": p.ts, "metric_name": name, "value": 0.1, "tags": {"book": "main", "stage": stage}}
+            for p in inputs.equity
+            for name, stage in [("cycle_latency_seconds", s) for s in ("market_data", "agents", "risk", "ledger", "total")]
+            + [("weights_source", "redis"), ("skipped_symbols", "")]
+        ])
+        first_cycle = {p.ts: i + 1 for i, p in enumerate(inputs.equity)}
+        connection.execute(insert(Order), [
+            {"id": i + 1, "client_order_id": f"o{i}", "cycle_id": first_cycle.get(f.ts, 1), "book": "main", "bar_ts": f.ts,
+             "symbol": f.symbol, "side": "buy", "quantity": Decimal(1), "requested_quantity": Decimal(1), "status": "filled",
+             "reason": "", "broker": "paper", "contributions": {}}
+            for i, f in enumerate(inputs.fills)
+        ])
+        connection.execute(insert(Fill), [
+            {"order_id": i + 1, "client_order_id": f"o{i}", "trade_id": f"t{i}", "book": "main", "symbol": f.symbol, "side": "buy",
+             "quantity": Decimal(1), "price": Decimal(100), "fee": Decimal(str(f.fee)), "notional": Decimal(100), "ts": f.ts,
+             "realized_pnl": Decimal(str(round(f.realized_pnl, 8))), "closed_quantity": Decimal(0), "opening_contributions": {}}
+            for i, f in enumerate(inputs.fills)
+        ])
+
+
+def bench_with_database(inputs: ReportInputs) -> None:
+    import tempfile
+    from pathlib import Path
+
+    from tradepipe.adapters.db.engine import session_factory
+    from tradepipe.reports.service import ReportRequest, store_report
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = f"sqlite:///{folder}/bench.sqlite"
+        seeded = time.perf_counter()
+        seed_database(url, inputs)
+        print(f"seeded SQLite with the week in {time.perf_counter() - seeded:.1f} s")
+        request = ReportRequest(
+            book="main", window_start=inputs.window_start, window_end=inputs.window_end, now=inputs.window_end,
+            quote_currency="USDT", timeframe="1m", bar_seconds=60, default_starting_cash=10_000,
+            recipients=["trader@example.com"], partition_key=inputs.partition_key,
+        )
+        started = time.perf_counter()
+        stored = store_report(session_factory(url), request, Path(folder) / "reports", run_id="bench")
+        print(f"asset path without email (read week from SQLite, build, JSON, HTML, store): {time.perf_counter() - started:.3f} s "
+              f"(report #{stored.report_id}, {stored.document['activity']['cycles_run']} cycles in the window)")
+
+
 def main() -> None:
     inputs = week_of_cycles()
     print(f"inputs: {len(inputs.equity)} cycles (equity points), {len(AGENTS)} agents, {len(SYMBOLS)} symbols, "
@@ -97,6 +173,8 @@ def main() -> None:
     print(f"both formats (model+JSON+HTML): {both:.3f} s  target < 5 s: {'PASS' if both < 5 else 'FAIL'}")
     print(f"everything incl. email:         {email_done - started:.3f} s")
     assert math.isfinite(document["portfolio"]["equity"])
+    if "--with-db" in sys.argv:
+        bench_with_database(inputs)
 
 
 if __name__ == "__main__":

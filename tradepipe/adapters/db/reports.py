@@ -161,10 +161,14 @@ def load_work(session: Session, book: str, start: datetime, end: datetime) -> li
     return [AgentWork(*row) for row in rows]
 
 
+# The metrics a report reads; naming them lets the (metric_name, timestamp) index find the window.
+REPORT_METRICS = ("cycle_latency_seconds", "data_fetch_errors", "data_fetch_retries", "run_failed", "cycle_skipped")
+
+
 def load_metrics(session: Session, start: datetime, end: datetime, book: str | None = None) -> list[MetricRecord]:
     rows = session.execute(
         select(SystemMetric.timestamp, SystemMetric.metric_name, SystemMetric.value, SystemMetric.tags).where(
-            SystemMetric.timestamp >= start, SystemMetric.timestamp < end
+            SystemMetric.metric_name.in_(REPORT_METRICS), SystemMetric.timestamp >= start, SystemMetric.timestamp < end
         )
     ).all()
     records = [MetricRecord(ts, name, value, dict(tags or {})) for ts, name, value, tags in rows]
