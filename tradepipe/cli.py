@@ -6,6 +6,7 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -137,7 +138,7 @@ def weights_show(limit: int, as_json: bool) -> None:
     settings = _settings()
     with session_factory(settings.resolved_database_url)() as session:
         rows = recent_weight_decisions(session, settings.book, limit)
-    records = [
+    records: list[dict[str, Any]] = [
         {
             "id": r.id,
             "partition": r.partition_date.isoformat() if r.partition_date else None,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from decimal import Decimal
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,12 +51,15 @@ def broker_from_settings(settings: Settings, sessions: sessionmaker[Session], bo
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
+    def exact(fraction: float) -> Decimal:  # repr: 0.1 -> Decimal("0.1"), as RiskLimits itself converts floats
+        return Decimal(repr(fraction))
+
     return RiskLimits(
-        max_position_fraction=settings.max_position_fraction,
-        max_gross_exposure=settings.max_gross_exposure,
-        max_turnover_fraction=settings.max_turnover_fraction,
-        stop_loss_fraction=settings.stop_loss_fraction,
-        daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
+        max_position_fraction=exact(settings.max_position_fraction),
+        max_gross_exposure=exact(settings.max_gross_exposure),
+        max_turnover_fraction=exact(settings.max_turnover_fraction),
+        stop_loss_fraction=exact(settings.stop_loss_fraction),
+        daily_loss_limit_fraction=exact(settings.daily_loss_limit_fraction),
         allow_short=settings.shorts_allowed,
     )
 
@@ -137,8 +141,9 @@ class TradingRunner:
         started = time.perf_counter()
         weights = self.load_weights()
         retries_before = Counter(getattr(self.market, "retries", {}))
+        market_started = time.perf_counter()
         histories, unavailable = self._histories(bar_open_ms)
-        market_seconds = time.perf_counter() - started
+        market_seconds = time.perf_counter() - market_started
         retries = Counter(getattr(self.market, "retries", {})) - retries_before
         context, agent_notes = self._headlines(bar_open_ms + timeframe_ms(self.timeframe))
         rules = self.rules()
