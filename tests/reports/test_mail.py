@@ -124,3 +124,21 @@ def test_a_relay_that_never_answers_times_out() -> None:
             send_message(settings, message, ["trader@example.com"])
     assert failure.value.kind == "timeout"
     assert "did not answer within 0.5 s" in str(failure.value)
+
+
+def test_the_mail_resource_holds_the_password_as_an_env_var(monkeypatch: pytest.MonkeyPatch) -> None:
+    import dagster as dg
+
+    from tradepipe.resources import build_resources
+    from tradepipe.settings import load_settings
+
+    monkeypatch.setenv("TRADEPIPE_SMTP_PASSWORD", PASSWORD)
+    monkeypatch.setenv("TRADEPIPE_SMTP_HOST", "smtp.example.org")
+    monkeypatch.setenv("TRADEPIPE_REPORT_RECIPIENTS", "a@example.org,b@example.org")
+    mail = build_resources(load_settings())["mail"]
+    assert isinstance(mail.password, dg.EnvVar) and mail.password == "TRADEPIPE_SMTP_PASSWORD"
+    assert PASSWORD not in repr(mail) and PASSWORD not in str(mail.model_dump())
+    assert mail.host == "smtp.example.org" and mail.recipients == ["a@example.org", "b@example.org"]
+    # Unset here: the port and STARTTLS come from the stored email_config row, else 587 with STARTTLS.
+    smtp, recipients = mail.model_copy(update={"password": "x"}).effective({"smtp_port": 2525, "use_starttls": False, "recipients": ["c@x.org"]})
+    assert smtp is not None and (smtp.port, smtp.security) == (2525, "none") and recipients == ["a@example.org", "b@example.org"]
