@@ -8,7 +8,7 @@ is drawn as a dollar sign instead of being parsed as a formula.
 from __future__ import annotations
 
 import io
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Callable, Literal
 
 import matplotlib
@@ -100,8 +100,13 @@ def weights_chart(figure: Figure, document: dict[str, Any]) -> None:
         axis.barh([_label(a) for a in current], list(current.values()), color="#1f77b4")
         axis.set_xlabel("current weight (no change this week)")
         return
+    # Each set holds until the next one, the last until the report's end: a step per decision.
+    end = _time(document["report"]["window_end"])
+    series = [*series, {"t": document["report"]["window_end"], "weights": series[-1]["weights"]}]
     times = [_time(p["t"]) for p in series]
     agents = sorted({a for p in series for a in p["weights"]})
+    axis.set_xlim(min(times[0], end - timedelta(days=7)), end)
+    axis.set_ylim(0, max(max(p["weights"].values(), default=0) for p in series) * 1.15 or 1)
     for agent in agents:
         # matplotlib's stubs leave out datetimes, which it plots natively.
         axis.step(times, [p["weights"].get(agent, 0.0) for p in series], where="post", label=_label(agent), linewidth=1.2)  # type: ignore[arg-type]
