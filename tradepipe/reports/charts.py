@@ -105,7 +105,7 @@ def weights_chart(figure: Figure, document: dict[str, Any]) -> None:
     series = [*series, {"t": document["report"]["window_end"], "weights": series[-1]["weights"]}]
     times = [_time(p["t"]) for p in series]
     agents = sorted({a for p in series for a in p["weights"]})
-    axis.set_xlim(min(times[0], end - timedelta(days=7)), end)
+    axis.set_xlim(min(times[0], end - timedelta(days=7)), end)  # type: ignore[arg-type]  # datetimes, as plotted
     axis.set_ylim(0, max(max(p["weights"].values(), default=0) for p in series) * 1.15 or 1)
     for agent in agents:
         # matplotlib's stubs leave out datetimes, which it plots natively.
