@@ -118,9 +118,9 @@ def data_uris(svgs: Mapping[str, bytes]) -> dict[str, str]:
     return {name: "data:image/svg+xml;base64," + base64.b64encode(svg).decode("ascii") for name, svg in svgs.items()}
 
 
-def render_standalone_html(document: Mapping[str, Any]) -> str:
-    """One self-contained file: charts inline as SVG data URIs, CSS inline, nothing fetched."""
-    return render_html(document, data_uris(render_charts(dict(document), "svg")))
+def render_standalone_html(document: Mapping[str, Any], svgs: Mapping[str, bytes] | None = None) -> str:
+    """One self-contained file: charts inline as SVG data URIs (``svgs``, else drawn now), CSS inline, nothing fetched."""
+    return render_html(document, data_uris(svgs if svgs is not None else render_charts(dict(document), "svg")))
 
 
 def render_text(document: Mapping[str, Any]) -> str:

@@ -19,7 +19,8 @@ from tradepipe.adapters.db import reports as db
 from tradepipe.adapters.mail import MailDeliveryError, SmtpSettings, send_message
 from tradepipe.core.recommendations import Recommendation, RuleThresholds
 from tradepipe.core.report import FailedCheck, ReportInputs, build_report, iso, summary_markdown
-from tradepipe.reports.render import compose_email, render_json, render_standalone_html
+from tradepipe.reports.charts import render_charts
+from tradepipe.reports.render import compose_email, render_json, render_standalone_html, validate
 
 log = logging.getLogger(__name__)
 WEEK = timedelta(days=7)
@@ -99,10 +100,16 @@ class StoredReport:
 def store_report(
     sessions: sessionmaker[Session], request: ReportRequest, reports_dir: Path, run_id: str | None
 ) -> StoredReport:
-    """Build the window's report, write its files, store it with its suggestions and tasks; one commit."""
-    with sessions.begin() as session:
+    """Build the window's report, write its files, store it with its suggestions and tasks; one commit.
+
+    The slow parts (reading the week, drawing the charts) run before the writing transaction, so a
+    SQLite ledger is not locked against the trading cycle while matplotlib draws."""
+    with sessions() as session:
         existing = db.report_for_partition(session, request.partition_key)
         document = build_report(gather_inputs(session, request, existing.id if existing else None))
+    validate(document)  # also loads the validator before the lock is taken
+    svgs = render_charts(document, "svg")  # the charts do not show tasks, which the transaction may open
+    with sessions.begin() as session:
         opened = db.record_suggestions(
             session,
             _recommendations(document),
@@ -117,7 +124,7 @@ def store_report(
         ]
         document["summary"] = summary_markdown(document)
         json_text = render_json(document)
-        html = render_standalone_html(document)
+        html = render_standalone_html(document, svgs)
         files = write_files(reports_dir, report_stem(document), json_text, html)
         row = db.save_report(
             session,
