@@ -210,6 +210,12 @@ def risk_reset() -> None:
         book.halt_reason = f"reset by operator at equity {book.risk_reset_equity} (was: {book.halt_reason})"
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
+# issue 14: trades, profit, plot and warmup live in cli_trader.py
+from tradepipe.cli_trader import plot, profit, trades, warmup  # noqa: E402
+
+for _command in (trades, profit, plot, warmup):
+    main.add_command(_command)
+
 
 if __name__ == "__main__":
     main()
