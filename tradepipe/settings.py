@@ -93,6 +93,10 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     report_recipients: Annotated[list[str], NoDecode] = []
 
+    # issue 14: alerts to a generic JSON webhook (the URL is a secret), and when a weight set is stale
+    webhook_url: SecretStr | None = None
+    stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+
     @field_validator("symbols", "agents", "report_recipients", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
@@ -253,7 +257,7 @@ def load_settings(**overrides: object) -> Settings:
 # --- issue 8: the Dagster layer receives the settings through resources --------------------------
 # Secrets never travel in a resource's configuration: the broker and mail resources take them as
 # dg.EnvVar, so the settings a resource carries leave these out.
-SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password"})
+SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url"})
 
 
 class _ValuesOnlySettings(Settings):

@@ -22,6 +22,7 @@ from typing import Any, Callable, Literal
 
 import dagster as dg
 
+from tradepipe.resources.alerts import AlertsResource
 from tradepipe.resources.broker import BrokerResource
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.market import MarketDataResource
@@ -30,6 +31,7 @@ from tradepipe.resources.weights_cache import WeightsCacheResource
 from tradepipe.settings import ENV_PREFIX, Settings
 
 __all__ = [
+    "AlertsResource",
     "BrokerResource",
     "Environment",
     "LedgerDatabase",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "alerts")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -95,6 +97,7 @@ def _local(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
     }
 
 
@@ -107,6 +110,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
         "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
     }
 
 
@@ -117,6 +121,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "alerts": AlertsResource(webhook_url=_plain_secret(settings, "webhook_url")),  # issue 14
     }
 
 
