@@ -32,6 +32,7 @@ from tradepipe.adapters.db.models import AgentPerformance, TradingCycle, WeightH
 from tradepipe.adapters.weights_store import redis_key
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.partitions import daily_complete
+from tradepipe.resources import build_resources
 from tradepipe.assets.weights import agent_weights, live_weights, weights_are_sound
 from tradepipe.cli import main
 from tradepipe.core.weighting import WeightDecision
@@ -98,6 +99,7 @@ def materialize_weights(day: date, config: dict[str, Any] | None = None, *, rais
         partition_key=day.isoformat(),
         run_config=run_config,
         raise_on_error=raise_on_error,
+        resources=build_resources(load_settings(), "test"),
     )
 
 
@@ -334,7 +336,7 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
     assert (payload["weight_history_id"], payload["weights"]) == (good.id, good.new_weights)
 
     # nor can the rejected set be published another way: live_weights on its own, or promotion
-    alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False)
+    alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False, resources=build_resources(load_settings(), "test"))
     assert not alone.success
     assert "not publishable: weights sum to 1.2" in str(alone.failure_data_for_node("live_weights").error.message)
     promoted = CliRunner().invoke(main, ["weights", "promote", str(bad.id)])

@@ -24,6 +24,8 @@ from tradepipe.settings import load_settings
 
 @dg.asset(
     partitions_def=daily_with_today,
+    # The ledger the trading cycle writes is upstream: the graph reads trading -> attribution -> performance -> weights.
+    deps=[dg.AssetKey("portfolio_state")],
     group_name="analytics",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
