@@ -88,7 +88,10 @@ def bench_materialize(bars: Bars, dagster_tmp: Path) -> None:
 
     from tradepipe.assets.portfolio import portfolio_state
     from tradepipe.checks.ledger import equity_invariant, no_double_fills
+    from tradepipe.resources import build_resources
+    from tradepipe.settings import load_settings
 
+    resources = build_resources(load_settings(), "test")
     (dagster_tmp / "materialize").mkdir()
     with dg.DagsterInstance.local_temp(str(dagster_tmp / "materialize")) as instance:
         seconds, statuses = [], []
@@ -96,7 +99,8 @@ def bench_materialize(bars: Bars, dagster_tmp: Path) -> None:
             bar = bars.take()
             start = time.perf_counter()
             result = dg.materialize(
-                [portfolio_state, equity_invariant, no_double_fills], run_config=run_config(bar), instance=instance
+                [portfolio_state, equity_invariant, no_double_fills], run_config=run_config(bar), instance=instance,
+                resources=resources,
             )
             seconds.append(time.perf_counter() - start)
             assert result.success

@@ -22,8 +22,22 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
     assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily"}
+    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "daily_summary"}
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+
+
+def test_lineage_reads_trading_then_attribution_then_performance_then_weights() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("trade_attribution") == {"portfolio_state"}
+    assert parents("agent_performance") == {"trade_attribution"}
+    assert parents("agent_weights") == {"agent_performance"}
+    assert parents("live_weights") == {"agent_weights"}
+    sensors = {s.name for s in defs.sensors or []}
+    assert {"trading_cycle_sensor", "warmup_analytics", "trading_cycle_failure_alert", "stale_weights_alert"} <= sensors
 
 
 def test_loading_the_code_location_does_not_import_heavy_libraries() -> None:
@@ -31,7 +45,7 @@ def test_loading_the_code_location_does_not_import_heavy_libraries() -> None:
     must only load where they are used."""
     probe = (
         "import sys, tradepipe.definitions; "
-        "print(sorted(m for m in ('great_expectations', 'scipy.optimize', 'scipy.signal', 'ccxt') if m in sys.modules))"
+        "print(sorted(m for m in ('great_expectations', 'scipy.optimize', 'scipy.signal', 'ccxt', 'matplotlib') if m in sys.modules))"
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"

@@ -16,12 +16,25 @@ import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from decimal import Decimal
+from pathlib import Path
 from typing import Mapping, Sequence
 
-from tradepipe.adapters.db.trades import ChartBar, ChartVote
+from sqlalchemy.orm import Session
+
+from tradepipe.adapters.db.ledger import datetime_to_ms
+from tradepipe.adapters.db.trades import (
+    ChartBar,
+    ChartVote,
+    load_book_trips,
+    load_chart_bars,
+    load_chart_votes,
+    load_cycle_weights,
+    load_snapshots,
+)
 from tradepipe.core.ensemble import combine, target_fraction
-from tradepipe.core.trades import RoundTrip, SnapshotPoint
+from tradepipe.core.trades import RoundTrip, SnapshotPoint, price_places
 from tradepipe.core.types import Signal
+from tradepipe.settings import Settings
 
 ENTRY_MARKS_ID = "entry-marks"
 EXIT_MARKS_ID = "exit-marks"
@@ -189,3 +202,48 @@ def _page(data: ChartData, svg: str, entries: Sequence[RoundTrip], exits: Sequen
         + "".join(rows)
         + "</table></body></html>\n"
     )
+
+
+def chart_path(home: Path, book: str, symbol: str, day: str) -> Path:
+    """Where the day's chart of a symbol lives: TRADEPIPE_HOME/charts/<book>/<day>/<BASE-QUOTE>.html."""
+    return home / "charts" / book / day / (symbol.replace("/", "-") + ".html")
+
+
+def write_chart(settings: Settings, session: Session, book: str, symbol: str, since: datetime | None, output: Path) -> Path:
+    """Render the book's chart for ``symbol`` from ``since`` into ``output`` (HTML); return its absolute path."""
+    fills, trips, _ = load_book_trips(session, book)
+    data = ChartData(
+        symbol=symbol,
+        book=book,
+        market_source=settings.market_source,
+        bars=load_chart_bars(session, book, symbol, since),
+        votes=load_chart_votes(session, book, symbol, since),
+        weights_by_bar=load_cycle_weights(session, book, since),
+        trips=trips,
+        snapshots=load_snapshots(session, book, since),
+        price_places=price_places(f.fill.price for f in fills if f.fill.symbol == symbol),
+        max_position_fraction=settings.max_position_fraction,
+        allow_short=settings.shorts_allowed,
+        since_ms=datetime_to_ms(since) if since else None,
+    )
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(render_chart_html(data), encoding="utf-8")
+    return output.resolve()
+
+
+CHART_REFRESH_SECONDS = 600
+
+
+def refresh_day_charts(settings: Settings, session: Session, book: str, bar_ms: int, now: float) -> dict[str, Path]:
+    """The day's chart per symbol under TRADEPIPE_HOME/charts/, re-drawn when older than 10 minutes.
+
+    Called after a trading cycle committed: drawing costs about a second, so it is not done every bar.
+    """
+    day_start = datetime.fromtimestamp(bar_ms / 1000, tz=timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
+    paths = {}
+    for symbol in settings.symbols:
+        path = chart_path(settings.home, book, symbol, day_start.date().isoformat())
+        if not path.exists() or now - path.stat().st_mtime > CHART_REFRESH_SECONDS:
+            write_chart(settings, session, book, symbol, day_start, path)
+        paths[symbol] = path.resolve()
+    return paths

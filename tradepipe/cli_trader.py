@@ -17,6 +17,7 @@ from typing import Any
 
 import click
 
+from tradepipe.adapters.db.trades import load_book_trips
 from tradepipe.core.trades import PeriodProfit, RoundTrip
 
 _CENT = Decimal("0.01")
@@ -97,15 +98,6 @@ def period_record(period: PeriodProfit) -> dict[str, Any]:
     }
 
 
-def _load_trips(session, book: str):  # type: ignore[no-untyped-def]
-    from tradepipe.adapters.db.trades import load_latest_book, load_ledger_fills
-    from tradepipe.core.trades import round_trips
-
-    fills = load_ledger_fills(session, book)
-    latest = load_latest_book(session, book)
-    return fills, round_trips(fills, latest.marks if latest else None), latest
-
-
 def _open_session(book: str | None):  # type: ignore[no-untyped-def]
     from tradepipe.adapters.db.engine import session_factory
     from tradepipe.adapters.db.trades import book_exists
@@ -131,7 +123,7 @@ def trades(book: str | None, symbol: str | None, only_open: bool, as_json: bool)
 
     _, name, session = _open_session(book)
     with session:
-        fills, trips, latest = _load_trips(session, name)
+        fills, trips, latest = load_book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
     shown = [t for t in trips if (symbol is None or t.symbol == symbol) and (not only_open or t.status == "open")]
     if as_json:
@@ -176,7 +168,7 @@ def profit(kind: str, book: str | None, as_json: bool) -> None:
 
     _, name, session = _open_session(book)
     with session:
-        fills, trips, latest = _load_trips(session, name)
+        fills, trips, latest = load_book_trips(session, name)
         snapshots = load_snapshots(session, name)
     periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
     if as_json:
@@ -211,43 +203,6 @@ def _parse_since(value: str | None) -> datetime | None:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def write_chart(settings, session, book: str, symbol: str, since: datetime | None, output: Path) -> Path:  # type: ignore[no-untyped-def]
-    """Render the book's chart for ``symbol`` into ``output`` (HTML) and return its path."""
-    from tradepipe.adapters.db.ledger import datetime_to_ms
-    from tradepipe.adapters.db.trades import (
-        load_chart_bars,
-        load_chart_votes,
-        load_cycle_weights,
-        load_snapshots,
-    )
-    from tradepipe.charts import ChartData, render_chart_html
-    from tradepipe.core.trades import price_places
-
-    fills, trips, _ = _load_trips(session, book)
-    data = ChartData(
-        symbol=symbol,
-        book=book,
-        market_source=settings.market_source,
-        bars=load_chart_bars(session, book, symbol, since),
-        votes=load_chart_votes(session, book, symbol, since),
-        weights_by_bar=load_cycle_weights(session, book, since),
-        trips=trips,
-        snapshots=load_snapshots(session, book, since),
-        price_places=price_places(f.fill.price for f in fills if f.fill.symbol == symbol),
-        max_position_fraction=settings.max_position_fraction,
-        allow_short=settings.shorts_allowed,
-        since_ms=datetime_to_ms(since) if since else None,
-    )
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(render_chart_html(data), encoding="utf-8")
-    return output.resolve()
-
-
-def chart_path(home: Path, book: str, symbol: str, day: str) -> Path:
-    """Where the day's chart of a symbol lives: TRADEPIPE_HOME/charts/<book>/<day>/<BASE-QUOTE>.html."""
-    return home / "charts" / book / day / (symbol.replace("/", "-") + ".html")
-
-
 @click.command()
 @click.option("--symbol", required=True, help="Symbol to draw, e.g. BTC/USDT.")
 @click.option("--book", default=None, help="Book to draw (default: TRADEPIPE_BOOK).")
@@ -256,6 +211,8 @@ def chart_path(home: Path, book: str, symbol: str, day: str) -> Path:
               help="HTML file to write (default: TRADEPIPE_HOME/charts/<book>/<BASE-QUOTE>.html).")
 def plot(symbol: str, book: str | None, since: str | None, output: Path | None) -> None:
     """Write a self-contained HTML chart: candles with entries and exits, agents' votes and the ensemble target, equity."""
+    from tradepipe.charts import write_chart
+
     settings, name, session = _open_session(book)
     start = _parse_since(since)
     target = output or settings.home / "charts" / name / (symbol.replace("/", "-") + ".html")

@@ -12,6 +12,10 @@ from tradepipe.schedules import performance_finalize, performance_intraday, perf
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.settings import load_settings
 
+# issue 14: alerts, and the first-hour analytics after a warm-up
+from tradepipe.alerting import build_alert_sensors, daily_summary, daily_summary_job
+from tradepipe.sensors.warmup import WARMUP_TAG, build_warmup_analytics_sensor
+
 settings = load_settings()
 CYCLE_MAX_RUNTIME_SECONDS = 300
 
@@ -26,11 +30,22 @@ trading_cycle_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+warmup_analytics_job = dg.define_asset_job(
+    "warmup_analytics",
+    selection=dg.AssetSelection.assets(trade_attribution, agent_performance, agent_weights, live_weights),
+    description="After a warm-up: attribution, performance and weights of one day in one run.",
+    tags={WARMUP_TAG: "analytics"},
+)
+
 defs = dg.Definitions(
     assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
-    schedules=[performance_intraday, performance_finalize, weights_daily],
-    sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, warmup_analytics_job, daily_summary_job],
+    schedules=[performance_intraday, performance_finalize, weights_daily, daily_summary],
+    sensors=[
+        build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds),
+        build_warmup_analytics_sensor(warmup_analytics_job),
+        *build_alert_sensors(trading_cycle_job),
+    ],
     resources=build_resources(settings),
 )

@@ -24,9 +24,8 @@ from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import TradingCycle
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.runner import CycleOutcome, TradingRunner
+from tradepipe.sensors.warmup import WARMUP_RUN_PREFIX
 from tradepipe.settings import Settings
-
-WARMUP_RUN_PREFIX = "warmup:"
 
 
 class WarmupSkipped(RuntimeError):

@@ -153,3 +153,15 @@ def test_the_url_is_an_env_var_secret_in_the_code_location(monkeypatch: pytest.M
 
     assert isinstance(alerts.webhook_url, dg.EnvVar) and alerts.webhook_url.env_var_name == "TRADEPIPE_WEBHOOK_URL"
     assert "SECRET-TOKEN" not in repr(settings) and "SECRET-TOKEN" not in repr(alerts)
+
+
+def test_an_alert_with_a_key_goes_out_once(sqlite_url: str, hook: tuple[str, Hook]) -> None:
+    upgrade(sqlite_url)
+    sessions = session_factory(sqlite_url)
+    url, state = hook
+    alerts = AlertsResource(webhook_url=url)
+
+    first = alerts.send(sessions, "daily_loss_halt", "halted", key="halt:main:2026-12-02")
+    again = alerts.send(sessions, "daily_loss_halt", "halted", key="halt:main:2026-12-02")
+
+    assert first.delivered and not again.delivered and len(state.bodies) == 1

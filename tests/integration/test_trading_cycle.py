@@ -528,7 +528,14 @@ def _materialize(instance: dg.DagsterInstance, bar: int) -> dg.ExecuteInProcessR
         [portfolio_state, equity_invariant, no_double_fills],
         instance=instance,
         run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": bar}}}},
+        resources=_resources(),
     )
+
+
+def _resources() -> dict[str, object]:
+    from tradepipe.resources import build_resources
+
+    return build_resources(load_settings(), "test")
 
 
 def test_materialising_portfolio_state_trades_a_cycle_with_a_dashboard_and_passing_checks(
@@ -624,6 +631,7 @@ def test_a_sensor_request_launched_long_after_its_bar_is_not_traded(sqlite_url: 
         instance=instance,
         run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": stale_bar}}}},
         tags={"dagster/sensor_name": "trading_cycle_sensor"},
+        resources=_resources(),
     )
     (materialization,) = late.asset_materializations_for_node("portfolio_state")
     assert materialization.metadata["cycle_status"].value == "skipped_stale"

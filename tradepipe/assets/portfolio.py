@@ -11,10 +11,11 @@ from typing import Any
 import dagster as dg
 
 from tradepipe.assets.metadata import table
-from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
+from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, timeframe_ms
+from tradepipe.resources.alerts import AlertsResource
+from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import load_settings
-
+from tradepipe.settings import Settings, load_settings
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
 # slow launch on a busy machine (short test bars) is not mistaken for a request left over from a crash.
@@ -69,18 +70,51 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
     kinds={"python", "sql"},
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
-def portfolio_state(context: dg.AssetExecutionContext, config: TradingCycleConfig) -> dg.MaterializeResult:
+def portfolio_state(
+    context: dg.AssetExecutionContext, config: TradingCycleConfig, ledger: LedgerDatabase, alerts: AlertsResource
+) -> dg.MaterializeResult:
     settings = load_settings()
     newest = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
     bar = newest if config.bar_open_ms is None else config.bar_open_ms
     if _launched_by_sensor(context) and newest - bar > _stale_after_ms(settings.resolved_timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
-        context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
+        context.log.warning(f"bar {iso_utc(bar)} is stale (newest closed bar {iso_utc(newest)}): not traded")
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
     runner = TradingRunner(settings)
     outcome = runner.run_cycle(bar, run_id=context.run_id)
     context.log.info(
-        f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "
+        f"cycle {outcome.status} for bar {iso_utc(bar)}: equity {outcome.equity:.2f}, "
         f"{len(outcome.orders_placed)} orders, {len(outcome.orders_rejected)} rejected, {len(outcome.fills)} fills"
     )
-    return dg.MaterializeResult(metadata=portfolio_metadata(outcome, runner.market.name))
+    if outcome.halted:
+        alert_daily_loss_halt(settings, ledger, alerts, outcome)
+    metadata = portfolio_metadata(outcome, runner.market.name)
+    metadata.update(day_chart_links(context, settings, ledger, outcome.bar_open_ms))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def alert_daily_loss_halt(settings: Settings, ledger: LedgerDatabase, alerts: AlertsResource, outcome: CycleOutcome) -> None:
+    """Once per book and UTC day (the alert's key): the book stopped opening risk for the rest of the day."""
+    day = iso_utc(outcome.bar_open_ms)[:10]
+    alerts.send(
+        ledger.sessions(),
+        "daily_loss_halt",
+        f"tradepipe: book {outcome.book!r} HALTED for {day} UTC by the daily-loss limit "
+        f"({settings.daily_loss_limit_fraction:.1%}): day P&L {outcome.day_pnl:,.2f}, equity {outcome.equity:,.2f}. "
+        "Only risk-reducing orders pass until midnight UTC or `tradepipe risk reset`.",
+        {"book": outcome.book, "day": day, "equity": f"{outcome.equity:.2f}", "day_pnl": f"{outcome.day_pnl:.2f}"},
+        key=f"halt:{outcome.book}:{day}",
+    )
+
+
+def day_chart_links(context: dg.AssetExecutionContext, settings: Settings, ledger: LedgerDatabase, bar_ms: int) -> dict[str, Any]:
+    """Links to the day's charts (TRADEPIPE_HOME/charts/<book>/<day>/); a drawing failure never fails the cycle."""
+    from tradepipe.charts import refresh_day_charts
+
+    try:
+        with ledger.sessions()() as session:
+            paths = refresh_day_charts(settings, session, settings.book, bar_ms, time.time())
+    except Exception as exc:  # noqa: BLE001 - the chart is a view; the cycle is already committed
+        context.log.warning(f"day chart not drawn: {type(exc).__name__}: {exc}")
+        return {}
+    return {f"chart {symbol}": dg.MetadataValue.path(str(path)) for symbol, path in paths.items()}

@@ -10,7 +10,6 @@ the retries) is recorded in ``system_metrics`` as ``alert_undelivered`` and retr
 before every later alert and by the alerts sensor, until it goes out.
 """
 
-from __future__ import annotations
 
 import logging
 from datetime import datetime, timezone
@@ -20,7 +19,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.alerts import mark_retry, pending_undelivered, record_undelivered
+from tradepipe.adapters.db.alerts import alert_seen, mark_retry, pending_undelivered, record_sent, record_undelivered
 from tradepipe.adapters.webhook import Delivery, payload, post_json
 
 log = logging.getLogger(__name__)
@@ -42,17 +41,36 @@ class AlertsResource(dg.ConfigurableResource):
         assert self.webhook_url
         return post_json(self.webhook_url, body, timeout_s=self.timeout_seconds, attempts=self.attempts, backoff_s=self.backoff_seconds)
 
-    def send(self, sessions: sessionmaker[Session], event: str, text: str, details: Mapping[str, Any] | None = None) -> Delivery:
-        """Retry what is still undelivered, then send this alert; record it if it does not go out. Never raises."""
+    def send(
+        self,
+        sessions: sessionmaker[Session],
+        event: str,
+        text: str,
+        details: Mapping[str, Any] | None = None,
+        *,
+        key: str | None = None,
+    ) -> Delivery:
+        """Retry what is still undelivered, then send this alert (once per ``key``); record the outcome. Never raises."""
         if not self.enabled:
             return Delivery(False, 0, "alerts are off (TRADEPIPE_WEBHOOK_URL not set)")
+        if key is not None and self._seen(sessions, key):
+            return Delivery(False, 0, f"already sent ({key})")
         self.retry_undelivered(sessions)
         body = payload(event, text, details)
         delivery = self._post(body)
         if not delivery.delivered:
             log.warning("alert %s not delivered (%s); recorded for retry", event, delivery.error)
-            self._record(sessions, body, delivery)
+        self._record(sessions, event, key, body, delivery)
         return delivery
+
+    @staticmethod
+    def _seen(sessions: sessionmaker[Session], key: str) -> bool:
+        try:
+            with sessions() as session:
+                return alert_seen(session, key)
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not read sent alerts: %s", type(exc).__name__)
+            return False
 
     def retry_undelivered(self, sessions: sessionmaker[Session]) -> int:
         """Resend recorded alerts, oldest first, stopping at the first that still fails. Returns how many went out."""
@@ -73,9 +91,13 @@ class AlertsResource(dg.ConfigurableResource):
         return sent
 
     @staticmethod
-    def _record(sessions: sessionmaker[Session], body: Mapping[str, Any], delivery: Delivery) -> None:
+    def _record(sessions: sessionmaker[Session], event: str, key: str | None, body: Mapping[str, Any], delivery: Delivery) -> None:
+        now = datetime.now(timezone.utc)
         try:
             with sessions.begin() as session:
-                record_undelivered(session, body, delivery.attempts, delivery.error or "unknown", datetime.now(timezone.utc))
+                if delivery.delivered:
+                    record_sent(session, event, key, delivery.attempts, now)
+                else:
+                    record_undelivered(session, body, delivery.attempts, delivery.error or "unknown", now, key)
         except Exception as exc:  # noqa: BLE001
             log.warning("could not record an undelivered alert: %s", type(exc).__name__)

@@ -1,7 +1,8 @@
-"""Undelivered alerts, kept in ``system_metrics`` (no new table): one row per alert that failed to go out.
+"""Alert bookkeeping in ``system_metrics`` (no new table): ``alert_sent`` per alert that went out, and one
+``alert_undelivered`` row per alert that failed to.
 
-``metric_name = "alert_undelivered"``, ``value`` = delivery attempts so far, ``tags`` = the event, the
-message body, the last error (never the URL) and ``delivered_at`` once a retry got it through.
+``metric_name = "alert_undelivered"``, ``value`` = delivery attempts so far, ``tags`` = the event, its
+de-duplication key, the message body, the last error (never the URL) and ``delivered_at`` once a retry got it through.
 """
 
 from __future__ import annotations
@@ -15,14 +16,27 @@ from sqlalchemy.orm import Session
 from tradepipe.adapters.db.models import SystemMetric
 
 UNDELIVERED = "alert_undelivered"
+SENT = "alert_sent"
 
 
-def record_undelivered(session: Session, body: Mapping[str, Any], attempts: int, error: str, when: datetime) -> int:
+def alert_seen(session: Session, key: str) -> bool:
+    """An alert with this key went out or is waiting to (one alert per halt, stale set, summary...)."""
+    rows = session.scalars(select(SystemMetric.tags).where(SystemMetric.metric_name.in_((SENT, UNDELIVERED))))
+    return any((tags or {}).get("key") == key for tags in rows)
+
+
+def record_sent(session: Session, event: str, key: str | None, attempts: int, when: datetime) -> None:
+    session.add(SystemMetric(timestamp=when, metric_name=SENT, value=float(attempts), tags={"event": event, "key": key}))
+
+
+def record_undelivered(
+    session: Session, body: Mapping[str, Any], attempts: int, error: str, when: datetime, key: str | None = None
+) -> int:
     row = SystemMetric(
         timestamp=when,
         metric_name=UNDELIVERED,
         value=float(attempts),
-        tags={"event": body.get("event"), "body": dict(body), "error": error, "delivered_at": None},
+        tags={"event": body.get("event"), "key": key, "body": dict(body), "error": error, "delivered_at": None},
     )
     session.add(row)
     session.flush()

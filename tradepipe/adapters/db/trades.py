@@ -20,7 +20,7 @@ from tradepipe.adapters.db.models import (
     TradingCycle,
 )
 from tradepipe.core.paper import Fill as CoreFill
-from tradepipe.core.trades import LedgerFill, SnapshotPoint
+from tradepipe.core.trades import LedgerFill, RoundTrip, SnapshotPoint, round_trips
 
 
 def book_exists(session: Session, book: str) -> bool:
@@ -141,3 +141,23 @@ def load_cycle_weights(session: Session, book: str, since: datetime | None) -> d
     if since is not None:
         query = query.where(TradingCycle.bar_ts >= since)
     return {datetime_to_ms(ts): {str(k): float(v) for k, v in (w or {}).items()} for ts, w in session.execute(query)}
+
+
+def load_book_trips(session: Session, book: str) -> tuple[list[LedgerFill], list[RoundTrip], LatestBook | None]:
+    """The book's fills, its round trips (open ones valued at the newest snapshot's marks) and that snapshot."""
+    fills = load_ledger_fills(session, book)
+    latest = load_latest_book(session, book)
+    return fills, round_trips(fills, latest.marks if latest else None), latest
+
+
+def warmup_cycle_count(session: Session, book: str, run_prefix: str) -> int:
+    """Cycles the warm-up traded into the book (their run_id starts with ``run_prefix``)."""
+    from sqlalchemy import func
+
+    return session.scalar(
+        select(func.count()).select_from(TradingCycle).where(TradingCycle.book == book, TradingCycle.run_id.startswith(run_prefix))
+    ) or 0
+
+
+def first_cycle_bar(session: Session, book: str) -> datetime | None:
+    return session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts).limit(1)).first()
