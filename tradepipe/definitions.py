@@ -48,4 +48,6 @@ defs = dg.Definitions(
         *build_alert_sensors(trading_cycle_job),
     ],
     resources=build_resources(settings),
+    # issue 14: a quiet terminal. Runs log INFO and up (cycles, warnings), not Dagster's DEBUG step events.
+    loggers={"console": dg.colored_console_logger.configured({"log_level": "INFO", "name": "tradepipe"})},
 )
