@@ -44,7 +44,7 @@ defs = dg.Definitions(
     schedules=[performance_intraday, performance_finalize, weights_daily, daily_summary],
     sensors=[
         build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds),
-        build_warmup_analytics_sensor(warmup_analytics_job),
+        build_warmup_analytics_sensor(warmup_analytics_job, performance_job),
         *build_alert_sensors(trading_cycle_job),
     ],
     resources=build_resources(settings),

@@ -49,14 +49,26 @@ def test_a_fresh_synthetic_start_decides_weights_within_the_first_hour(
     resources = build_resources(settings, "test")
     instance = dg.DagsterInstance.ephemeral()
     sensor = defs.resolve_sensor_def("warmup_analytics")
-    with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
-        (request,) = sensor.evaluate_tick(context).run_requests
     today = started.date().isoformat()
-    assert request.partition_key == today
+    requests = []
+    while True:  # what the daemon does: launch each request, evaluate again
+        with dg.build_sensor_context(instance=instance, resources=resources, definitions=defs) as context:
+            (request,) = sensor.evaluate_tick(context).run_requests
+        requests.append((request.job_name, request.partition_key))
+        if request.job_name == "warmup_analytics":
+            break
+        assert request.job_name == "performance_job" and request.partition_key < today  # a warm-up day before today
+        assert dg.materialize([trade_attribution, agent_performance], partition_key=request.partition_key, instance=instance, resources=resources).success
+        assert len(requests) < 3
+    assert requests[-1] == ("warmup_analytics", today)
+
+    alone = dg.materialize([agent_performance], partition_key=today, instance=instance, resources=resources)
+    [unattributed] = alone.asset_materializations_for_node("agent_performance")
+    assert unattributed.metadata["trade_counts"].value.startswith("INCOMPLETE: trade counts and attributed P&L leave out 1 day(s)")
 
     result = dg.materialize(
         [trade_attribution, agent_performance, agent_weights, weights_are_sound, live_weights],
-        partition_key=request.partition_key,
+        partition_key=today,
         instance=instance,
         resources=resources,
     )
@@ -66,6 +78,8 @@ def test_a_fresh_synthetic_start_decides_weights_within_the_first_hour(
         performance = {p.agent_name: p for p in session.scalars(select(AgentPerformance).where(AgentPerformance.date == started.date()))}
         (decision,) = session.scalars(select(WeightHistory)).all()
     assert set(performance) == set(DEFAULT_AGENTS)
+    [measured] = result.asset_materializations_for_node("agent_performance")
+    assert measured.metadata["trade_counts"].value.startswith("complete")
     voting = [a for a in DEFAULT_AGENTS if a != "sentiment"]  # no news feed: sentiment abstains
     assert all(performance[a].total_signals > 0 for a in voting)
     assert decision.partition_date == started.date() and not decision.is_replay

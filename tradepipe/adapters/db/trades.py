@@ -150,14 +150,32 @@ def load_book_trips(session: Session, book: str) -> tuple[list[LedgerFill], list
     return fills, round_trips(fills, latest.marks if latest else None), latest
 
 
-def warmup_cycle_count(session: Session, book: str, run_prefix: str) -> int:
-    """Cycles the warm-up traded into the book (their run_id starts with ``run_prefix``)."""
+def warmup_cycles(session: Session, book: str, run_prefix: str) -> tuple[int, datetime | None]:
+    """How many cycles the warm-up traded into the book (run_id starting with ``run_prefix``), and its first bar."""
     from sqlalchemy import func
 
-    return session.scalar(
-        select(func.count()).select_from(TradingCycle).where(TradingCycle.book == book, TradingCycle.run_id.startswith(run_prefix))
-    ) or 0
+    count, first = session.execute(
+        select(func.count(), func.min(TradingCycle.bar_ts)).where(TradingCycle.book == book, TradingCycle.run_id.startswith(run_prefix))
+    ).one()
+    return int(count or 0), first
 
 
 def first_cycle_bar(session: Session, book: str) -> datetime | None:
     return session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts).limit(1)).first()
+
+
+def days_missing_attribution(session: Session, book: str, start: datetime, end: datetime) -> list[str]:
+    """UTC days in [start, end) whose fills realised P&L but have no trade_attribution rows yet:
+    counts built from attribution over such a window are incomplete until those partitions run."""
+    from tradepipe.adapters.db.analytics import load_realized_fills
+    from tradepipe.adapters.db.models import TradeAttribution
+
+    realized_days = {fill.ts.date() for fill in load_realized_fills(session, book, start, end)}
+    attributed = set(
+        session.scalars(
+            select(TradeAttribution.date)
+            .where(TradeAttribution.book == book, TradeAttribution.date >= start.date(), TradeAttribution.date < end.date())
+            .distinct()
+        )
+    )
+    return sorted(day.isoformat() for day in realized_days - attributed)
