@@ -6,7 +6,8 @@ as an equity curve.
 
 
 import time
-from typing import Any
+from decimal import Decimal
+from typing import Any, Mapping
 
 import dagster as dg
 
@@ -37,18 +38,36 @@ class TradingCycleConfig(dg.Config):
     """Open time (UTC ms) of the closed bar to trade; empty means the newest closed bar."""
 
 
-def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, Any]:
+def _cents(value: Decimal | float) -> float:
+    return float(Decimal(str(value)).quantize(Decimal("0.01")))
+
+
+def _on_tick(price: float, tick: Decimal | None) -> float:
+    return float(Decimal(str(price)).quantize(tick)) if tick else price
+
+
+def shown_positions(positions: list[dict[str, Any]], ticks: Mapping[str, Decimal]) -> list[dict[str, Any]]:
+    """Prices to the market's tick and values to the cent, as a trader reads them (the ledger keeps full precision)."""
+    return [
+        dict(p, average_price=_on_tick(p["average_price"], ticks.get(p["symbol"])), mark=_on_tick(p["mark"], ticks.get(p["symbol"])), value=_cents(p["value"]))
+        if isinstance(p.get("average_price"), float) else p
+        for p in positions
+    ]
+
+
+def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping[str, Decimal] | None = None) -> dict[str, Any]:
     label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
     return {
-        "equity": float(outcome.equity),
-        "cash": float(outcome.cash),
-        "day_pnl": float(outcome.day_pnl),
-        "realized_pnl": float(outcome.realized_pnl),
-        "unrealized_pnl": float(outcome.unrealized_pnl),
+        "equity": _cents(outcome.equity),
+        "cash": _cents(outcome.cash),
+        "day_pnl": _cents(outcome.day_pnl),
+        "realized_pnl": _cents(outcome.realized_pnl),
+        "unrealized_pnl": _cents(outcome.unrealized_pnl),
         "bar": dg.MetadataValue.timestamp(outcome.bar_open_ms / 1000),
+        "bar_open": iso_utc(outcome.bar_open_ms),
         "cycle_status": outcome.status,
         "market": f"{market_source}{label}",
-        "positions": table(outcome.positions, ["symbol", "quantity", "average_price", "mark", "value"]),
+        "positions": table(shown_positions(outcome.positions, ticks or {}), ["symbol", "quantity", "average_price", "mark", "value"]),
         "agent_signals": table(outcome.last_signals, ["agent", "symbol", "signal", "confidence", "reason"]),
         "orders_placed": len(outcome.orders_placed),
         "orders_rejected": len(outcome.orders_rejected),
@@ -88,7 +107,7 @@ def portfolio_state(
     )
     if outcome.halted:
         alert_daily_loss_halt(settings, ledger, alerts, outcome)
-    metadata = portfolio_metadata(outcome, runner.market.name)
+    metadata = portfolio_metadata(outcome, runner.market.name, {s: r.price_tick for s, r in runner.rules().items()})
     metadata.update(day_chart_links(context, settings, ledger, outcome.bar_open_ms))
     return dg.MaterializeResult(metadata=metadata)
 
