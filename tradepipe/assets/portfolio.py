@@ -13,10 +13,18 @@ import dagster as dg
 
 from tradepipe.assets.metadata import table
 from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, timeframe_ms
-from tradepipe.resources.alerts import AlertsResource
-from tradepipe.resources.ledger import LedgerDatabase
+from tradepipe.resources import (
+    AlertsResource,
+    BrokerResource,
+    LedgerDatabase,
+    MarketDataResource,
+    TradingConfigResource,
+    WallClock,
+    WeightsCacheResource,
+)
 from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import Settings, load_settings
+from tradepipe.settings import Settings
+
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
 # slow launch on a busy machine (short test bars) is not mistaken for a request left over from a crash.
@@ -90,16 +98,32 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
 def portfolio_state(
-    context: dg.AssetExecutionContext, config: TradingCycleConfig, ledger: LedgerDatabase, alerts: AlertsResource
+    context: dg.AssetExecutionContext,
+    config: TradingCycleConfig,
+    trading: TradingConfigResource,
+    ledger: LedgerDatabase,
+    market: MarketDataResource,
+    broker: BrokerResource,
+    weights_cache: WeightsCacheResource,
+    clock: WallClock,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
-    settings = load_settings()
-    newest = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
+    settings = trading.settings()
+    timeframe = settings.resolved_timeframe
+    newest = last_closed_bar_open(clock.now_ms(), timeframe)
     bar = newest if config.bar_open_ms is None else config.bar_open_ms
-    if _launched_by_sensor(context) and newest - bar > _stale_after_ms(settings.resolved_timeframe):
+    if _launched_by_sensor(context) and newest - bar > _stale_after_ms(timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
         context.log.warning(f"bar {iso_utc(bar)} is stale (newest closed bar {iso_utc(newest)}): not traded")
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
-    runner = TradingRunner(settings)
+    sessions = ledger.sessions()
+    runner = TradingRunner(
+        settings,
+        market=market.build(),
+        sessions=sessions,
+        broker=broker.build(sessions, settings.book, timeframe),
+        redis_url=weights_cache.redis_url,
+    )
     outcome = runner.run_cycle(bar, run_id=context.run_id)
     context.log.info(
         f"cycle {outcome.status} for bar {iso_utc(bar)}: equity {outcome.equity:.2f}, "
@@ -132,7 +156,7 @@ def day_chart_links(context: dg.AssetExecutionContext, settings: Settings, ledge
 
     try:
         with ledger.sessions()() as session:
-            paths = refresh_day_charts(settings, session, settings.book, bar_ms, time.time())
+            paths = refresh_day_charts(settings, session, settings.book, bar_ms, time.time())  # file ages: wall clock
     except Exception as exc:  # noqa: BLE001 - the chart is a view; the cycle is already committed
         context.log.warning(f"day chart not drawn: {type(exc).__name__}: {exc}")
         return {}

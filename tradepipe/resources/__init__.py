@@ -1,7 +1,7 @@
 """Every system outside the process that the Dagster layer talks to, as a resource, built in one place.
 
 ``build_resources(settings)`` is what ``tradepipe.definitions`` hands to ``dg.Definitions``; the keys
-are ``ledger``, ``market``, ``broker``, ``weights_cache`` and ``trading``. The settings object stays
+are ``ledger``, ``market``, ``broker``, ``weights_cache``, ``trading`` and ``clock``. The settings object stays
 the single typed reading of ``TRADEPIPE_*``; the resources are how assets, checks, sensors and ops
 receive it. As in Dagster's showcase project (hooli-data-eng-pipelines: one resource set per
 environment, picked when the code location loads), there is one set per environment:
@@ -24,6 +24,7 @@ import dagster as dg
 
 from tradepipe.resources.alerts import AlertsResource
 from tradepipe.resources.broker import BrokerResource
+from tradepipe.resources.clock import FixedClock, WallClock
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
@@ -34,17 +35,19 @@ __all__ = [
     "AlertsResource",
     "BrokerResource",
     "Environment",
+    "FixedClock",
     "LedgerDatabase",
     "MarketDataResource",
     "RESOURCE_KEYS",
     "TradingConfigResource",
+    "WallClock",
     "WeightsCacheResource",
     "build_resources",
     "environment_of",
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "alerts")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "clock", "alerts")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -97,6 +100,7 @@ def _local(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "clock": WallClock(),
         "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
     }
 
@@ -110,6 +114,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
         "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "clock": WallClock(),
         "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
     }
 
@@ -121,6 +126,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "clock": WallClock(),
         "alerts": AlertsResource(webhook_url=_plain_secret(settings, "webhook_url")),  # issue 14
     }
 
