@@ -60,5 +60,5 @@ def test_loading_the_code_location_reads_no_database(tmp_path) -> None:  # type:
     for url in ("postgresql://nobody@127.0.0.1:9/nowhere", f"sqlite:///{tmp_path / 'never' / 'ledger.sqlite'}"):
         env = {**os.environ, "TRADEPIPE_DATABASE_URL": url, "TRADEPIPE_HOME": str(tmp_path / "home")}
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout
-        assert out.strip() == "['broker', 'clock', 'ledger', 'market', 'trading', 'weights_cache']"
+        assert out.strip() == "['alerts', 'broker', 'clock', 'ledger', 'market', 'trading', 'weights_cache']"
     assert not (tmp_path / "never").exists() and not (tmp_path / "home").exists()
