@@ -17,12 +17,13 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "agent_performance",
         "agent_weights",
         "live_weights",
+        "day_charts",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "daily_summary"}
+    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "daily_summary", "day_charts_every_10_minutes"}
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
 
 
@@ -36,6 +37,7 @@ def test_lineage_reads_trading_then_attribution_then_performance_then_weights() 
     assert parents("agent_performance") == {"trade_attribution"}
     assert parents("agent_weights") == {"agent_performance"}
     assert parents("live_weights") == {"agent_weights"}
+    assert parents("day_charts") == {"portfolio_state"}
     sensors = {s.name for s in defs.sensors or []}
     assert {"trading_cycle_sensor", "warmup_analytics", "trading_cycle_failure_alert", "stale_weights_alert"} <= sensors
 

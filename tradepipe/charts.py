@@ -230,20 +230,3 @@ def write_chart(settings: Settings, session: Session, book: str, symbol: str, si
     output.write_text(render_chart_html(data), encoding="utf-8")
     return output.resolve()
 
-
-CHART_REFRESH_SECONDS = 600
-
-
-def refresh_day_charts(settings: Settings, session: Session, book: str, bar_ms: int, now: float) -> dict[str, Path]:
-    """The day's chart per symbol under TRADEPIPE_HOME/charts/, re-drawn when older than 10 minutes.
-
-    Called after a trading cycle committed: drawing costs about a second, so it is not done every bar.
-    """
-    day_start = datetime.fromtimestamp(bar_ms / 1000, tz=timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0)
-    paths = {}
-    for symbol in settings.symbols:
-        path = chart_path(settings.home, book, symbol, day_start.date().isoformat())
-        if not path.exists() or now - path.stat().st_mtime > CHART_REFRESH_SECONDS:
-            write_chart(settings, session, book, symbol, day_start, path)
-        paths[symbol] = path.resolve()
-    return paths

@@ -19,6 +19,7 @@ from tradepipe.settings import location_settings
 
 # issue 14: alerts, and the first-hour analytics after a warm-up
 from tradepipe.alerting import build_alert_sensors, daily_summary, daily_summary_job
+from tradepipe.assets.charts import day_charts, day_charts_every_10_minutes, day_charts_job
 from tradepipe.sensors.warmup import WARMUP_TAG, build_warmup_analytics_sensor
 
 settings = location_settings()
@@ -43,10 +44,10 @@ warmup_analytics_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
+    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights, day_charts],
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, warmup_analytics_job, daily_summary_job],
-    schedules=[performance_intraday, performance_finalize, weights_daily, daily_summary],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, warmup_analytics_job, daily_summary_job, day_charts_job],
+    schedules=[performance_intraday, performance_finalize, weights_daily, daily_summary, day_charts_every_10_minutes],
     sensors=[
         build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds),
         build_warmup_analytics_sensor(warmup_analytics_job, performance_job),

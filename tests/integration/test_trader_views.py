@@ -201,3 +201,29 @@ def test_chart_text_is_escaped(sqlite_url: str, tmp_path: Path) -> None:
     page = output.read_text()
     assert "<script>" not in page and "x&lt;script&gt;" in page
     assert count_marks(page, "entry-marks") == 1 and count_marks(page, "exit-marks") == 1
+
+
+def test_day_charts_draws_todays_chart_where_portfolio_state_links_it(sqlite_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import dagster as dg
+
+    from tradepipe.adapters.db.engine import upgrade
+    from tradepipe.assets.charts import day_charts
+    from tradepipe.assets.portfolio import day_chart_links
+    from tradepipe.resources import FixedClock, build_resources
+    from tradepipe.settings import load_settings
+
+    upgrade(sqlite_url)
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", sqlite_url)
+    build_hand_ledger(sqlite_url)
+    settings = load_settings()
+    resources = {**build_resources(settings, "test"), "clock": FixedClock(now=DAY2 + 4 * HOUR)}
+
+    result = dg.materialize([day_charts], resources=resources)
+
+    [drawn] = result.asset_materializations_for_node("day_charts")
+    linked = day_chart_links(settings, DAY2 + 3 * HOUR)
+    assert drawn.metadata["chart BTC/USDT"] == linked["chart BTC/USDT"]
+    page = Path(linked["chart BTC/USDT"].value).read_text()
+    assert str(settings.home.resolve() / "charts" / "main" / "2025-12-03") in linked["chart BTC/USDT"].value
+    assert count_marks(page, "exit-marks") == 1 and count_marks(page, "entry-marks") == 0  # the BTC trip entered the day before
+    assert count_marks(Path(linked["chart ETH/USDT"].value).read_text(), "entry-marks") == 2

@@ -5,7 +5,6 @@ as an equity curve.
 """
 
 
-import time
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -132,7 +131,7 @@ def portfolio_state(
     if outcome.halted:
         alert_daily_loss_halt(settings, ledger, alerts, outcome)
     metadata = portfolio_metadata(outcome, runner.market.name, {s: r.price_tick for s, r in runner.rules().items()})
-    metadata.update(day_chart_links(context, settings, ledger, outcome.bar_open_ms))
+    metadata.update(day_chart_links(settings, outcome.bar_open_ms))
     return dg.MaterializeResult(metadata=metadata)
 
 
@@ -150,14 +149,12 @@ def alert_daily_loss_halt(settings: Settings, ledger: LedgerDatabase, alerts: Al
     )
 
 
-def day_chart_links(context: dg.AssetExecutionContext, settings: Settings, ledger: LedgerDatabase, bar_ms: int) -> dict[str, Any]:
-    """Links to the day's charts (TRADEPIPE_HOME/charts/<book>/<day>/); a drawing failure never fails the cycle."""
-    from tradepipe.charts import refresh_day_charts
+def day_chart_links(settings: Settings, bar_ms: int) -> dict[str, Any]:
+    """Links to the day's charts, drawn every 10 minutes by ``day_charts`` (not here: the cycle stays fast)."""
+    from tradepipe.charts import chart_path
 
-    try:
-        with ledger.sessions()() as session:
-            paths = refresh_day_charts(settings, session, settings.book, bar_ms, time.time())  # file ages: wall clock
-    except Exception as exc:  # noqa: BLE001 - the chart is a view; the cycle is already committed
-        context.log.warning(f"day chart not drawn: {type(exc).__name__}: {exc}")
-        return {}
-    return {f"chart {symbol}": dg.MetadataValue.path(str(path)) for symbol, path in paths.items()}
+    day = iso_utc(bar_ms)[:10]
+    return {
+        f"chart {symbol}": dg.MetadataValue.path(str(chart_path(settings.home, settings.book, symbol, day).resolve()))
+        for symbol in settings.symbols
+    }
