@@ -156,7 +156,7 @@ def weights_show(limit: int, as_json: bool) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     if not records:
-        click.echo("no weight decisions yet (the weights_daily schedule runs after midnight UTC)")
+        click.echo("no weight decisions yet (weights_daily decides at 00:30 UTC; after a synthetic warm-up, warmup_analytics decides today)")
     for r in records:
         flags = " LIVE" if r["live"] else ""
         flags += " replay" if r["replay"] else ""
