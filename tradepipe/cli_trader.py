@@ -112,6 +112,17 @@ def _open_session(book: str | None):  # type: ignore[no-untyped-def]
     return settings, name, session
 
 
+def _book_trips(session, book: str):  # type: ignore[no-untyped-def]
+    """The book's trips; a ledger whose fills do not replay to its booked P&L is reported in one line, never shown."""
+    from tradepipe.core.ledger import LedgerInvariantError
+
+    try:
+        return load_book_trips(session, book)
+    except LedgerInvariantError as exc:
+        click.echo(f"ledger of book {book!r} does not balance, nothing shown: {exc}", err=True)
+        sys.exit(1)
+
+
 @click.command()
 @click.option("--book", default=None, help="Book to show (default: TRADEPIPE_BOOK).")
 @click.option("--symbol", default=None, help="Only this symbol, e.g. BTC/USDT.")
@@ -123,7 +134,7 @@ def trades(book: str | None, symbol: str | None, only_open: bool, as_json: bool)
 
     _, name, session = _open_session(book)
     with session:
-        fills, trips, latest = load_book_trips(session, name)
+        fills, trips, latest = _book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
     shown = [t for t in trips if (symbol is None or t.symbol == symbol) and (not only_open or t.status == "open")]
     if as_json:
@@ -168,7 +179,7 @@ def profit(kind: str, book: str | None, as_json: bool) -> None:
 
     _, name, session = _open_session(book)
     with session:
-        fills, trips, latest = load_book_trips(session, name)
+        fills, trips, latest = _book_trips(session, name)
         snapshots = load_snapshots(session, name)
     periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
     if as_json:

@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from decimal import Decimal as D
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from tradepipe.adapters.db.engine import session_factory
@@ -227,3 +228,20 @@ def test_day_charts_draws_todays_chart_where_portfolio_state_links_it(sqlite_url
     assert str(settings.home.resolve() / "charts" / "main" / "2025-12-03") in linked["chart BTC/USDT"].value
     assert count_marks(page, "exit-marks") == 1 and count_marks(page, "entry-marks") == 0  # the BTC trip entered the day before
     assert count_marks(Path(linked["chart ETH/USDT"].value).read_text(), "entry-marks") == 2
+
+
+def test_a_ledger_that_does_not_replay_to_its_booked_pnl_is_refused_in_one_line(sqlite_url: str) -> None:
+    from sqlalchemy import select
+
+    from tradepipe.adapters.db.engine import upgrade
+
+    upgrade(sqlite_url)
+    build_hand_ledger(sqlite_url)
+    with session_factory(sqlite_url).begin() as session:
+        fill = session.scalars(select(Fill).order_by(Fill.id).offset(3).limit(1)).one()
+        fill.realized_pnl = D("-22.634")  # a cent-fraction off: the books and the fills disagree
+
+    result = CliRunner().invoke(main, ["trades", "--json"], env={"TRADEPIPE_DATABASE_URL": sqlite_url})
+
+    assert result.exit_code == 1 and len(result.output.strip().splitlines()) == 1
+    assert "does not balance" in result.output and "-22.634" in result.output
