@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 3000
 HOST ?= 127.0.0.1
+WARMUP_DAYS ?= 1
 UV_VERSION := 0.13.9
 export TRADEPIPE_HOME ?= $(CURDIR)/.tradepipe
 # Small matrices: extra BLAS threads only spin against the Dagster processes on a laptop.
@@ -28,12 +29,17 @@ install: $(VENV)/.installed
 migrate: install
 	$(BIN)/tradepipe db upgrade
 
+# issue 14: a first start on the synthetic market trades a warm-up day first (`tradepipe warmup` does
+# nothing on any other market or on a book that already traded); the terminal shows the UI address,
+# the trading cycles and warnings: services log at WARNING, runs at INFO, library deprecations hidden.
 run: migrate
 	@mkdir -p $(DAGSTER_HOME_DIR)
 	@cp dagster.yaml $(DAGSTER_HOME_DIR)/dagster.yaml
 	@echo "tradepipe: paper trading on the $${TRADEPIPE_MARKET_SOURCE:-synthetic} market"
+	@PYTHONWARNINGS=ignore::DeprecationWarning,ignore::FutureWarning $(BIN)/tradepipe warmup --days $(WARMUP_DAYS)
 	@echo "tradepipe: Dagster UI at http://$(HOST):$(PORT)  (Ctrl-C stops it; 'make run' again resumes)"
-	DAGSTER_HOME=$(DAGSTER_HOME_DIR) $(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT)
+	@DAGSTER_HOME=$(DAGSTER_HOME_DIR) PYTHONWARNINGS=ignore::DeprecationWarning,ignore::FutureWarning \
+		$(BIN)/dagster dev -w workspace.yaml -h $(HOST) -p $(PORT) --log-level warning
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -18,13 +18,32 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "agent_weights",
         "live_weights",
         "project_report",
+        "day_charts",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
     assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "project_report_schedule"}
+    assert set(schedules) == {
+        "performance_intraday", "performance_finalize", "weights_daily", "project_report_schedule", "daily_summary",
+        "day_charts_every_10_minutes",
+    }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+
+
+def test_lineage_reads_trading_then_attribution_then_performance_then_weights() -> None:
+    graph = defs.resolve_asset_graph()
+
+    def parents(name: str) -> set[str]:
+        return {key.to_user_string() for key in graph.get(dg.AssetKey(name)).parent_keys}
+
+    assert parents("trade_attribution") == {"portfolio_state"}
+    assert parents("agent_performance") == {"trade_attribution"}
+    assert parents("agent_weights") == {"agent_performance"}
+    assert parents("live_weights") == {"agent_weights"}
+    assert parents("day_charts") == {"portfolio_state"}
+    sensors = {s.name for s in defs.sensors or []}
+    assert {"trading_cycle_sensor", "warmup_analytics", "trading_cycle_failure_alert", "stale_weights_alert"} <= sensors
 
 
 def test_loading_the_code_location_does_not_import_heavy_libraries() -> None:
@@ -47,5 +66,5 @@ def test_loading_the_code_location_reads_no_database(tmp_path) -> None:  # type:
     for url in ("postgresql://nobody@127.0.0.1:9/nowhere", f"sqlite:///{tmp_path / 'never' / 'ledger.sqlite'}"):
         env = {**os.environ, "TRADEPIPE_DATABASE_URL": url, "TRADEPIPE_HOME": str(tmp_path / "home")}
         out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout
-        assert out.strip() == "['broker', 'clock', 'ledger', 'mail', 'market', 'trading', 'weights_cache']"
+        assert out.strip() == "['alerts', 'broker', 'clock', 'ledger', 'mail', 'market', 'trading', 'weights_cache']"
     assert not (tmp_path / "never").exists() and not (tmp_path / "home").exists()

@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from tradepipe.definitions import defs
+from tradepipe.core.timeframes import iso_utc
 from tradepipe.resources import FixedClock, TradingConfigResource
 from tradepipe.sensors.trading_cycle import BAR_TAG, TRADING_CYCLE_TAG, next_bar_to_trade, run_key
 from tradepipe.settings import load_settings
@@ -52,6 +53,11 @@ def test_the_next_bar_is_traded_once_it_closes() -> None:
 def test_after_downtime_only_the_newest_closed_bar_is_traded() -> None:
     cursor = str(BAR_1M - 90 * M)  # the last bar requested 90 minutes ago
     assert next_bar_to_trade(NOW_MS, "1m", cursor) == BAR_1M
+
+
+def test_an_iso_cursor_and_a_legacy_ms_cursor_mean_the_same_bar() -> None:
+    assert next_bar_to_trade(NOW_MS, "1m", iso_utc(BAR_1M)) is None
+    assert next_bar_to_trade(BAR_1M + 2 * M, "1m", iso_utc(BAR_1M)) == BAR_1M + M
 
 
 def test_a_cursor_ahead_of_the_clock_requests_nothing() -> None:
@@ -102,9 +108,9 @@ def test_the_first_evaluation_requests_a_run_for_the_newest_bar_and_moves_the_cu
     (request,) = data.run_requests
     assert request.run_key == f"main:{BAR_1M}"
     assert request.tags[TRADING_CYCLE_TAG] == "main"
-    assert request.tags[BAR_TAG] == str(BAR_1M)
+    assert request.tags[BAR_TAG] == iso_utc(BAR_1M) and request.tags[BAR_TAG].endswith("Z")
     assert request.run_config == {"ops": {"portfolio_state": {"config": {"bar_open_ms": BAR_1M}}}}
-    assert data.cursor == str(BAR_1M)
+    assert data.cursor == iso_utc(BAR_1M)  # ISO UTC, not raw epoch ms
     # The config is one the trading_cycle job accepts.
     assert dg.validate_run_config(defs.resolve_job_def("trading_cycle"), request.run_config)
 
@@ -123,7 +129,7 @@ def test_a_second_evaluation_within_the_same_bar_skips_and_the_next_bar_is_reque
     third = sensor.evaluate_tick(tick(instance, clock, cursor=first.cursor))
     (request,) = third.run_requests
     assert request.run_key == f"main:{BAR_1M + M}"
-    assert third.cursor == str(BAR_1M + M)
+    assert third.cursor == iso_utc(BAR_1M + M)
 
 
 def test_the_book_and_timeframe_come_from_the_trading_resource_at_each_tick(

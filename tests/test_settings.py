@@ -91,7 +91,8 @@ def test_real_money_needs_both_the_ccxt_broker_and_live(monkeypatch: pytest.Monk
     assert load_settings().real_money is True
 
     monkeypatch.setenv("TRADEPIPE_BROKER", "paper")
-    assert load_settings().real_money is False
+    with pytest.raises(SettingsError, match="TRADEPIPE_LIVE=1 needs TRADEPIPE_BROKER=ccxt"):
+        load_settings()  # issue 14: refused, not silently paper
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -118,14 +119,13 @@ def test_agent_weights_are_parsed_and_normalised_over_enabled_agents(monkeypatch
     }
 
 
-def test_agent_weights_that_do_not_sum_to_one_are_normalised(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRADEPIPE_AGENTS", "momentum,trend")
-    monkeypatch.setenv("TRADEPIPE_AGENT_WEIGHTS", "momentum=3,trend=1")
+def test_agent_weights_that_sum_to_one_within_float_error_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEPIPE_AGENTS", "momentum,trend,breakout")
+    monkeypatch.setenv("TRADEPIPE_AGENT_WEIGHTS", "momentum=0.1,trend=0.2,breakout=0.7")  # 0.1+0.2+0.7 != 1.0 in floats
 
     weights = load_settings().default_weights
 
-    assert weights == {"momentum": pytest.approx(0.75), "trend": pytest.approx(0.25)}
-    assert sum(weights.values()) == pytest.approx(1.0)
+    assert weights == {"momentum": pytest.approx(0.1), "trend": pytest.approx(0.2), "breakout": pytest.approx(0.7)}
 
 
 def test_report_recipients_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -276,7 +276,20 @@ def test_a_bad_value_in_dotenv_is_reported_like_an_environment_variable(tmp_path
             id="agent-weights-nan",
         ),
         pytest.param(
-            {"TRADEPIPE_LIVE": "maybe"}, "TRADEPIPE_LIVE", ["valid boolean"], id="live-not-a-boolean"
+            {"TRADEPIPE_LIVE": "maybe"}, "TRADEPIPE_LIVE", ["exactly 0", "or 1"], id="live-not-a-boolean"
+        ),
+        # issue 14: strict safety settings
+        pytest.param({"TRADEPIPE_LIVE": "yes"}, "TRADEPIPE_LIVE='yes'", ["exactly 0"], id="live-yes-is-not-1"),
+        pytest.param({"TRADEPIPE_LIVE": "true"}, "TRADEPIPE_LIVE='true'", ["exactly 0"], id="live-true-is-not-1"),
+        pytest.param({"TRADEPIPE_LIVE": "1"}, "TRADEPIPE_LIVE", ["TRADEPIPE_BROKER=ccxt", "paper"], id="live-with-paper-broker"),
+        pytest.param(
+            {"TRADEPIPE_AGENT_WEIGHTS": "momentum=2"}, "TRADEPIPE_AGENT_WEIGHTS", ["sum to 2", "not 1"], id="agent-weights-sum-above-one"
+        ),
+        pytest.param(
+            {"TRADEPIPE_AGENT_WEIGHTS": "momentum=0.3,trend=0.3"}, "TRADEPIPE_AGENT_WEIGHTS", ["sum to 0.6"], id="agent-weights-sum-below-one"
+        ),
+        pytest.param(
+            {"TRADEPIPE_AGENT_WEIGHTS": "momentum=abc"}, "TRADEPIPE_AGENT_WEIGHTS", ["could not parse 'momentum=abc'"], id="agent-weights-not-a-number"
         ),
     ],
 )
@@ -390,3 +403,40 @@ def test_shorts_only_on_the_synthetic_paper_market_unless_set() -> None:
     assert load_settings(market_source="ccxt", allow_short=True).shorts_allowed is True
     with pytest.raises(SettingsError, match="TRADEPIPE_ALLOW_SHORT"):
         load_settings(market_source="ccxt", broker="ccxt", allow_short=True)
+
+
+# --- issue 14: strict safety settings are refused in one line -------------------------------------
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"TRADEPIPE_LIVE": "yes"},
+        {"TRADEPIPE_LIVE": "1"},  # with the default paper broker
+        {"TRADEPIPE_AGENT_WEIGHTS": "momentum=2"},
+        {"TRADEPIPE_AGENT_WEIGHTS": "momentum=0.5,astrology=0.5"},
+        {"TRADEPIPE_AGENT_WEIGHTS": "momentum=half"},
+    ],
+    ids=["live-yes", "live-on-paper", "weights-sum-2", "weights-unknown-agent", "weights-do-not-parse"],
+)
+def test_cli_refuses_an_unsafe_setting_with_one_line(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
+    from click.testing import CliRunner
+
+    from tradepipe.cli import main
+
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    result = CliRunner().invoke(main, ["status"])
+
+    assert result.exit_code == 2
+    assert len(result.output.strip().splitlines()) == 1, result.output
+    assert result.output.startswith("invalid tradepipe configuration: TRADEPIPE_")
+
+
+def test_live_accepts_exactly_0_and_1(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TRADEPIPE_LIVE", "0")
+    assert load_settings().live is False
+    monkeypatch.setenv("TRADEPIPE_LIVE", "1")
+    monkeypatch.setenv("TRADEPIPE_BROKER", "ccxt")
+    monkeypatch.setenv("TRADEPIPE_MARKET_SOURCE", "ccxt")
+    assert load_settings().live is True

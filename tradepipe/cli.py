@@ -156,7 +156,7 @@ def weights_show(limit: int, as_json: bool) -> None:
         click.echo(json.dumps(records, indent=2))
         return
     if not records:
-        click.echo("no weight decisions yet (the weights_daily schedule runs after midnight UTC)")
+        click.echo("no weight decisions yet (weights_daily decides at 00:30 UTC; after a synthetic warm-up, warmup_analytics decides today)")
     for r in records:
         flags = " LIVE" if r["live"] else ""
         flags += " replay" if r["replay"] else ""
@@ -198,6 +198,12 @@ def risk_reset() -> None:
         click.echo("no halt to reset")
         return
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {equity}")
+
+# issue 14: trades, profit, plot and warmup live in cli_trader.py
+from tradepipe.cli_trader import plot, profit, trades, warmup  # noqa: E402
+
+for _command in (trades, profit, plot, warmup):
+    main.add_command(_command)
 
 
 from tradepipe.cli_reports import COMMANDS as REPORT_COMMANDS  # noqa: E402  (issue 11: email, report, tasks)

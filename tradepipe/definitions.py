@@ -7,7 +7,9 @@ a database or an exchange until a run uses a resource.
 
 import dagster as dg
 
+from tradepipe.alerting import build_alert_sensors, daily_summary, daily_summary_job
 from tradepipe.assets.analytics import agent_performance, trade_attribution
+from tradepipe.assets.charts import day_charts, day_charts_every_10_minutes, day_charts_job
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report, project_report_schedule, report_job
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
@@ -17,6 +19,7 @@ from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.health import record_failed_runs
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
+from tradepipe.sensors.warmup import WARMUP_TAG, build_warmup_analytics_sensor
 from tradepipe.settings import location_settings
 
 settings = location_settings()
@@ -33,11 +36,54 @@ trading_cycle_job = dg.define_asset_job(
     executor_def=dg.in_process_executor,
 )
 
+warmup_analytics_job = dg.define_asset_job(
+    "warmup_analytics",
+    selection=dg.AssetSelection.assets(trade_attribution, agent_performance, agent_weights, live_weights),
+    description="After a warm-up: attribution, performance and weights of one day in one run.",
+    tags={WARMUP_TAG: "analytics"},
+)
+
 defs = dg.Definitions(
-    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights, project_report],
-    asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, report_job],
-    schedules=[performance_intraday, performance_finalize, weights_daily, project_report_schedule],
-    sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds), record_failed_runs],
+    assets=[
+        portfolio_state,
+        trade_attribution,
+        agent_performance,
+        agent_weights,
+        live_weights,
+        day_charts,
+        project_report,
+    ],
+    asset_checks=[
+        equity_invariant,
+        no_double_fills,
+        weights_are_sound,
+        performance_rows_are_valid,
+    ],
+    jobs=[
+        trading_cycle_job,
+        performance_job,
+        weights_job,
+        promote_weights,
+        warmup_analytics_job,
+        daily_summary_job,
+        day_charts_job,
+        report_job,
+    ],
+    schedules=[
+        performance_intraday,
+        performance_finalize,
+        weights_daily,
+        daily_summary,
+        day_charts_every_10_minutes,
+        project_report_schedule,
+    ],
+    sensors=[
+        build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds),
+        build_warmup_analytics_sensor(warmup_analytics_job, performance_job),
+        *build_alert_sensors(trading_cycle_job),
+        record_failed_runs,
+    ],
     resources=build_resources(settings),
+    # issue 14: a quiet terminal. Runs log INFO and up (cycles, warnings), not Dagster's DEBUG step events.
+    loggers={"console": dg.colored_console_logger.configured({"log_level": "INFO", "name": "tradepipe"})},
 )

@@ -22,6 +22,7 @@ ENV_PREFIX = "TRADEPIPE_"
 DEFAULT_AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
 _DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
+WEIGHT_SUM_TOLERANCE = 1e-6  # issue 14: static weights must sum to 1 within this
 
 
 class SettingsError(ValueError):
@@ -98,6 +99,10 @@ class Settings(BaseSettings):
     smtp_ca_file: Path | None = None
     smtp_timeout_seconds: float = Field(default=20.0, gt=0, le=300)
 
+    # issue 14: alerts to a generic JSON webhook (the URL is a secret), and when a weight set is stale
+    webhook_url: SecretStr | None = None
+    stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+
     @field_validator("symbols", "agents", "report_recipients", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
@@ -124,8 +129,23 @@ class Settings(BaseSettings):
             name, sep, number = item.partition("=")
             if not sep:
                 raise ValueError(f"could not parse {item!r}: expected agent=weight pairs, e.g. momentum=0.3,trend=0.7")
-            weights[name.strip()] = float(number)
+            try:
+                weights[name.strip()] = float(number)
+            except ValueError:
+                raise ValueError(f"could not parse {item!r}: expected agent=weight pairs, e.g. momentum=0.3,trend=0.7") from None
         return weights
+
+    # issue 14: strict safety settings. TRADEPIPE_LIVE is exactly 0 or 1 ("yes", "true", "on" are
+    # refused: a typo must never switch real money on); static weights must sum to 1 (refused, not
+    # normalised: "momentum=2" would otherwise silently give every other agent weight 0).
+    @field_validator("live", mode="before")
+    @classmethod
+    def _check_live(cls, value: object) -> object:
+        if isinstance(value, bool):
+            return value
+        if value in (0, 1) or (isinstance(value, str) and value.strip() in ("0", "1")):
+            return str(value).strip() == "1"
+        raise ValueError("expected exactly 0 (paper or exchange testnet) or 1 (real money)")
 
     @field_validator("timeframe")
     @classmethod
@@ -167,6 +187,13 @@ class Settings(BaseSettings):
             raise ValueError(f"TRADEPIPE_AGENT_WEIGHTS names agents that are not enabled: {unknown}")
         if self.agent_weights and not (all(0 <= w < float("inf") for w in self.agent_weights.values()) and sum(self.agent_weights.values()) > 0):
             raise ValueError("TRADEPIPE_AGENT_WEIGHTS must be finite, non-negative numbers with a positive sum, e.g. momentum=0.3,trend=0.7")
+        if self.agent_weights and abs(sum(self.agent_weights.values()) - 1.0) > WEIGHT_SUM_TOLERANCE:
+            raise ValueError(
+                f"TRADEPIPE_AGENT_WEIGHTS sum to {sum(self.agent_weights.values()):g}, not 1: give every weight explicitly, "
+                "e.g. momentum=0.3,trend=0.7 (agents left out get 0)"
+            )
+        if self.live and self.broker == "paper":
+            raise ValueError("TRADEPIPE_LIVE=1 needs TRADEPIPE_BROKER=ccxt: the paper broker never trades real money, so LIVE=1 is refused rather than ignored")
         if self.broker == "ccxt" and self.allow_short:
             raise ValueError("TRADEPIPE_ALLOW_SHORT=1 is for paper trading only: the ccxt broker trades spot, long-only")
         if self.broker == "ccxt" and self.market_source == "synthetic":
@@ -228,13 +255,15 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         lines = [_describe(err) for err in exc.errors()]
+        if len(lines) == 1:  # one problem, one line (issue 14)
+            raise SettingsError(f"invalid tradepipe configuration: {lines[0]}") from None
         raise SettingsError("invalid tradepipe configuration:\n  " + "\n  ".join(lines)) from None
 
 
 # --- issue 8: the Dagster layer receives the settings through resources --------------------------
 # Secrets never travel in a resource's configuration: the broker and mail resources take them as
 # dg.EnvVar, so the settings a resource carries leave these out.
-SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password"})
+SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url"})
 
 
 class _ValuesOnlySettings(Settings):

@@ -81,7 +81,8 @@ def render_status(status: dict[str, Any]) -> str:
     lines.append("  positions:" if status["positions"] else "  positions: none")
     for position in status["positions"]:
         lines.append(
-            f"    {position['symbol']:<10} qty {position['quantity']:<14} avg {position['average_price']:<12} mark {position['mark']}"
+            f"    {position['symbol']:<10} qty {position['quantity']:<14} avg {position['average_price']:<12} "
+            f"mark {_money(Decimal(position['mark'])) if position['mark'] is not None else '-'}"  # as the average: no float tail
         )
     cycle = status["last_cycle"]
     if cycle:

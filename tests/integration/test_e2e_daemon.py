@@ -40,13 +40,15 @@ from typing import Any
 
 import pytest
 
+from tradepipe.core.timeframes import parse_utc_ms
+
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 JOB = "trading_cycle"
 SENSOR = "trading_cycle_sensor"
-BAR_TAG = "tradepipe/bar_open_ms"
+BAR_TAG = "tradepipe/bar_open"
 RUN_KEY_TAG = "dagster/run_key"
 AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
 TIMEFRAME = "5s"
@@ -382,7 +384,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
             instance.report_run_failed(record.dagster_run, "its run worker was SIGKILLed with the daemon (e2e test)")
         cursor_before = sensor_cursor(instance)
         ids_before = {r.dagster_run.run_id for r in after_kill.runs}
-        bars_before = [int(r.dagster_run.tags[BAR_TAG]) for r in after_kill.runs]
+        bars_before = [parse_utc_ms(r.dagster_run.tags[BAR_TAG]) for r in after_kill.runs]
 
         # ---- phase 2: restart on the same DAGSTER_HOME and ledger
         daemons.append(start_daemon("restarted", env, tmp_path))
@@ -405,20 +407,20 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
             instance.report_run_failed(record.dagster_run, "the daemon was stopped at the end of the e2e test")
         succeeded = final.succeeded
         assert len(succeeded) >= n_before + 2
-        bars = [int(r.dagster_run.tags[BAR_TAG]) for r in succeeded]
+        bars = [parse_utc_ms(r.dagster_run.tags[BAR_TAG]) for r in succeeded]
         run_keys = [r.dagster_run.tags.get(RUN_KEY_TAG) for r in succeeded]
         assert len(set(bars)) == len(bars), f"a bar was traded twice: {bars}"
         assert None not in run_keys and len(set(run_keys)) == len(run_keys), run_keys
         assert all(key.endswith(f":{bar}") for key, bar in zip(run_keys, bars)), list(zip(run_keys, bars))
-        all_bars = [int(r.dagster_run.tags[BAR_TAG]) for r in final.runs]
+        all_bars = [parse_utc_ms(r.dagster_run.tags[BAR_TAG]) for r in final.runs]
         assert all_bars == sorted(all_bars) and len(set(all_bars)) == len(all_bars), (
             f"the sensor requested bars out of order or twice (cursor did not carry on): {all_bars}"
         )
-        restart_bars = [int(r.dagster_run.tags[BAR_TAG]) for r in final.runs if r.dagster_run.run_id not in ids_before]
+        restart_bars = [parse_utc_ms(r.dagster_run.tags[BAR_TAG]) for r in final.runs if r.dagster_run.run_id not in ids_before]
         assert restart_bars and min(restart_bars) > max(bars_before), (bars_before, restart_bars)
         cursor_after = sensor_cursor(instance)
         assert cursor_before is not None and cursor_after is not None
-        assert int(cursor_after) == max(all_bars) and int(cursor_after) > int(cursor_before)
+        assert parse_utc_ms(cursor_after) == max(all_bars) and parse_utc_ms(cursor_after) > parse_utc_ms(cursor_before)
         spans = sorted((r.start_time, r.end_time, r.dagster_run.run_id) for r in succeeded)
         for (_, end_a, id_a), (start_b, _, id_b) in zip(spans, spans[1:]):
             assert end_a is not None and start_b >= end_a, f"runs {id_a} and {id_b} overlapped"

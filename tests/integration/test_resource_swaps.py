@@ -36,6 +36,7 @@ from tradepipe.brokers import Broker, ExchangeBroker
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import BarHistory
 from tradepipe.resources import (
+    AlertsResource,
     BrokerResource,
     LedgerDatabase,
     MarketDataResource,
@@ -70,6 +71,7 @@ def resources(ledger: LedgerDatabase, trading: TradingConfigResource, market: Ma
         "broker": BrokerResource(kind="paper"),
         "weights_cache": WeightsCacheResource(redis_url=None),
         "clock": WallClock(),
+        "alerts": AlertsResource(),  # alerts off (issue 14)
         **swapped,
     }
 
@@ -125,7 +127,8 @@ def test_portfolio_state_trades_the_replay_files_into_a_temporary_sqlite_ledger(
             expected = (next_open * (1 - Decimal(5) / BPS)).quantize(Decimal("0.01"), ROUND_FLOOR)
         assert fills[order.client_order_id].price == expected
     snapshot = rows(ledger.url, PortfolioSnapshot)[-1]
-    assert filled["equity"] == float(snapshot.equity) and filled["cash"] == float(snapshot.cash)
+    cent = Decimal("0.01")  # the asset page shows money to the cent (issue 14)
+    assert filled["equity"] == float(snapshot.equity.quantize(cent)) and filled["cash"] == float(snapshot.cash.quantize(cent))
     assert {c.market_source for c in rows(ledger.url, TradingCycle)} == {"replay"}
 
 

@@ -538,6 +538,7 @@ def _materialize(instance: dg.DagsterInstance, bar: int) -> dg.ExecuteInProcessR
     )
 
 
+
 def test_materialising_portfolio_state_trades_a_cycle_with_a_dashboard_and_passing_checks(
     migrated_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -551,10 +552,12 @@ def test_materialising_portfolio_state_trades_a_cycle_with_a_dashboard_and_passi
     (materialization,) = result.asset_materializations_for_node("portfolio_state")
     metadata = materialization.metadata
     snapshot = rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts)[-1]
-    assert isinstance(metadata["equity"], dg.FloatMetadataValue) and metadata["equity"].value == float(snapshot.equity)
-    assert isinstance(metadata["cash"], dg.FloatMetadataValue) and metadata["cash"].value == float(snapshot.cash)
+    cent = Decimal("0.01")  # money to the cent on the asset page (issue 14)
+    assert isinstance(metadata["equity"], dg.FloatMetadataValue) and metadata["equity"].value == float(snapshot.equity.quantize(cent))
+    assert isinstance(metadata["cash"], dg.FloatMetadataValue) and metadata["cash"].value == float(snapshot.cash.quantize(cent))
     assert isinstance(metadata["day_pnl"], dg.FloatMetadataValue)
-    assert metadata["day_pnl"].value == pytest.approx(float(snapshot.equity - snapshot.day_start_equity))
+    assert metadata["day_pnl"].value == float((snapshot.equity - snapshot.day_start_equity).quantize(cent))
+    assert metadata["bar_open"].value.endswith("Z")
     assert metadata["cycle_status"].value == "traded"
     assert metadata["market"].value == "synthetic (SYNTHETIC prices)"
 

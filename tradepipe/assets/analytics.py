@@ -14,6 +14,7 @@ from tradepipe.adapters.db.analytics import (
     replace_performance,
     signal_counts,
 )
+from tradepipe.adapters.db.trades import days_missing_attribution
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
@@ -23,6 +24,8 @@ from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
 @dg.asset(
     partitions_def=daily_with_today,
+    # The ledger the trading cycle writes is upstream: the graph reads trading -> attribution -> performance -> weights.
+    deps=[dg.AssetKey("portfolio_state")],
     group_name="analytics",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
@@ -94,7 +97,23 @@ def agent_performance(
             list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate
         )
         replace_performance(session, settings.book, day_start.date(), settings.performance_window_days, rows, context.run_id)
-    return dg.MaterializeResult(metadata=performance_metadata(rows, classification, start, end, len(streams)))
+        missing = days_missing_attribution(session, settings.book, start, day_end)
+    metadata = performance_metadata(rows, classification, start, end, len(streams))
+    metadata["trade_counts"] = attribution_coverage_note(missing)
+    if missing:
+        context.log.warning(metadata["trade_counts"])
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def attribution_coverage_note(missing_days: list[str]) -> str:
+    """Trade counts and attributed P&L come from trade_attribution: say when some of its days are not there yet."""
+    if not missing_days:
+        return "complete: every day of the window with realised P&L has its trade_attribution partition"
+    shown = ", ".join(missing_days[:5]) + (f" and {len(missing_days) - 5} more" if len(missing_days) > 5 else "")
+    return (
+        f"INCOMPLETE: trade counts and attributed P&L leave out {len(missing_days)} day(s) with realised P&L whose "
+        f"trade_attribution partition is not materialised yet ({shown})"
+    )
 
 
 def performance_metadata(

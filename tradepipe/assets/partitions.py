@@ -1,11 +1,14 @@
-"""Partitions of the analytics assets: UTC days.
+"""Partitions of the analytics and weights assets: UTC days, today included.
 
-Attribution and performance include today's partition (``end_offset=1``) so the current day can be
-refreshed through the day; weights are computed for complete days only.
+Attribution, performance and weights all use ``daily_with_today`` (``end_offset=1``): the current day
+can be refreshed through the day, a first start decides weights on its warm-up the same day, and the
+analytics and the weights of one day can be materialised in one launch (a job needs one partitions
+definition). The scheduled weights run still decides on the complete previous day after midnight.
+``daily_complete`` (complete days only) remains for callers that mean "the newest finished day".
 """
 
 
-from datetime import datetime, timedelta, timezone
+from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
@@ -30,3 +33,17 @@ def partition_bounds(context: dg.AssetExecutionContext) -> tuple[datetime, datet
 def performance_window(day_end: datetime, window_days: int) -> tuple[datetime, datetime]:
     """The rolling window ending at the partition's end."""
     return day_end - timedelta(days=window_days), day_end
+
+
+def is_replay_partition(partition_key: str, live_partition: date | None, today: date | None = None) -> bool:
+    """A weights partition is a replay when it is older than yesterday (UTC) or older than the live set's.
+
+    Today's and yesterday's partitions are live decisions (yesterday's is the scheduled run on the
+    complete day); re-deciding an older day, or a day older than what is already live, never
+    replaces the live weights: it is recorded as a replay and published only by an explicit promote.
+    """
+    day = date.fromisoformat(partition_key)
+    today = today or datetime.now(timezone.utc).date()
+    if day < today - timedelta(days=1):
+        return True
+    return live_partition is not None and day < live_partition

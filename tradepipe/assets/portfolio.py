@@ -5,15 +5,17 @@ as an equity curve.
 """
 
 
-from typing import Any
+from decimal import Decimal
+from typing import Any, Mapping
 
 import dagster as dg
 
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.reports import record_metrics
 from tradepipe.assets.metadata import table
-from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
+from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, timeframe_ms
 from tradepipe.resources import (
+    AlertsResource,
     BrokerResource,
     LedgerDatabase,
     MarketDataResource,
@@ -22,6 +24,7 @@ from tradepipe.resources import (
     WeightsCacheResource,
 )
 from tradepipe.runner import CycleOutcome, TradingRunner
+from tradepipe.settings import Settings
 
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
@@ -44,18 +47,36 @@ class TradingCycleConfig(dg.Config):
     """Open time (UTC ms) of the closed bar to trade; empty means the newest closed bar."""
 
 
-def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, Any]:
+def _cents(value: Decimal | float) -> float:
+    return float(Decimal(str(value)).quantize(Decimal("0.01")))
+
+
+def _on_tick(price: float, tick: Decimal | None) -> float:
+    return float(Decimal(str(price)).quantize(tick)) if tick else price
+
+
+def shown_positions(positions: list[dict[str, Any]], ticks: Mapping[str, Decimal]) -> list[dict[str, Any]]:
+    """Prices to the market's tick and values to the cent, as a trader reads them (the ledger keeps full precision)."""
+    return [
+        dict(p, average_price=_on_tick(p["average_price"], ticks.get(p["symbol"])), mark=_on_tick(p["mark"], ticks.get(p["symbol"])), value=_cents(p["value"]))
+        if isinstance(p.get("average_price"), float) else p
+        for p in positions
+    ]
+
+
+def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping[str, Decimal] | None = None) -> dict[str, Any]:
     label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
     return {
-        "equity": float(outcome.equity),
-        "cash": float(outcome.cash),
-        "day_pnl": float(outcome.day_pnl),
-        "realized_pnl": float(outcome.realized_pnl),
-        "unrealized_pnl": float(outcome.unrealized_pnl),
+        "equity": _cents(outcome.equity),
+        "cash": _cents(outcome.cash),
+        "day_pnl": _cents(outcome.day_pnl),
+        "realized_pnl": _cents(outcome.realized_pnl),
+        "unrealized_pnl": _cents(outcome.unrealized_pnl),
         "bar": dg.MetadataValue.timestamp(outcome.bar_open_ms / 1000),
+        "bar_open": iso_utc(outcome.bar_open_ms),
         "cycle_status": outcome.status,
         "market": f"{market_source}{label}",
-        "positions": table(outcome.positions, ["symbol", "quantity", "average_price", "mark", "value"]),
+        "positions": table(shown_positions(outcome.positions, ticks or {}), ["symbol", "quantity", "average_price", "mark", "value"]),
         "agent_signals": table(outcome.last_signals, ["agent", "symbol", "signal", "confidence", "reason"]),
         "orders_placed": len(outcome.orders_placed),
         "orders_rejected": len(outcome.orders_rejected),
@@ -86,6 +107,7 @@ def portfolio_state(
     broker: BrokerResource,
     weights_cache: WeightsCacheResource,
     clock: WallClock,
+    alerts: AlertsResource,
 ) -> dg.MaterializeResult:
     settings = trading.settings()
     timeframe = settings.resolved_timeframe
@@ -93,9 +115,9 @@ def portfolio_state(
     bar = newest if config.bar_open_ms is None else config.bar_open_ms
     if _launched_by_sensor(context) and newest - bar > _stale_after_ms(timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
-        context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
+        context.log.warning(f"bar {iso_utc(bar)} is stale (newest closed bar {iso_utc(newest)}): not traded")
         with ledger.sessions().begin() as session:  # issue 11: a skipped run is system health too
-            record_metrics(session, ms_to_datetime(bar), [("cycle_skipped", 1.0, {"book": settings.book, "reason": "stale", "newest_bar": newest})])
+            record_metrics(session, ms_to_datetime(bar), [("cycle_skipped", 1.0, {"book": settings.book, "reason": "stale", "newest_bar": iso_utc(newest)})])
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
     sessions = ledger.sessions()
     runner = TradingRunner(
@@ -107,7 +129,36 @@ def portfolio_state(
     )
     outcome = runner.run_cycle(bar, run_id=context.run_id)
     context.log.info(
-        f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "
+        f"cycle {outcome.status} for bar {iso_utc(bar)}: equity {outcome.equity:.2f}, "
         f"{len(outcome.orders_placed)} orders, {len(outcome.orders_rejected)} rejected, {len(outcome.fills)} fills"
     )
-    return dg.MaterializeResult(metadata=portfolio_metadata(outcome, runner.market.name))
+    if outcome.halted:
+        alert_daily_loss_halt(settings, ledger, alerts, outcome)
+    metadata = portfolio_metadata(outcome, runner.market.name, {s: r.price_tick for s, r in runner.rules().items()})
+    metadata.update(day_chart_links(settings, outcome.bar_open_ms))
+    return dg.MaterializeResult(metadata=metadata)
+
+
+def alert_daily_loss_halt(settings: Settings, ledger: LedgerDatabase, alerts: AlertsResource, outcome: CycleOutcome) -> None:
+    """Once per book and UTC day (the alert's key): the book stopped opening risk for the rest of the day."""
+    day = iso_utc(outcome.bar_open_ms)[:10]
+    alerts.send(
+        ledger.sessions(),
+        "daily_loss_halt",
+        f"tradepipe: book {outcome.book!r} HALTED for {day} UTC by the daily-loss limit "
+        f"({settings.daily_loss_limit_fraction:.1%}): day P&L {outcome.day_pnl:,.2f}, equity {outcome.equity:,.2f}. "
+        "Only risk-reducing orders pass until midnight UTC or `tradepipe risk reset`.",
+        {"book": outcome.book, "day": day, "equity": f"{outcome.equity:.2f}", "day_pnl": f"{outcome.day_pnl:.2f}"},
+        key=f"halt:{outcome.book}:{day}",
+    )
+
+
+def day_chart_links(settings: Settings, bar_ms: int) -> dict[str, Any]:
+    """Links to the day's charts, drawn every 10 minutes by ``day_charts`` (not here: the cycle stays fast)."""
+    from tradepipe.charts import chart_path
+
+    day = iso_utc(bar_ms)[:10]
+    return {
+        f"chart {symbol}": dg.MetadataValue.path(str(chart_path(settings.home, settings.book, symbol, day).resolve()))
+        for symbol in settings.symbols
+    }

@@ -20,7 +20,7 @@ from tradepipe.adapters.db.weights import latest_weight_decision, record_weight_
 from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
-from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
+from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
@@ -35,10 +35,14 @@ class AgentWeightsConfig(dg.Config):
     """Force replay (True) or live (False); empty: a partition older than the newest complete day is a replay."""
 
 
-def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig) -> bool:
+def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig, live: WeightHistory | None) -> bool:
     if config.replay is not None:
         return config.replay
-    return context.partition_key != daily_complete.get_last_partition_key()
+    return is_replay_partition(context.partition_key, live.partition_date if live else None)
+
+
+REPLAY_LABEL = "REPLAY - not live"
+LIVE_LABEL = "LIVE decision"
 
 
 def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetadataValue:
@@ -50,7 +54,7 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
 
 
 @dg.asset(
-    partitions_def=daily_complete,
+    partitions_def=daily_with_today,
     deps=[agent_performance],
     group_name="weights",
     backfill_policy=ONE_DAY_PER_RUN,
@@ -62,7 +66,6 @@ def agent_weights(
 ) -> dg.MaterializeResult:
     settings = trading.settings()
     method = config.method or settings.optimizer_method
-    replay = _is_replay(context, config)
     day_start, day_end = partition_bounds(context)
     start, end = performance_window(day_end, settings.performance_window_days)
     with ledger.sessions().begin() as session:
@@ -74,6 +77,7 @@ def agent_weights(
             )
         streams = agent_streams(load_signals(session, settings.book, start, end), float(settings.fee_bps))
         live = current_live_row(session, settings.book)
+        replay = _is_replay(context, config, live)
         current = {k: float(v) for k, v in live.new_weights.items()} if live else settings.default_weights
         decision = decide_weights(
             list(settings.agents), performance, streams, current,
@@ -91,11 +95,14 @@ def agent_weights(
             reason=("replay: " if replay else "") + decision.reason, is_replay=replay, run_id=context.run_id,
         )
         history_id = row.id
+    if replay:  # the runs list shows it too, not only this page
+        context.instance.add_run_tags(context.run_id, {"tradepipe/weights": "replay"})
     return dg.MaterializeResult(metadata=weights_metadata(history_id, decision, current, method, replay, start, end))
 
 
 def weights_metadata(history_id: int, decision: Any, old: dict[str, float], method: str, replay: bool, start: datetime, end: datetime) -> dict[str, Any]:
     return {
+        "decision": REPLAY_LABEL if replay else LIVE_LABEL,
         "weight_history_id": history_id,
         "weights_updated": decision.updated,
         "is_replay": replay,
@@ -117,7 +124,7 @@ def _latest_decision(sessions: sessionmaker[Session], book: str, partition_key: 
         return latest_weight_decision(session, book, datetime.fromisoformat(partition_key).date())
 
 
-@dg.asset_check(asset=agent_weights, blocking=True, partitions_def=daily_complete, description="weights sum to 1 (1e-9), within bounds, finite, known agents")
+@dg.asset_check(asset=agent_weights, blocking=True, partitions_def=daily_with_today, description="weights sum to 1 (1e-9), within bounds, finite, known agents")
 def weights_are_sound(
     context: dg.AssetCheckExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
 ) -> dg.AssetCheckResult:
@@ -130,7 +137,7 @@ def weights_are_sound(
 
 
 @dg.asset(
-    partitions_def=daily_complete,
+    partitions_def=daily_with_today,
     deps=[agent_weights],
     group_name="weights",
     backfill_policy=ONE_DAY_PER_RUN,
@@ -145,7 +152,7 @@ def live_weights(
     if row is None:
         raise dg.Failure(f"no agent_weights decision recorded for {context.partition_key}")
     if row.is_replay:
-        action = f"replay not published; promote it with `tradepipe weights promote {row.id}`"
+        action = f"REPLAY not published; promote it with `tradepipe weights promote {row.id}`"
     elif not row.weights_updated:
         action = f"current weights kept ({row.reason})"
     else:
@@ -155,7 +162,23 @@ def live_weights(
             raise dg.Failure(str(exc), allow_retries=False) from exc
         action = f"published weight_history {row.id} to the database" + (" and Redis" if publication.redis else "")
     context.log.info(action)
-    return dg.MaterializeResult(metadata={"action": action, "weight_history_id": row.id, "weights": dg.MetadataValue.json(row.new_weights)})
+    with ledger.sessions()() as session:
+        live = current_live_row(session, settings.book)
+    # The page always shows what trades now: the live set, whichever partition this run decided.
+    return dg.MaterializeResult(
+        metadata={
+            "action": action,
+            "this_partition": f"{REPLAY_LABEL if row.is_replay else LIVE_LABEL}: weight_history {row.id}",
+            "weight_history_id": row.id,
+            "weights": dg.MetadataValue.json(row.new_weights),
+            "live_weight_history_id": live.id if live else -1,
+            "live_weights": dg.MetadataValue.json(live.new_weights if live else settings.default_weights),
+            "live_source": (
+                f"weight_history {live.id} (partition {live.partition_date}, promoted {live.promoted_at.isoformat() if live.promoted_at else '-'})"
+                if live else "static defaults (no weight set published yet)"
+            ),
+        }
+    )
 
 
 class PromoteConfig(dg.Config):

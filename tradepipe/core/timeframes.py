@@ -30,3 +30,22 @@ def last_closed_bar_open(now_ms: int, timeframe: str) -> int:
     """Open time of the newest bar that has fully closed at ``now_ms``."""
     step = timeframe_ms(timeframe)
     return (now_ms // step) * step - step
+
+
+def iso_utc(ms: int) -> str:
+    """``2026-12-02T06:15:00Z``: how a bar time is shown in tags, cursors and messages (never raw ms)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_utc_ms(text: str) -> int:
+    """Milliseconds of an ISO UTC time written by :func:`iso_utc`; a legacy all-digit value is taken as ms."""
+    from datetime import datetime, timezone
+
+    if text.strip().isdigit():
+        return int(text)
+    moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return int(round(moment.timestamp() * 1000))

@@ -24,6 +24,7 @@ from urllib.parse import urlsplit
 
 import dagster as dg
 
+from tradepipe.resources.alerts import AlertsResource
 from tradepipe.resources.broker import BrokerResource
 from tradepipe.resources.clock import FixedClock, WallClock
 from tradepipe.resources.ledger import LedgerDatabase
@@ -34,6 +35,7 @@ from tradepipe.resources.weights_cache import WeightsCacheResource
 from tradepipe.settings import ENV_PREFIX, Settings
 
 __all__ = [
+    "AlertsResource",
     "BrokerResource",
     "Environment",
     "FixedClock",
@@ -49,7 +51,7 @@ __all__ = [
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "clock", "mail")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "clock", "mail", "alerts")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -134,6 +136,7 @@ def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any
         "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
         "clock": WallClock(),
         "mail": _mail(settings, _secret("smtp_password")),
+        "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
     }
 
 
@@ -146,6 +149,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "trading": TradingConfigResource.from_settings(settings),
         "clock": WallClock(),
         "mail": _mail(settings, _plain_secret(settings, "smtp_password")),
+        "alerts": AlertsResource(webhook_url=_plain_secret(settings, "webhook_url")),  # issue 14
     }
 
 

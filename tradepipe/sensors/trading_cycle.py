@@ -1,8 +1,9 @@
 """The trading-cycle sensor: one run per newly closed bar, keyed by the bar, never two at once.
 
 The decision is a pure function (``next_bar_to_trade``) so it is tested without a clock; the sensor
-only reads the clock (the ``clock`` resource), the cursor and the in-flight runs. Its cursor (the last bar requested)
-lives in Dagster's instance storage, so it survives a restart of ``dagster dev`` or the daemon; the
+only reads the clock (the ``clock`` resource), the cursor and the in-flight runs. Its cursor (the open time of
+the last bar requested, ISO UTC) lives in Dagster's instance storage, so it survives a restart of ``dagster dev`` or
+the daemon; the
 run key makes Dagster itself refuse a second run for the same bar, and the ledger's unique
 (book, bar) key refuses a second cycle even if a run were launched by hand.
 """
@@ -10,11 +11,11 @@ run key makes Dagster itself refuse a second run for the same bar, and the ledge
 
 import dagster as dg
 
-from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
+from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, parse_utc_ms, timeframe_ms
 from tradepipe.resources import TradingConfigResource, WallClock
 
 TRADING_CYCLE_TAG = "tradepipe/trading_cycle"
-BAR_TAG = "tradepipe/bar_open_ms"
+BAR_TAG = "tradepipe/bar_open"  # ISO UTC (issue 14); the run config keeps the integer bar_open_ms
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,
@@ -31,7 +32,7 @@ def next_bar_to_trade(now_ms: int, timeframe: str, cursor: str | None) -> int | 
     place orders at prices that are gone. History is replayed with ``tradepipe backtest`` instead.
     """
     bar = last_closed_bar_open(now_ms, timeframe)
-    if cursor is not None and bar <= int(cursor):
+    if cursor is not None and bar <= parse_utc_ms(cursor):
         return None
     return bar
 
@@ -63,13 +64,16 @@ def build_trading_cycle_sensor(job, interval_seconds: int) -> dg.SensorDefinitio
         bar = next_bar_to_trade(now_ms, timeframe, context.cursor)
         if bar is None:
             assert context.cursor is not None  # without a cursor the newest closed bar is always new
-            wait_s = (int(context.cursor) + 2 * timeframe_ms(timeframe) - now_ms) / 1000
-            return dg.SkipReason(f"no new closed {timeframe} bar yet (next in about {max(wait_s, 0):.0f} s)")
-        context.update_cursor(str(bar))
+            last = parse_utc_ms(context.cursor)
+            wait_s = (last + 2 * timeframe_ms(timeframe) - now_ms) / 1000
+            return dg.SkipReason(
+                f"no new closed {timeframe} bar yet (last traded {iso_utc(last)}; next in about {max(wait_s, 0):.0f} s)"
+            )
+        context.update_cursor(iso_utc(bar))
         return dg.RunRequest(
             run_key=run_key(settings.book, bar),
             run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": bar}}}},
-            tags={TRADING_CYCLE_TAG: settings.book, BAR_TAG: str(bar)},
+            tags={TRADING_CYCLE_TAG: settings.book, BAR_TAG: iso_utc(bar)},
         )
 
     return trading_cycle_sensor

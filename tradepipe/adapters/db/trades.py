@@ -1,0 +1,181 @@
+"""Reads behind ``tradepipe trades``, ``profit`` and ``plot``: the ledger's fills, snapshots, bars and votes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradepipe.adapters.db.ledger import datetime_to_ms
+from tradepipe.adapters.db.models import (
+    Book,
+    Fill,
+    MarketBar,
+    Order,
+    PortfolioSnapshot,
+    SignalRow,
+    TradingCycle,
+)
+from tradepipe.core.paper import Fill as CoreFill
+from tradepipe.core.trades import LedgerFill, RoundTrip, SnapshotPoint, round_trips
+
+
+def book_exists(session: Session, book: str) -> bool:
+    return session.get(Book, book) is not None
+
+
+def load_ledger_fills(session: Session, book: str) -> list[LedgerFill]:
+    """Every fill of the book in the order the ledger applied it, with its order's contributions."""
+    rows = session.execute(
+        select(Fill, Order.contributions).join(Order, Order.id == Fill.order_id).where(Fill.book == book).order_by(Fill.id)
+    ).all()
+    return [
+        LedgerFill(
+            fill_id=fill.id,
+            fill=CoreFill(
+                client_order_id=fill.client_order_id,
+                symbol=fill.symbol,
+                side=fill.side,  # type: ignore[arg-type]
+                quantity=fill.quantity,
+                price=fill.price,
+                fee=fill.fee,
+                notional=fill.notional,
+                fill_ms=datetime_to_ms(fill.ts),
+            ),
+            contributions={str(k): float(v) for k, v in (contributions or {}).items()},
+            booked_realized_pnl=fill.realized_pnl,
+        )
+        for fill, contributions in rows
+    ]
+
+
+def load_snapshots(session: Session, book: str, since: datetime | None = None) -> list[SnapshotPoint]:
+    query = select(PortfolioSnapshot.bar_ts, PortfolioSnapshot.equity, PortfolioSnapshot.unrealized_pnl).where(
+        PortfolioSnapshot.book == book
+    )
+    if since is not None:
+        query = query.where(PortfolioSnapshot.bar_ts >= since)
+    return [
+        SnapshotPoint(bar_ms=datetime_to_ms(ts), equity=equity, unrealized_pnl=unrealized)
+        for ts, equity, unrealized in session.execute(query.order_by(PortfolioSnapshot.bar_ts))
+    ]
+
+
+@dataclass(frozen=True)
+class LatestBook:
+    """The book at its newest snapshot: the ledger's own marks, realised and unrealised P&L, fees."""
+
+    bar_ms: int
+    marks: dict[str, Decimal]
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    fees_paid: Decimal
+    equity: Decimal
+
+
+def load_latest_book(session: Session, book: str) -> LatestBook | None:
+    snapshot = session.scalars(
+        select(PortfolioSnapshot).where(PortfolioSnapshot.book == book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
+    ).first()
+    if snapshot is None:
+        return None
+    marks = {s: Decimal(str(v["mark"])) for s, v in (snapshot.positions or {}).items() if v.get("mark") is not None}
+    return LatestBook(
+        bar_ms=datetime_to_ms(snapshot.bar_ts),
+        marks=marks,
+        realized_pnl=snapshot.realized_pnl,
+        unrealized_pnl=snapshot.unrealized_pnl,
+        fees_paid=snapshot.fees_paid,
+        equity=snapshot.equity,
+    )
+
+
+@dataclass(frozen=True)
+class ChartBar:
+    bar_ms: int
+    open: float
+    high: float
+    low: float
+    close: float
+
+
+def load_chart_bars(session: Session, book: str, symbol: str, since: datetime | None) -> list[ChartBar]:
+    """The bars the book's cycles decided on for ``symbol`` (one per cycle, as the decision saw it)."""
+    cycles = select(TradingCycle.bar_ts, TradingCycle.market_source, TradingCycle.timeframe).where(TradingCycle.book == book)
+    if since is not None:
+        cycles = cycles.where(TradingCycle.bar_ts >= since)
+    sub = cycles.subquery()
+    rows = session.execute(
+        select(MarketBar.ts, MarketBar.open, MarketBar.high, MarketBar.low, MarketBar.close)
+        .join(sub, (sub.c.bar_ts == MarketBar.ts) & (sub.c.market_source == MarketBar.source) & (sub.c.timeframe == MarketBar.timeframe))
+        .where(MarketBar.symbol == symbol)
+        .order_by(MarketBar.ts)
+    ).all()
+    return [ChartBar(datetime_to_ms(ts), o, h, low, c) for ts, o, h, low, c in rows]
+
+
+@dataclass(frozen=True)
+class ChartVote:
+    bar_ms: int
+    agent: str
+    value: float
+    confidence: float
+    abstained: bool
+
+
+def load_chart_votes(session: Session, book: str, symbol: str, since: datetime | None) -> list[ChartVote]:
+    query = select(SignalRow.bar_ts, SignalRow.agent_name, SignalRow.value, SignalRow.confidence, SignalRow.abstained).where(
+        SignalRow.book == book, SignalRow.symbol == symbol
+    )
+    if since is not None:
+        query = query.where(SignalRow.bar_ts >= since)
+    return [ChartVote(datetime_to_ms(ts), a, v, c, bool(ab)) for ts, a, v, c, ab in session.execute(query.order_by(SignalRow.bar_ts))]
+
+
+def load_cycle_weights(session: Session, book: str, since: datetime | None) -> dict[int, dict[str, float]]:
+    """The weights each cycle traded with, by bar."""
+    query = select(TradingCycle.bar_ts, TradingCycle.weights).where(TradingCycle.book == book)
+    if since is not None:
+        query = query.where(TradingCycle.bar_ts >= since)
+    return {datetime_to_ms(ts): {str(k): float(v) for k, v in (w or {}).items()} for ts, w in session.execute(query)}
+
+
+def load_book_trips(session: Session, book: str) -> tuple[list[LedgerFill], list[RoundTrip], LatestBook | None]:
+    """The book's fills, its round trips (open ones valued at the newest snapshot's marks) and that snapshot."""
+    fills = load_ledger_fills(session, book)
+    latest = load_latest_book(session, book)
+    return fills, round_trips(fills, latest.marks if latest else None), latest
+
+
+def warmup_cycles(session: Session, book: str, run_prefix: str) -> tuple[int, datetime | None]:
+    """How many cycles the warm-up traded into the book (run_id starting with ``run_prefix``), and its first bar."""
+    from sqlalchemy import func
+
+    count, first = session.execute(
+        select(func.count(), func.min(TradingCycle.bar_ts)).where(TradingCycle.book == book, TradingCycle.run_id.startswith(run_prefix))
+    ).one()
+    return int(count or 0), first
+
+
+def first_cycle_bar(session: Session, book: str) -> datetime | None:
+    return session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts).limit(1)).first()
+
+
+def days_missing_attribution(session: Session, book: str, start: datetime, end: datetime) -> list[str]:
+    """UTC days in [start, end) whose fills realised P&L but have no trade_attribution rows yet:
+    counts built from attribution over such a window are incomplete until those partitions run."""
+    from tradepipe.adapters.db.analytics import load_realized_fills
+    from tradepipe.adapters.db.models import TradeAttribution
+
+    realized_days = {fill.ts.date() for fill in load_realized_fills(session, book, start, end)}
+    attributed = set(
+        session.scalars(
+            select(TradeAttribution.date)
+            .where(TradeAttribution.book == book, TradeAttribution.date >= start.date(), TradeAttribution.date < end.date())
+            .distinct()
+        )
+    )
+    return sorted(day.isoformat() for day in realized_days - attributed)
