@@ -1,0 +1,383 @@
+"""Market-bar quality rules: one pure, vectorised definition used by the cycle's guard, the Great
+Expectations bar suite and ``tradepipe data check``.
+
+:func:`bar_features` turns one symbol's bars (in the order they arrived) into a frame with one
+derived column per rule; :data:`BAR_RULES` says, for each rule, which column and which bound make a
+bar fail. The plain-code guard (:func:`find_defects`, :func:`blocking_reason`) and the Great
+Expectations suite (``tradepipe.checks.bar_suite``) evaluate exactly these columns against exactly
+these bounds, so the two cannot drift apart (a test compares them on every shared candle file).
+
+Severities: ``ERROR`` means the bar must never reach a trade: the cycle skips the symbol while such a
+bar is among the bars its agents read. ``WARN`` means the bar is real but would mislead a report
+(gaps, zero-volume bars, a possibly unfinished last row of a file); it is reported, not blocked.
+
+The outlier rule ("a bar far outside the recent range") is built to catch the bogus first rows of
+the CryptoDataDownload exports (BTC open/high 16199.91 against a close of 4308.83; ETH 652.74 against
+300.79) without flagging real crashes, pumps and flash-crash wicks (2017-08-22 ETH wick to 144,
+2018-10-15 Tether de-peg, 2020-03-12, 2021-05-19):
+
+* reference: the median log close of the ``OUTLIER_NEIGHBOURS`` bars before the bar, and separately
+  of the ones after it (at least ``OUTLIER_MIN_NEIGHBOURS`` on a side for that side to count);
+* scale: the median log range ``ln(high / low)`` of those neighbours (flat zero-range bars left out),
+  i.e. how far prices typically move within one bar right now;
+* distance: the farthest of the bar's prices from a reference. Where both sides exist the smaller
+  of the two distances counts: a real move stays at its new level (it is near the bars after it),
+  a bad print is far from both. The body (open, close) and the wicks (high, low) are judged apart,
+  because real wicks go much further than real bodies;
+* a bar is an outlier when a distance exceeds both a multiple of the scale and an absolute floor.
+  With one side only (a file's first bar, or the newest bar of a live cycle, which has no later
+  bars) the floors are much higher: a real crash is indistinguishable from a bad print there, and
+  blocking a symbol in a real crash would stop its stop-loss.
+
+Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bogus rows score 87 and
+43 typical ranges, 1.32 and 0.75 in log distance; no other bar of the 4-year BTC/ETH/LTC 1h files,
+the 2018 1h/5m/1d or the 2024 4h files reaches the bounds, whether judged with both sides or, as a
+live cycle would see it, with the bars before it only (worst real one-sided body: LTC 2021-05-19,
+log distance 0.49 against a floor of 0.6).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.types import BarHistory
+
+__all__ = [
+    "BAR_RULES",
+    "ERROR",
+    "WARN",
+    "BarDefect",
+    "BarRule",
+    "bar_features",
+    "blocking_defects",
+    "blocking_reason",
+    "defects_from_mask",
+    "find_defects",
+    "history_frame",
+    "rule_failures",
+]
+
+Severity = Literal["ERROR", "WARN"]
+ERROR: Severity = "ERROR"
+WARN: Severity = "WARN"
+
+PRICE_COLUMNS = ("open", "high", "low", "close")
+VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
+
+OUTLIER_NEIGHBOURS = 24
+OUTLIER_MIN_NEIGHBOURS = 3
+# Two-sided (bars before and after): distance in typical bar ranges, and in log price.
+OUTLIER_BODY_RANGES = 20.0
+OUTLIER_WICK_RANGES = 60.0
+OUTLIER_TWO_SIDED_FLOOR = 0.25  # ln: about +28% / -22%
+# One-sided: a real move and a bad print look alike, so only gross errors count.
+OUTLIER_ONE_SIDED_BODY_FLOOR = 0.6  # ln: x1.82 or /1.82 from the recent median close
+OUTLIER_ONE_SIDED_WICK_FLOOR = 1.0  # ln: x2.72 or /2.72
+# The last row of a dump taken from a live exchange is the candle still forming: its volume is
+# a fraction of a finished bar's (about half in binance_2018_octobot). Below this share of the
+# previous bars' median volume it is reported as possibly unfinished.
+UNFINISHED_VOLUME_SHARE = 0.6
+UNFINISHED_VOLUME_BARS = 24
+# Prices must be finite: the suite bounds them by this (GE has no "finite" expectation).
+MAX_FINITE = 1e300
+# 1970-01-01 is a Thursday; exchanges open weekly bars on Mondays (1970-01-05).
+_WEEK_ORIGIN_MS = 4 * 86_400_000
+
+
+@dataclass(frozen=True)
+class BarRule:
+    """One rule: bar ``i`` fails when ``column`` is outside [``min_value``, ``max_value``] (NaN
+    never fails: a missing input is the ``null_value`` rule's business), or, for ``null_value``
+    and ``duplicate_timestamp``, as described."""
+
+    name: str
+    severity: Severity
+    column: str
+    description: str
+    min_value: float | None = None
+    max_value: float | None = None
+    blocks_in_cycle: bool = True
+    strict_min: bool = False
+
+
+BAR_RULES: tuple[BarRule, ...] = (
+    BarRule("null_value", ERROR, "null_count", "timestamp, open, high, low, close and volume are all present (no null/NaN)", max_value=0),
+    BarRule("non_positive_price", ERROR, "price_min", "open, high, low and close are positive and finite", min_value=0, max_value=MAX_FINITE, strict_min=True),
+    BarRule("negative_volume", ERROR, "volume", "volume is zero or more, and finite", min_value=0, max_value=MAX_FINITE),
+    BarRule("high_low_inconsistent", ERROR, "bracket_excess", "high >= max(open, close) and low <= min(open, close)", max_value=0),
+    BarRule("duplicate_timestamp", ERROR, "duplicate_count", "each bar open time appears once", max_value=0),
+    BarRule("timestamp_not_increasing", ERROR, "step_ms", "each bar opens after the one before it in the data", min_value=0),
+    BarRule("misaligned_timestamp", ERROR, "alignment_offset_ms", "bar open times are multiples of the timeframe (UTC)", min_value=0, max_value=0),
+    BarRule("future_timestamp", ERROR, "timestamp", "no bar opens after the time the data is checked at", max_value=None),
+    BarRule("unfinished_bar", ERROR, "close_ms", "no bar closes after the time the data is checked at (it is still forming)", max_value=None),
+    BarRule("outlier", ERROR, "outlier_ratio", "no bar far outside the range of its neighbours (see module notes)", max_value=1.0),
+    BarRule("gap", WARN, "missing_bars_before", "no bars missing between consecutive bars", max_value=0, blocks_in_cycle=False),
+    BarRule("zero_volume", WARN, "volume_is_zero", "volume is not zero (no trades: usually an exchange outage)", max_value=0, blocks_in_cycle=False),
+    BarRule(
+        "maybe_unfinished_last_bar", WARN, "last_volume_share",
+        f"the last bar of a file has at least {UNFINISHED_VOLUME_SHARE:.0%} of the median volume of the "
+        f"{UNFINISHED_VOLUME_BARS} bars before it (a dump ends with the candle still forming)",
+        min_value=UNFINISHED_VOLUME_SHARE, blocks_in_cycle=False,
+    ),
+)
+RULES_BY_NAME = {rule.name: rule for rule in BAR_RULES}
+
+
+@dataclass(frozen=True)
+class BarDefect:
+    """One defect: ``timestamp`` is the open time (ms) of the bar concerned (for a gap: the first
+    missing bar)."""
+
+    symbol: str
+    timestamp: int | None  # None only for a row without a readable timestamp
+    rule: str
+    severity: Severity
+    detail: str
+
+    def as_dict(self) -> dict[str, object]:
+        return {"symbol": self.symbol, "timestamp": self.timestamp, "rule": self.rule, "severity": self.severity, "detail": self.detail}
+
+
+def history_frame(history: BarHistory) -> pd.DataFrame:
+    """A :class:`BarHistory` as the ``timestamp, open, high, low, close, volume`` frame the rules read."""
+    return pd.DataFrame(
+        {
+            "timestamp": np.asarray(history.timestamps, dtype=np.int64),
+            **{name: np.asarray(getattr(history, name), dtype=np.float64) for name in VALUE_COLUMNS},
+        }
+    )
+
+
+def _alignment_origin(step_ms: int) -> int:
+    return _WEEK_ORIGIN_MS if step_ms % 604_800_000 == 0 else 0
+
+
+def _side_medians(values: pd.Series, reverse: bool) -> pd.Series:
+    """Median of the up to ``OUTLIER_NEIGHBOURS`` values before (or after) each position, itself excluded."""
+    series = values[::-1] if reverse else values
+    medians = series.shift(1).rolling(OUTLIER_NEIGHBOURS, min_periods=OUTLIER_MIN_NEIGHBOURS).median()
+    return medians[::-1] if reverse else medians
+
+
+def _outlier_ratio(frame: pd.DataFrame) -> pd.Series:
+    """Per bar: the largest (distance / bound) over body and wicks; above 1 is an outlier."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        logs = {name: np.log(frame[name].where(frame[name] > 0)) for name in PRICE_COLUMNS}
+        bar_range = (logs["high"] - logs["low"]).where(lambda r: r > 0)
+    ratios = []
+    sides = []
+    for reverse in (False, True):
+        reference = _side_medians(logs["close"], reverse)
+        scale = _side_medians(bar_range, reverse)
+        sides.append((reference, scale))
+    both = sides[0][0].notna() & sides[1][0].notna()
+    for parts, ranges, one_sided_floor in (
+        (("open", "close"), OUTLIER_BODY_RANGES, OUTLIER_ONE_SIDED_BODY_FLOOR),
+        (("high", "low"), OUTLIER_WICK_RANGES, OUTLIER_ONE_SIDED_WICK_FLOOR),
+    ):
+        side_distances = []
+        side_scales = []
+        for reference, scale in sides:
+            distance = pd.concat([(logs[name] - reference).abs() for name in parts], axis=1).max(axis=1, skipna=False)
+            side_distances.append(distance)
+            side_scales.append(scale)
+        # With both sides the nearer one counts (a real move sits at one side's level).
+        distance = pd.concat(side_distances, axis=1).min(axis=1)
+        scale = pd.concat(side_scales, axis=1).max(axis=1)
+        floor = np.where(both, OUTLIER_TWO_SIDED_FLOOR, one_sided_floor)
+        bound = np.maximum(ranges * scale.fillna(0.0).to_numpy(), floor)
+        ratios.append(distance / bound)
+    return pd.concat(ratios, axis=1).max(axis=1)
+
+
+def bar_features(
+    frame: pd.DataFrame,
+    symbol: str,
+    timeframe: str,
+    *,
+    file_end: bool = False,
+) -> pd.DataFrame:
+    """One row per input bar (input order kept) with the columns :data:`BAR_RULES` read.
+
+    ``frame`` has ``timestamp`` (ms) and the OHLCV columns, in the order the bars arrived (a file's
+    row order). ``file_end=True`` says the last bar is the end of a recorded file, where the
+    "possibly unfinished" volume rule applies. The "not after the check time" rules compare with a
+    time given at evaluation (:func:`rule_failures`), so this frame does not depend on the clock.
+    """
+    step = timeframe_ms(timeframe)
+    ts = pd.to_numeric(frame["timestamp"], errors="coerce").astype("Int64").astype("float64")
+    values = {name: pd.to_numeric(frame[name], errors="coerce").astype("float64") for name in VALUE_COLUMNS}
+    out = pd.DataFrame({"symbol": symbol, "timestamp": ts, **values})
+    prices = out[list(PRICE_COLUMNS)]
+    out["null_count"] = out[["timestamp", *VALUE_COLUMNS]].isna().sum(axis=1).astype("float64")
+    out["price_min"] = prices.min(axis=1, skipna=True)
+    out.loc[~np.isfinite(prices).all(axis=1) & prices.notna().all(axis=1), "price_min"] = np.inf
+    # Positive when high is under the body or low above it (NaN prices give NaN: not this rule's case).
+    body_top = np.fmax(out["open"], out["close"]).where(out[["open", "close"]].notna().all(axis=1))
+    body_bottom = np.fmin(out["open"], out["close"]).where(out[["open", "close"]].notna().all(axis=1))
+    out["bracket_excess"] = pd.concat([body_top - out["high"], out["low"] - body_bottom], axis=1).max(axis=1, skipna=False)
+    out["duplicate_count"] = (ts.map(ts.value_counts()) - 1).astype("float64")
+    out["step_ms"] = ts.diff()
+    out["alignment_offset_ms"] = (ts - _alignment_origin(step)) % step
+    out["close_ms"] = ts + step
+    # Gaps are judged on the bars in time order, each open time once.
+    ordered = ts.dropna().drop_duplicates().sort_values()
+    missing = ((ordered.diff() / step).round() - 1).clip(lower=0)
+    out["missing_bars_before"] = np.nan
+    first_of_each = ~ts.duplicated() & ts.notna()
+    out.loc[first_of_each, "missing_bars_before"] = missing.reindex(out.index[first_of_each]).to_numpy()
+    out["volume_is_zero"] = (out["volume"] == 0).astype("float64").where(out["volume"].notna())
+    # The outlier rule reads the bars in time order too (a shuffled file must not fake a jump).
+    order = ts.sort_values(kind="stable").index
+    ratio = _outlier_ratio(out.loc[order, list(PRICE_COLUMNS)].reset_index(drop=True))
+    out["outlier_ratio"] = pd.Series(ratio.to_numpy(), index=order).reindex(out.index)
+    out["last_volume_share"] = np.nan
+    if file_end and len(out) > OUTLIER_MIN_NEIGHBOURS:
+        last = order[-1]
+        before = out.loc[order[:-1], "volume"].tail(UNFINISHED_VOLUME_BARS)
+        median = before.median()
+        if median > 0:
+            out.loc[last, "last_volume_share"] = out.loc[last, "volume"] / median
+    return out
+
+
+def _bounds(rule: BarRule, as_of_ms: int | None) -> tuple[float | None, float | None]:
+    if rule.name in ("future_timestamp", "unfinished_bar"):
+        return None, None if as_of_ms is None else float(as_of_ms)
+    return rule.min_value, rule.max_value
+
+
+def rule_bounds(as_of_ms: int | None) -> dict[str, tuple[float | None, float | None]]:
+    """Each rule's (min, max) bounds at check time ``as_of_ms`` (None: the time rules are off)."""
+    return {rule.name: _bounds(rule, as_of_ms) for rule in BAR_RULES}
+
+
+def rule_failures(features: pd.DataFrame, as_of_ms: int | None) -> dict[str, np.ndarray]:
+    """For each rule, a boolean mask of the bars that fail it."""
+    masks: dict[str, np.ndarray] = {}
+    for rule in BAR_RULES:
+        low, high = _bounds(rule, as_of_ms)
+        column = features[rule.column]
+        if rule.name == "unfinished_bar":
+            # A bar opening after the check time is the future rule's case, not this one's.
+            column = column.where(features["timestamp"] <= (as_of_ms if as_of_ms is not None else np.inf))
+        fails = np.zeros(len(features), dtype=bool)
+        if low is not None:
+            below = column <= low if rule.strict_min else column < low
+            fails |= below.to_numpy(dtype=bool, na_value=False)
+        if high is not None:
+            fails |= (column > high).to_numpy(dtype=bool, na_value=False)
+        masks[rule.name] = fails
+    return masks
+
+
+def _iso(ms: float) -> str:
+    if not np.isfinite(ms):
+        return "unknown time"
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+def _detail(rule: str, row: pd.Series, step: int, as_of_ms: int | None, previous_ms: float) -> str:
+    o, h, l, c, v = (row[name] for name in VALUE_COLUMNS)
+    prices = f"o={o:g} h={h:g} l={l:g} c={c:g} v={v:g}"
+    if rule == "null_value":
+        missing = [name for name in ("timestamp", *VALUE_COLUMNS) if pd.isna(row[name])]
+        return f"{', '.join(missing)} missing ({prices})"
+    if rule == "non_positive_price":
+        return f"price not positive and finite ({prices})"
+    if rule == "negative_volume":
+        return f"volume {v:g} is negative or not finite"
+    if rule == "high_low_inconsistent":
+        return f"high/low do not bracket open and close ({prices})"
+    if rule == "duplicate_timestamp":
+        return f"{int(row['duplicate_count']) + 1} bars open at {_iso(row['timestamp'])}"
+    if rule == "timestamp_not_increasing":
+        return f"bar {_iso(row['timestamp'])} comes after bar {_iso(previous_ms)} in the data"
+    if rule == "misaligned_timestamp":
+        return f"opens {int(row['alignment_offset_ms']) // 1000} s after a {step // 60_000}-minute boundary"
+    if rule == "future_timestamp":
+        return f"opens at {_iso(row['timestamp'])}, after the check time {_iso(float(as_of_ms or 0))}"
+    if rule == "unfinished_bar":
+        return f"closes at {_iso(row['close_ms'])}, after the check time {_iso(float(as_of_ms or 0))}: still forming"
+    if rule == "outlier":
+        return f"{row['outlier_ratio']:.1f}x the outlier bound against its neighbours ({prices})"
+    if rule == "gap":
+        n = int(row["missing_bars_before"])
+        return f"{n} bar(s) missing from {_iso(row['timestamp'] - n * step)} to {_iso(row['timestamp'] - step)}"
+    if rule == "zero_volume":
+        return f"zero volume ({prices})"
+    return f"volume {v:g} is {row['last_volume_share']:.0%} of the previous bars' median: possibly unfinished"
+
+
+def defects_from_mask(
+    features: pd.DataFrame, rule_name: str, mask: np.ndarray, timeframe: str, as_of_ms: int | None
+) -> list[BarDefect]:
+    """The defects of one rule for the bars in ``mask`` (one per bar; a duplicated time once)."""
+    rule = RULES_BY_NAME[rule_name]
+    step = timeframe_ms(timeframe)
+    previous = features["timestamp"].shift(1)
+    defects: list[BarDefect] = []
+    seen: set[int | None] = set()
+    for index in np.flatnonzero(mask):
+        row = features.iloc[index]
+        stamp = row["timestamp"]
+        if rule_name == "gap":
+            stamp = stamp - row["missing_bars_before"] * step
+        stamp_ms = int(stamp) if np.isfinite(stamp) else None
+        if stamp_ms is not None and stamp_ms in seen:
+            continue
+        seen.add(stamp_ms)
+        detail = _detail(rule_name, row, step, as_of_ms, previous.iloc[index])
+        defects.append(BarDefect(str(row["symbol"]), stamp_ms, rule.name, rule.severity, detail))
+    return defects
+
+
+def find_defects(features: pd.DataFrame, timeframe: str, as_of_ms: int | None) -> list[BarDefect]:
+    """Every defect of one symbol's bars, in rule order then bar order."""
+    masks = rule_failures(features, as_of_ms)
+    defects: list[BarDefect] = []
+    for rule in BAR_RULES:
+        defects.extend(defects_from_mask(features, rule.name, masks[rule.name], timeframe, as_of_ms))
+    return defects
+
+
+def blocking_defects(history: BarHistory, as_of_ms: int) -> list[BarDefect]:
+    """The defects among the bars a cycle's agents would read that must keep the symbol out of the cycle."""
+    features = bar_features(history_frame(history), history.symbol, history.timeframe)
+    masks = rule_failures(features, as_of_ms)
+    defects: list[BarDefect] = []
+    for rule in BAR_RULES:
+        if rule.blocks_in_cycle and masks[rule.name].any():
+            defects.extend(defects_from_mask(features, rule.name, masks[rule.name], history.timeframe, as_of_ms))
+    return defects
+
+
+def blocking_reason(history: BarHistory, as_of_ms: int) -> str | None:
+    """Why the cycle must not trade ``history``'s symbol (``None``: every ERROR rule passes).
+
+    ``as_of_ms`` is the decision time (the close of the bar being traded, or the wall clock if
+    earlier): a bar not closed by then is unfinished, one opening after it is from the future.
+    """
+    if len(history) == 0:
+        return "no bars"
+    defects = blocking_defects(history, as_of_ms)
+    if not defects:
+        return None
+    first = defects[0]
+    more = f" (+{len(defects) - 1} more)" if len(defects) > 1 else ""
+    when = _iso(float(first.timestamp)) if first.timestamp is not None else "without a timestamp"
+    return f"bar {when}: {first.rule} ({first.severity}): {first.detail}{more}"
+
+
+def summarise(defects: Sequence[BarDefect]) -> dict[str, int]:
+    """Defect counts per rule."""
+    counts: dict[str, int] = {}
+    for defect in defects:
+        counts[defect.rule] = counts.get(defect.rule, 0) + 1
+    return counts
