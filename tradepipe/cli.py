@@ -211,5 +211,9 @@ def risk_reset() -> None:
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
 
+from tradepipe.cli_data import data  # noqa: E402  (issue 12: tradepipe data check)
+
+main.add_command(data)
+
 if __name__ == "__main__":
     main()

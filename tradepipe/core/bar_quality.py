@@ -40,7 +40,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal, Sequence
+from typing import Any, Literal, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -59,7 +59,9 @@ __all__ = [
     "blocking_reason",
     "defects_from_mask",
     "find_defects",
-    "history_frame",
+    "bar_columns",
+    "history_columns",
+    "outlier_scores",
     "rule_failures",
 ]
 
@@ -144,107 +146,135 @@ class BarDefect:
         return {"symbol": self.symbol, "timestamp": self.timestamp, "rule": self.rule, "severity": self.severity, "detail": self.detail}
 
 
-def history_frame(history: BarHistory) -> pd.DataFrame:
-    """A :class:`BarHistory` as the ``timestamp, open, high, low, close, volume`` frame the rules read."""
-    return pd.DataFrame(
-        {
-            "timestamp": np.asarray(history.timestamps, dtype=np.int64),
-            **{name: np.asarray(getattr(history, name), dtype=np.float64) for name in VALUE_COLUMNS},
-        }
-    )
+Columns = dict[str, np.ndarray]
 
 
 def _alignment_origin(step_ms: int) -> int:
     return _WEEK_ORIGIN_MS if step_ms % 604_800_000 == 0 else 0
 
 
-def _side_medians(values: pd.Series, reverse: bool) -> pd.Series:
-    """Median of the up to ``OUTLIER_NEIGHBOURS`` values before (or after) each position, itself excluded."""
+def _side_medians(values: np.ndarray, reverse: bool) -> np.ndarray:
+    """Median of the up to ``OUTLIER_NEIGHBOURS`` values before (or after) each position, itself and
+    NaNs excluded; NaN where fewer than ``OUTLIER_MIN_NEIGHBOURS`` values are there."""
     series = values[::-1] if reverse else values
-    medians = series.shift(1).rolling(OUTLIER_NEIGHBOURS, min_periods=OUTLIER_MIN_NEIGHBOURS).median()
+    padded = np.concatenate([np.full(OUTLIER_NEIGHBOURS, np.nan), series[:-1]]) if len(series) else series
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, OUTLIER_NEIGHBOURS), axis=1)  # NaNs sort last
+    valid = np.sum(~np.isnan(windows), axis=1)
+    rows = np.arange(len(series))
+    low = windows[rows, np.maximum(valid - 1, 0) // 2]
+    high = windows[rows, np.maximum(valid, 1) // 2 - (valid == 0)]
+    medians = np.where(valid >= OUTLIER_MIN_NEIGHBOURS, (low + high) / 2, np.nan)
     return medians[::-1] if reverse else medians
 
 
-def _outlier_ratio(frame: pd.DataFrame) -> pd.Series:
-    """Per bar: the largest (distance / bound) over body and wicks; above 1 is an outlier."""
+def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Per bar (``prices`` in time order): the largest distance / bound over body and wicks (above 1
+    is an outlier), and the median close the body was measured against.
+
+    ``use_later_bars=False`` judges every bar as the newest bar of a live cycle would be judged,
+    from the bars before it only (used to prove the rule raises no false alarm in a live loop).
+    """
     with np.errstate(divide="ignore", invalid="ignore"):
-        logs = {name: np.log(frame[name].where(frame[name] > 0)) for name in PRICE_COLUMNS}
-        bar_range = (logs["high"] - logs["low"]).where(lambda r: r > 0)
-    ratios = []
-    sides = []
-    for reverse in (False, True):
-        reference = _side_medians(logs["close"], reverse)
-        scale = _side_medians(bar_range, reverse)
-        sides.append((reference, scale))
-    both = sides[0][0].notna() & sides[1][0].notna()
-    for parts, ranges, one_sided_floor in (
-        (("open", "close"), OUTLIER_BODY_RANGES, OUTLIER_ONE_SIDED_BODY_FLOOR),
-        (("high", "low"), OUTLIER_WICK_RANGES, OUTLIER_ONE_SIDED_WICK_FLOOR),
-    ):
-        side_distances = []
-        side_scales = []
-        for reference, scale in sides:
-            distance = pd.concat([(logs[name] - reference).abs() for name in parts], axis=1).max(axis=1, skipna=False)
-            side_distances.append(distance)
-            side_scales.append(scale)
-        # With both sides the nearer one counts (a real move sits at one side's level).
-        distance = pd.concat(side_distances, axis=1).min(axis=1)
-        scale = pd.concat(side_scales, axis=1).max(axis=1)
-        floor = np.where(both, OUTLIER_TWO_SIDED_FLOOR, one_sided_floor)
-        bound = np.maximum(ranges * scale.fillna(0.0).to_numpy(), floor)
-        ratios.append(distance / bound)
-    return pd.concat(ratios, axis=1).max(axis=1)
+        logs = {name: np.log(np.where(prices[name] > 0, prices[name], np.nan)) for name in PRICE_COLUMNS}
+        bar_range = logs["high"] - logs["low"]
+        bar_range = np.where(bar_range > 0, bar_range, np.nan)  # flat (zero-volume) bars say nothing of the scale
+        sides = [(_side_medians(logs["close"], reverse), _side_medians(bar_range, reverse)) for reverse in (False, True)]
+        if not use_later_bars:
+            sides = sides[:1]
+        both = ~np.isnan(sides[0][0]) & ~np.isnan(sides[-1][0]) if len(sides) == 2 else np.zeros(len(logs["close"]), dtype=bool)
+        scale = np.fmax.reduce([side_scale for _, side_scale in sides])
+        ratios = []
+        reference = np.full(len(logs["close"]), np.nan)
+        for parts, ranges, one_sided_floor in (
+            (("open", "close"), OUTLIER_BODY_RANGES, OUTLIER_ONE_SIDED_BODY_FLOOR),
+            (("high", "low"), OUTLIER_WICK_RANGES, OUTLIER_ONE_SIDED_WICK_FLOOR),
+        ):
+            # Distance of the farthest price to each side's median; NaN when a price or the side is missing.
+            distances = np.array([np.maximum.reduce([np.abs(logs[name] - side) for name in parts]) for side, _ in sides])
+            # With both sides the nearer one counts (a real move sits at one side's level).
+            distance = np.fmin.reduce(distances)
+            floor = np.where(both, OUTLIER_TWO_SIDED_FLOOR, one_sided_floor)
+            ratios.append(distance / np.maximum(ranges * np.nan_to_num(scale), floor))
+            if parts[0] == "open":
+                nearer = np.argmin(np.where(np.isnan(distances), np.inf, distances), axis=0)
+                references = np.array([side for side, _ in sides])
+                reference = np.exp(references[nearer, np.arange(len(nearer))])
+    return np.fmax.reduce(ratios), reference
 
 
-def bar_features(
-    frame: pd.DataFrame,
+def bar_columns(
+    timestamps: np.ndarray,
+    values: Mapping[str, np.ndarray],
     symbol: str,
     timeframe: str,
     *,
     file_end: bool = False,
-) -> pd.DataFrame:
-    """One row per input bar (input order kept) with the columns :data:`BAR_RULES` read.
+) -> Columns:
+    """One entry per input bar (input order kept) for each column :data:`BAR_RULES` read.
 
-    ``frame`` has ``timestamp`` (ms) and the OHLCV columns, in the order the bars arrived (a file's
-    row order). ``file_end=True`` says the last bar is the end of a recorded file, where the
-    "possibly unfinished" volume rule applies. The "not after the check time" rules compare with a
-    time given at evaluation (:func:`rule_failures`), so this frame does not depend on the clock.
+    ``timestamps`` (ms, float or int; NaN for an unreadable one) and the OHLCV ``values`` are in
+    the order the bars arrived (a file's row order). ``file_end=True`` says the last bar is the end
+    of a recorded file, where the "possibly unfinished" volume rule applies. The "not after the
+    check time" rules compare with a time given at evaluation (:func:`rule_failures`), so these
+    columns do not depend on the clock.
     """
     step = timeframe_ms(timeframe)
-    ts = pd.to_numeric(frame["timestamp"], errors="coerce").astype("Int64").astype("float64")
-    values = {name: pd.to_numeric(frame[name], errors="coerce").astype("float64") for name in VALUE_COLUMNS}
-    out = pd.DataFrame({"symbol": symbol, "timestamp": ts, **values})
-    prices = out[list(PRICE_COLUMNS)]
-    out["null_count"] = out[["timestamp", *VALUE_COLUMNS]].isna().sum(axis=1).astype("float64")
-    out["price_min"] = prices.min(axis=1, skipna=True)
-    out.loc[~np.isfinite(prices).all(axis=1) & prices.notna().all(axis=1), "price_min"] = np.inf
-    # Positive when high is under the body or low above it (NaN prices give NaN: not this rule's case).
-    body_top = np.fmax(out["open"], out["close"]).where(out[["open", "close"]].notna().all(axis=1))
-    body_bottom = np.fmin(out["open"], out["close"]).where(out[["open", "close"]].notna().all(axis=1))
-    out["bracket_excess"] = pd.concat([body_top - out["high"], out["low"] - body_bottom], axis=1).max(axis=1, skipna=False)
-    out["duplicate_count"] = (ts.map(ts.value_counts()) - 1).astype("float64")
-    out["step_ms"] = ts.diff()
-    out["alignment_offset_ms"] = (ts - _alignment_origin(step)) % step
+    n = len(timestamps)
+    ts = np.asarray(timestamps, dtype=np.float64)
+    v = {name: np.asarray(values[name], dtype=np.float64) for name in VALUE_COLUMNS}
+    out: Columns = {"symbol": np.full(n, symbol, dtype=object), "timestamp": ts, **v}
+    prices = np.vstack([v[name] for name in PRICE_COLUMNS]) if n else np.empty((4, 0))
+    out["null_count"] = np.isnan(ts) + np.isnan(np.vstack([prices, v["volume"][None, :]])).sum(axis=0).astype(np.float64)
+    with np.errstate(invalid="ignore"):
+        price_min = np.nanmin(np.where(np.isnan(prices), np.inf, prices), axis=0) if n else np.empty(0)
+        price_min = np.where(np.isinf(prices).any(axis=0) & (price_min > 0), np.inf, price_min)
+        out["price_min"] = np.where(np.isnan(prices).all(axis=0), np.nan, price_min) if n else price_min
+        # Positive when high is under the body or low above it (NaN when a price is missing: not this rule's case).
+        o, h, low, c = (v[name] for name in PRICE_COLUMNS)
+        out["bracket_excess"] = np.maximum(np.maximum(o, c) - h, low - np.minimum(o, c))
+    finite_ts = ~np.isnan(ts)
+    _, inverse, counts = np.unique(np.where(finite_ts, ts, -1.0), return_inverse=True, return_counts=True)
+    out["duplicate_count"] = np.where(finite_ts, counts[inverse] - 1, np.nan).astype(np.float64)
+    out["step_ms"] = np.concatenate([[np.nan], np.diff(ts)]) if n else ts.copy()
+    out["alignment_offset_ms"] = np.mod(ts - _alignment_origin(step), step)
     out["close_ms"] = ts + step
-    # Gaps are judged on the bars in time order, each open time once.
-    ordered = ts.dropna().drop_duplicates().sort_values()
-    missing = ((ordered.diff() / step).round() - 1).clip(lower=0)
-    out["missing_bars_before"] = np.nan
-    first_of_each = ~ts.duplicated() & ts.notna()
-    out.loc[first_of_each, "missing_bars_before"] = missing.reindex(out.index[first_of_each]).to_numpy()
-    out["volume_is_zero"] = (out["volume"] == 0).astype("float64").where(out["volume"].notna())
-    # The outlier rule reads the bars in time order too (a shuffled file must not fake a jump).
-    order = ts.sort_values(kind="stable").index
-    ratio = _outlier_ratio(out.loc[order, list(PRICE_COLUMNS)].reset_index(drop=True))
-    out["outlier_ratio"] = pd.Series(ratio.to_numpy(), index=order).reindex(out.index)
-    out["last_volume_share"] = np.nan
-    if file_end and len(out) > OUTLIER_MIN_NEIGHBOURS:
-        last = order[-1]
-        before = out.loc[order[:-1], "volume"].tail(UNFINISHED_VOLUME_BARS)
-        median = before.median()
+    # Gaps and outliers are judged on the bars in time order (a shuffled file must not fake either).
+    order = np.argsort(np.where(finite_ts, ts, np.inf), kind="stable")
+    ordered = ts[order]
+    first_of_time = np.concatenate([[True], np.diff(ordered) != 0]) if n else np.zeros(0, dtype=bool)
+    first_of_time &= ~np.isnan(ordered)
+    kept = order[first_of_time]
+    missing = np.full(n, np.nan)
+    if kept.size:
+        missing[kept] = np.concatenate([[0.0], np.maximum(np.round(np.diff(ts[kept]) / step) - 1, 0)])
+    out["missing_bars_before"] = missing
+    out["volume_is_zero"] = np.where(np.isnan(v["volume"]), np.nan, (v["volume"] == 0).astype(np.float64))
+    ratio, reference = outlier_scores({name: v[name][order] for name in PRICE_COLUMNS}) if n else (np.empty(0), np.empty(0))
+    out["outlier_ratio"] = np.empty(n)
+    out["outlier_ratio"][order] = ratio
+    out["outlier_reference"] = np.empty(n)
+    out["outlier_reference"][order] = reference
+    share = np.full(n, np.nan)
+    if file_end and n > OUTLIER_MIN_NEIGHBOURS:
+        before = v["volume"][order[:-1]][-UNFINISHED_VOLUME_BARS:]
+        median = np.nanmedian(before)
         if median > 0:
-            out.loc[last, "last_volume_share"] = out.loc[last, "volume"] / median
+            share[order[-1]] = v["volume"][order[-1]] / median
+    out["last_volume_share"] = share
     return out
+
+
+def bar_features(frame: pd.DataFrame, symbol: str, timeframe: str, *, file_end: bool = False) -> pd.DataFrame:
+    """:func:`bar_columns` of a ``timestamp, open, high, low, close, volume`` frame, as a frame
+    (what the Great Expectations suite validates)."""
+    values = {name: pd.to_numeric(frame[name], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan) for name in VALUE_COLUMNS}
+    timestamps = pd.to_numeric(frame["timestamp"], errors="coerce").to_numpy(dtype=np.float64, na_value=np.nan)
+    return pd.DataFrame(bar_columns(timestamps, values, symbol, timeframe, file_end=file_end))
+
+
+def history_columns(history: BarHistory) -> Columns:
+    """:func:`bar_columns` of a :class:`BarHistory` (what the cycle's guard reads)."""
+    return bar_columns(history.timestamps, {name: getattr(history, name) for name in VALUE_COLUMNS}, history.symbol, history.timeframe)
 
 
 def _bounds(rule: BarRule, as_of_ms: int | None) -> tuple[float | None, float | None]:
@@ -258,21 +288,23 @@ def rule_bounds(as_of_ms: int | None) -> dict[str, tuple[float | None, float | N
     return {rule.name: _bounds(rule, as_of_ms) for rule in BAR_RULES}
 
 
-def rule_failures(features: pd.DataFrame, as_of_ms: int | None) -> dict[str, np.ndarray]:
-    """For each rule, a boolean mask of the bars that fail it."""
+def rule_failures(features: Mapping[str, Any], as_of_ms: int | None) -> dict[str, np.ndarray]:
+    """For each rule, a boolean mask of the bars that fail it (``features``: :func:`bar_columns`
+    or :func:`bar_features`)."""
     masks: dict[str, np.ndarray] = {}
+    timestamps = np.asarray(features["timestamp"], dtype=np.float64)
     for rule in BAR_RULES:
         low, high = _bounds(rule, as_of_ms)
-        column = features[rule.column]
-        if rule.name == "unfinished_bar":
+        column = np.asarray(features[rule.column], dtype=np.float64)
+        if rule.name == "unfinished_bar" and as_of_ms is not None:
             # A bar opening after the check time is the future rule's case, not this one's.
-            column = column.where(features["timestamp"] <= (as_of_ms if as_of_ms is not None else np.inf))
-        fails = np.zeros(len(features), dtype=bool)
-        if low is not None:
-            below = column <= low if rule.strict_min else column < low
-            fails |= below.to_numpy(dtype=bool, na_value=False)
-        if high is not None:
-            fails |= (column > high).to_numpy(dtype=bool, na_value=False)
+            column = np.where(timestamps <= as_of_ms, column, np.nan)
+        fails = np.zeros(len(column), dtype=bool)
+        with np.errstate(invalid="ignore"):
+            if low is not None:
+                fails |= column <= low if rule.strict_min else column < low
+            if high is not None:
+                fails |= column > high
         masks[rule.name] = fails
     return masks
 
@@ -283,11 +315,11 @@ def _iso(ms: float) -> str:
     return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _detail(rule: str, row: pd.Series, step: int, as_of_ms: int | None, previous_ms: float) -> str:
+def _detail(rule: str, row: Mapping[str, Any], step: int, as_of_ms: int | None, previous_ms: float) -> str:
     o, h, l, c, v = (row[name] for name in VALUE_COLUMNS)
     prices = f"o={o:g} h={h:g} l={l:g} c={c:g} v={v:g}"
     if rule == "null_value":
-        missing = [name for name in ("timestamp", *VALUE_COLUMNS) if pd.isna(row[name])]
+        missing = [name for name in ("timestamp", *VALUE_COLUMNS) if np.isnan(row[name])]
         return f"{', '.join(missing)} missing ({prices})"
     if rule == "non_positive_price":
         return f"price not positive and finite ({prices})"
@@ -306,7 +338,10 @@ def _detail(rule: str, row: pd.Series, step: int, as_of_ms: int | None, previous
     if rule == "unfinished_bar":
         return f"closes at {_iso(row['close_ms'])}, after the check time {_iso(float(as_of_ms or 0))}: still forming"
     if rule == "outlier":
-        return f"{row['outlier_ratio']:.1f}x the outlier bound against its neighbours ({prices})"
+        return (
+            f"{row['outlier_ratio']:.1f}x the outlier bound: prices far from the median close {row['outlier_reference']:.6g} "
+            f"of the neighbouring bars ({prices})"
+        )
     if rule == "gap":
         n = int(row["missing_bars_before"])
         return f"{n} bar(s) missing from {_iso(row['timestamp'] - n * step)} to {_iso(row['timestamp'] - step)}"
@@ -316,29 +351,30 @@ def _detail(rule: str, row: pd.Series, step: int, as_of_ms: int | None, previous
 
 
 def defects_from_mask(
-    features: pd.DataFrame, rule_name: str, mask: np.ndarray, timeframe: str, as_of_ms: int | None
+    features: Mapping[str, Any], rule_name: str, mask: np.ndarray, timeframe: str, as_of_ms: int | None
 ) -> list[BarDefect]:
     """The defects of one rule for the bars in ``mask`` (one per bar; a duplicated time once)."""
     rule = RULES_BY_NAME[rule_name]
     step = timeframe_ms(timeframe)
-    previous = features["timestamp"].shift(1)
+    columns = {name: np.asarray(features[name]) for name in features.keys()}
+    timestamps = columns["timestamp"].astype(np.float64)
     defects: list[BarDefect] = []
     seen: set[int | None] = set()
     for index in np.flatnonzero(mask):
-        row = features.iloc[index]
-        stamp = row["timestamp"]
+        row = {name: values[index] for name, values in columns.items()}
+        stamp = float(row["timestamp"])
         if rule_name == "gap":
             stamp = stamp - row["missing_bars_before"] * step
         stamp_ms = int(stamp) if np.isfinite(stamp) else None
         if stamp_ms is not None and stamp_ms in seen:
             continue
         seen.add(stamp_ms)
-        detail = _detail(rule_name, row, step, as_of_ms, previous.iloc[index])
+        detail = _detail(rule_name, row, step, as_of_ms, timestamps[index - 1] if index else np.nan)
         defects.append(BarDefect(str(row["symbol"]), stamp_ms, rule.name, rule.severity, detail))
     return defects
 
 
-def find_defects(features: pd.DataFrame, timeframe: str, as_of_ms: int | None) -> list[BarDefect]:
+def find_defects(features: Mapping[str, Any], timeframe: str, as_of_ms: int | None) -> list[BarDefect]:
     """Every defect of one symbol's bars, in rule order then bar order."""
     masks = rule_failures(features, as_of_ms)
     defects: list[BarDefect] = []
@@ -347,9 +383,9 @@ def find_defects(features: pd.DataFrame, timeframe: str, as_of_ms: int | None) -
     return defects
 
 
-def blocking_defects(history: BarHistory, as_of_ms: int) -> list[BarDefect]:
+def blocking_defects(history: BarHistory, as_of_ms: int | None) -> list[BarDefect]:
     """The defects among the bars a cycle's agents would read that must keep the symbol out of the cycle."""
-    features = bar_features(history_frame(history), history.symbol, history.timeframe)
+    features = history_columns(history)
     masks = rule_failures(features, as_of_ms)
     defects: list[BarDefect] = []
     for rule in BAR_RULES:
@@ -358,11 +394,12 @@ def blocking_defects(history: BarHistory, as_of_ms: int) -> list[BarDefect]:
     return defects
 
 
-def blocking_reason(history: BarHistory, as_of_ms: int) -> str | None:
+def blocking_reason(history: BarHistory, as_of_ms: int | None) -> str | None:
     """Why the cycle must not trade ``history``'s symbol (``None``: every ERROR rule passes).
 
     ``as_of_ms`` is the decision time (the close of the bar being traded, or the wall clock if
-    earlier): a bar not closed by then is unfinished, one opening after it is from the future.
+    earlier): a bar not closed by then is unfinished, one opening after it is from the future
+    (``None``: those two rules are not applied).
     """
     if len(history) == 0:
         return "no bars"
