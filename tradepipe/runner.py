@@ -136,7 +136,10 @@ class TradingRunner:
         self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
         fills = self.broker.report_fills(bar_open_ms)
         outcome = self.unit_of_work.execute(
-            CycleRequest(bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills)
+            CycleRequest(
+                bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
+                wall_clock_ms=int(time.time() * 1000),
+            )
         )
         if outcome.status == "traded":
             self.broker.submit_intents(bar_open_ms)
