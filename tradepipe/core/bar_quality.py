@@ -17,23 +17,23 @@ the CryptoDataDownload exports (BTC open/high 16199.91 against a close of 4308.8
 2018-10-15 Tether de-peg, 2020-03-12, 2021-05-19):
 
 * reference: the median log close of the ``OUTLIER_NEIGHBOURS`` bars before the bar, and separately
-  of the ones after it (at least ``OUTLIER_MIN_NEIGHBOURS`` on a side for that side to count);
+  of the ones after it (three bars before, or one bar after, are enough for a side to count);
 * scale: the median log range ``ln(high / low)`` of those neighbours (flat zero-range bars left out),
   i.e. how far prices typically move within one bar right now;
-* distance: the farthest of the bar's prices from a reference. Where both sides exist the smaller
-  of the two distances counts: a real move stays at its new level (it is near the bars after it),
-  a bad print is far from both. The body (open, close) and the wicks (high, low) are judged apart,
-  because real wicks go much further than real bodies;
+* distance: each price's distance to the nearer of the two references, and the farthest price's
+  distance counts. A real move starts at one side's level and ends at the other's (a crash bar
+  opens at the old level and closes at the new one), a bad print is far from both. The body (open,
+  close) and the wicks (high, low) are judged apart, because real wicks go much further than real
+  bodies;
 * a bar is an outlier when a distance exceeds both a multiple of the scale and an absolute floor.
-  With one side only (a file's first bar, or the newest bar of a live cycle, which has no later
-  bars) the floors are much higher: a real crash is indistinguishable from a bad print there, and
-  blocking a symbol in a real crash would stop its stop-loss.
+  With one side only the floors are much higher, because a real move and a bad print look alike
+  there: a file's first bars (later bars only) need a body x1.82 away; the newest bar of a live
+  cycle (earlier bars only) x3.3, since blocking a symbol in a real crash would keep its stop-loss
+  from acting, and one cycle later the bar is judged again with the bar after it.
 
-Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bogus rows score 87 and
-43 typical ranges, 1.32 and 0.75 in log distance; no other bar of the 4-year BTC/ETH/LTC 1h files,
-the 2018 1h/5m/1d or the 2024 4h files reaches the bounds, whether judged with both sides or, as a
-live cycle would see it, with the bars before it only (worst real one-sided body: LTC 2021-05-19,
-log distance 0.49 against a floor of 0.6).
+Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bogus rows reach 2.2 and
+1.3 times their bound; no other bar of the 4-year BTC/ETH/LTC 1h files, the 2018 1h/5m/1d or the 2024
+4h files reaches 0.4 of it, and judged as a live cycle judges its newest bar none reaches 0.5.
 """
 
 from __future__ import annotations
@@ -60,6 +60,7 @@ __all__ = [
     "defects_from_mask",
     "find_defects",
     "bar_columns",
+    "bar_features_from_history",
     "history_columns",
     "outlier_scores",
     "rule_failures",
@@ -73,14 +74,21 @@ PRICE_COLUMNS = ("open", "high", "low", "close")
 VALUE_COLUMNS = (*PRICE_COLUMNS, "volume")
 
 OUTLIER_NEIGHBOURS = 24
-OUTLIER_MIN_NEIGHBOURS = 3
+# Bars needed on a side for it to count: three before; one after is enough to tell a bad print
+# (the next bar is back at the old level) from a real move (the next bar stays at the new one).
+OUTLIER_MIN_BEFORE = 3
+OUTLIER_MIN_AFTER = 1
 # Two-sided (bars before and after): distance in typical bar ranges, and in log price.
 OUTLIER_BODY_RANGES = 20.0
 OUTLIER_WICK_RANGES = 60.0
 OUTLIER_TWO_SIDED_FLOOR = 0.25  # ln: about +28% / -22%
-# One-sided: a real move and a bad print look alike, so only gross errors count.
-OUTLIER_ONE_SIDED_BODY_FLOOR = 0.6  # ln: x1.82 or /1.82 from the recent median close
-OUTLIER_ONE_SIDED_WICK_FLOOR = 1.0  # ln: x2.72 or /2.72
+# One-sided, a real move and a bad print look alike, so only gross errors count. Judged by later
+# bars only (a file's first rows): body x1.82 or /1.82 from their median close, wicks x2.72.
+OUTLIER_AFTER_ONLY_FLOORS = (0.6, 1.0)
+# Judged by earlier bars only (the newest bar of a live cycle) a false alarm is costlier: it would
+# keep a symbol's stop-loss and daily-loss halt from acting in a real crash, and one cycle later the
+# bar is judged with the bar after it. So only x3.3 (or /3.3) bodies and x5 wicks count there.
+OUTLIER_BEFORE_ONLY_FLOORS = (1.2, 1.6)
 # The last row of a dump taken from a live exchange is the candle still forming: its volume is
 # a fraction of a finished bar's (about half in binance_2018_octobot). Below this share of the
 # previous bars' median volume it is reported as possibly unfinished.
@@ -155,7 +163,8 @@ def _alignment_origin(step_ms: int) -> int:
 
 def _side_medians(values: np.ndarray, reverse: bool) -> np.ndarray:
     """Median of the up to ``OUTLIER_NEIGHBOURS`` values before (or after) each position, itself and
-    NaNs excluded; NaN where fewer than ``OUTLIER_MIN_NEIGHBOURS`` values are there."""
+    NaNs excluded; NaN where fewer than ``OUTLIER_MIN_BEFORE`` (``_AFTER``) values are there."""
+    minimum = OUTLIER_MIN_AFTER if reverse else OUTLIER_MIN_BEFORE
     series = values[::-1] if reverse else values
     padded = np.concatenate([np.full(OUTLIER_NEIGHBOURS, np.nan), series[:-1]]) if len(series) else series
     windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, OUTLIER_NEIGHBOURS), axis=1)  # NaNs sort last
@@ -163,7 +172,7 @@ def _side_medians(values: np.ndarray, reverse: bool) -> np.ndarray:
     rows = np.arange(len(series))
     low = windows[rows, np.maximum(valid - 1, 0) // 2]
     high = windows[rows, np.maximum(valid, 1) // 2 - (valid == 0)]
-    medians = np.where(valid >= OUTLIER_MIN_NEIGHBOURS, (low + high) / 2, np.nan)
+    medians = np.where(valid >= minimum, (low + high) / 2, np.nan)
     return medians[::-1] if reverse else medians
 
 
@@ -181,24 +190,28 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
         sides = [(_side_medians(logs["close"], reverse), _side_medians(bar_range, reverse)) for reverse in (False, True)]
         if not use_later_bars:
             sides = sides[:1]
-        both = ~np.isnan(sides[0][0]) & ~np.isnan(sides[-1][0]) if len(sides) == 2 else np.zeros(len(logs["close"]), dtype=bool)
+        has_before = ~np.isnan(sides[0][0])
+        has_after = ~np.isnan(sides[1][0]) if len(sides) == 2 else np.zeros(len(has_before), dtype=bool)
         scale = np.fmax.reduce([side_scale for _, side_scale in sides])
         ratios = []
         reference = np.full(len(logs["close"]), np.nan)
-        for parts, ranges, one_sided_floor in (
-            (("open", "close"), OUTLIER_BODY_RANGES, OUTLIER_ONE_SIDED_BODY_FLOOR),
-            (("high", "low"), OUTLIER_WICK_RANGES, OUTLIER_ONE_SIDED_WICK_FLOOR),
-        ):
-            # Distance of the farthest price to each side's median; NaN when a price or the side is missing.
-            distances = np.array([np.maximum.reduce([np.abs(logs[name] - side) for name in parts]) for side, _ in sides])
-            # With both sides the nearer one counts (a real move sits at one side's level).
-            distance = np.fmin.reduce(distances)
-            floor = np.where(both, OUTLIER_TWO_SIDED_FLOOR, one_sided_floor)
+        for which, parts, ranges in ((0, ("open", "close"), OUTLIER_BODY_RANGES), (1, ("high", "low"), OUTLIER_WICK_RANGES)):
+            # Each price's distance to the nearer side's median (a real move starts at one side's level
+            # and ends at the other's); the part's distance is its farthest price's. NaN if missing.
+            per_price = np.array([np.fmin.reduce([np.abs(logs[name] - side) for side, _ in sides]) for name in parts])
+            distance = np.maximum.reduce(per_price)
+            floor = np.where(
+                has_before & has_after,
+                OUTLIER_TWO_SIDED_FLOOR,
+                np.where(has_before, OUTLIER_BEFORE_ONLY_FLOORS[which], OUTLIER_AFTER_ONLY_FLOORS[which]),
+            )
             ratios.append(distance / np.maximum(ranges * np.nan_to_num(scale), floor))
-            if parts[0] == "open":
-                nearer = np.argmin(np.where(np.isnan(distances), np.inf, distances), axis=0)
-                references = np.array([side for side, _ in sides])
-                reference = np.exp(references[nearer, np.arange(len(nearer))])
+            if which == 0:  # the median the body's farthest price was measured against, for the report
+                farthest = np.argmax(np.where(np.isnan(per_price), -np.inf, per_price), axis=0)
+                price = np.array([logs[name] for name in parts])[farthest, np.arange(len(farthest))]
+                side_medians = np.array([side for side, _ in sides])
+                nearer = np.argmin(np.where(np.isnan(side_medians), np.inf, np.abs(side_medians - price)), axis=0)
+                reference = np.exp(side_medians[nearer, np.arange(len(nearer))])
     return np.fmax.reduce(ratios), reference
 
 
@@ -255,7 +268,7 @@ def bar_columns(
     out["outlier_reference"] = np.empty(n)
     out["outlier_reference"][order] = reference
     share = np.full(n, np.nan)
-    if file_end and n > OUTLIER_MIN_NEIGHBOURS:
+    if file_end and n > OUTLIER_MIN_BEFORE:
         before = v["volume"][order[:-1]][-UNFINISHED_VOLUME_BARS:]
         median = np.nanmedian(before)
         if median > 0:
@@ -418,3 +431,8 @@ def summarise(defects: Sequence[BarDefect]) -> dict[str, int]:
     for defect in defects:
         counts[defect.rule] = counts.get(defect.rule, 0) + 1
     return counts
+
+
+def bar_features_from_history(history: BarHistory) -> pd.DataFrame:
+    """:func:`history_columns` as a frame (what the Great Expectations suite validates)."""
+    return pd.DataFrame(history_columns(history))
