@@ -12,6 +12,7 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "market_bars",
         "portfolio_state",
         "trade_attribution",
         "agent_performance",
@@ -19,10 +20,15 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "live_weights",
     }
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights"}
+    assert checks == {
+        "equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid",
+        # issue 12: data quality
+        "market_bars_tradable", "market_bars_expectations", "orders_within_risk_limits", "ledger_replays_to_the_book",
+        "signals_expectations", "attribution_expectations",
+    }
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights", "data_quality"}
     schedules = {s.name: s for s in defs.schedules or []}
-    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily"}
+    assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily", "data_quality_hourly"}
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
 
 

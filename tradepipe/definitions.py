@@ -8,10 +8,18 @@ a database or an exchange until a run uses a resource.
 import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
+from tradepipe.assets.market_bars import market_bars, market_bars_expectations, market_bars_tradable
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
+from tradepipe.checks.ledger_quality import (
+    attribution_expectations,
+    ledger_replays_to_the_book,
+    orders_within_risk_limits,
+    signals_expectations,
+)
 from tradepipe.checks.quality import performance_rows_are_valid
+from tradepipe.checks.quality_jobs import OFF_CYCLE_CHECKS, data_quality_hourly, data_quality_job
 from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
@@ -22,7 +30,8 @@ CYCLE_MAX_RUNTIME_SECONDS = 300
 
 trading_cycle_job = dg.define_asset_job(
     "trading_cycle",
-    selection=dg.AssetSelection.assets(portfolio_state),
+    # The cycle's input bars are a step of its own (issue 12); Great Expectations checks run elsewhere.
+    selection=dg.AssetSelection.assets(market_bars, portfolio_state) - dg.AssetSelection.checks(*OFF_CYCLE_CHECKS),
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
@@ -32,10 +41,15 @@ trading_cycle_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
-    asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
-    schedules=[performance_intraday, performance_finalize, weights_daily],
+    assets=[market_bars, portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
+    asset_checks=[
+        equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid,
+        # issue 12: data quality
+        market_bars_tradable, market_bars_expectations, orders_within_risk_limits, ledger_replays_to_the_book,
+        signals_expectations, attribution_expectations,
+    ],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, data_quality_job],
+    schedules=[performance_intraday, performance_finalize, weights_daily, data_quality_hourly],
     sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
     resources=build_resources(settings),
 )

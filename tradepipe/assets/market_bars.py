@@ -10,7 +10,6 @@ having run. The output (the bars themselves) is kept by the IO manager for the G
 check (``market_bars_expectations``), which the ``data_quality`` job runs off the trading path.
 """
 
-from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any

@@ -73,6 +73,7 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
 @dg.asset(
     group_name="trading",
     kinds={"python", "sql"},
+    deps=["market_bars"],  # the checked bars (issue 12); the cycle's guard re-applies the same rules
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
 def portfolio_state(

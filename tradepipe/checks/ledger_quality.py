@@ -8,7 +8,6 @@
   leaves ``signals_expectations`` out (the ``data_quality`` job runs it).
 """
 
-from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any

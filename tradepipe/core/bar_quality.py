@@ -29,7 +29,10 @@ the CryptoDataDownload exports (BTC open/high 16199.91 against a close of 4308.8
   With one side only the floors are much higher, because a real move and a bad print look alike
   there: a file's first bars (later bars only) need a body x1.82 away; the newest bar of a live
   cycle (earlier bars only) x3.3, since blocking a symbol in a real crash would keep its stop-loss
-  from acting, and one cycle later the bar is judged again with the bar after it.
+  from acting, and one cycle later the bar is judged again with the bar after it. The newest bar's
+  open, though, must be near the previous close (the market trades around the clock), with the
+  two-sided bounds: a whole bar printed at the wrong price is caught at once; a bad close alone is
+  caught one cycle later.
 
 Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bogus rows reach 2.2 and
 1.3 times their bound; no other bar of the 4-year BTC/ETH/LTC 1h files, the 2018 1h/5m/1d or the 2024
@@ -183,7 +186,7 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
     ``use_later_bars=False`` judges every bar as the newest bar of a live cycle would be judged,
     from the bars before it only (used to prove the rule raises no false alarm in a live loop).
     """
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         logs = {name: np.log(np.where(prices[name] > 0, prices[name], np.nan)) for name in PRICE_COLUMNS}
         bar_range = logs["high"] - logs["low"]
         bar_range = np.where(bar_range > 0, bar_range, np.nan)  # flat (zero-volume) bars say nothing of the scale
@@ -212,6 +215,12 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
                 side_medians = np.array([side for side, _ in sides])
                 nearer = np.argmin(np.where(np.isnan(side_medians), np.inf, np.abs(side_medians - price)), axis=0)
                 reference = np.exp(side_medians[nearer, np.arange(len(nearer))])
+        # Judged by earlier bars only, the close cannot be told from a real crash, but the open can: on a
+        # market that trades around the clock a bar opens where the one before closed.
+        previous_close = np.concatenate([[np.nan], logs["close"][:-1]])
+        gap = np.abs(logs["open"] - previous_close)
+        bound = np.maximum(OUTLIER_BODY_RANGES * np.nan_to_num(scale), OUTLIER_TWO_SIDED_FLOOR)
+        ratios.append(np.where(has_before & ~has_after, gap / bound, np.nan))
     return np.fmax.reduce(ratios), reference
 
 
