@@ -150,3 +150,65 @@ def test_the_signal_and_attribution_suites_catch_their_defects() -> None:
     parts = [(1, Decimal("3.34"), Decimal("10.00")), (1, Decimal("3.33"), Decimal("10.00")), (1, Decimal("3.33"), Decimal("10.00"))]
     assert validate_attribution(parts).success
     assert not validate_attribution(parts[:2] + [(1, Decimal("3.32"), Decimal("10.00"))]).success
+
+
+# --------------------------------------------------------------------------- partitioned analytics checks
+
+
+def test_attribution_and_performance_checks_are_partition_aware_and_catch_a_tampered_row(
+    migrated_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import update
+
+    from tests.integration.test_analytics_assets import _insert_fills, _run_check
+    from tradepipe.adapters.db.engine import session_factory
+    from tradepipe.adapters.db.models import AgentPerformance, TradeAttribution
+    from tradepipe.assets.analytics import agent_performance, trade_attribution
+    from tradepipe.assets.partitions import daily_with_today
+    from tradepipe.checks.ledger_quality import attribution_expectations
+    from tradepipe.checks.quality import performance_rows_are_valid
+
+    monkeypatch.setenv("TRADEPIPE_DATABASE_URL", migrated_url)
+    monkeypatch.setenv("TRADEPIPE_TIMEFRAME", "1h")
+    _insert_fills(migrated_url)
+    instance = dg.DagsterInstance.ephemeral()
+
+    def run(day: str, *nodes: Any) -> dict[str, Any]:
+        result = dg.materialize(list(nodes), partition_key=day, instance=instance, resources=build_resources(load_settings(), "test"))
+        assert result.success
+        return _checks(result)
+
+    checks = run("2026-01-20", trade_attribution, attribution_expectations, agent_performance, performance_rows_are_valid)
+    assert checks["attribution_expectations"].passed and checks["attribution_expectations"].metadata["trades"].value == 5
+    assert checks["performance_rows_are_valid"].passed
+    # Another day is its own partition: one trade there.
+    assert run("2026-01-19", trade_attribution, attribution_expectations)["attribution_expectations"].metadata["trades"].value == 1
+
+    with session_factory(migrated_url).begin() as session:  # a cent goes missing from one part
+        part = session.scalars(select_first_part(TradeAttribution)).first()
+        part.pnl -= Decimal("0.01")
+        session.execute(
+            update(AgentPerformance)
+            .where(AgentPerformance.agent_name == "trend")
+            .values(null_reasons={})  # its five undefined ratios (no signals that day) lose their reasons
+        )
+    # The check alone, in a partitioned check job (it reads the table; the asset is not re-materialised).
+    job = dg.Definitions(
+        assets=[trade_attribution],
+        asset_checks=[attribution_expectations],
+        jobs=[dg.define_asset_job("check", selection=dg.AssetSelection.checks(attribution_expectations), partitions_def=daily_with_today)],
+        resources=build_resources(load_settings(), "test"),
+    ).resolve_job_def("check")
+    (attribution,) = job.execute_in_process(instance=instance, tags={"dagster/partition": "2026-01-20"}).get_asset_check_evaluations()
+    assert not attribution.passed
+    (performance, _) = _run_check(instance, "2026-01-20")
+    assert not performance.passed
+    assert {"expectation": "expect_column_values_to_be_between", "column": "unexplained_nulls", "unexpected_count": 1, "examples": [5]} in (
+        performance.metadata["failed_expectations"].value
+    )
+
+
+def select_first_part(model: Any) -> Any:
+    from sqlalchemy import select
+
+    return select(model).where(model.date == __import__("datetime").date(2026, 1, 20)).order_by(model.id).limit(1)
