@@ -165,18 +165,21 @@ def _alignment_origin(step_ms: int) -> int:
 
 
 def _side_medians(values: np.ndarray, reverse: bool) -> np.ndarray:
-    """Median of the up to ``OUTLIER_NEIGHBOURS`` values before (or after) each position, itself and
-    NaNs excluded; NaN where fewer than ``OUTLIER_MIN_BEFORE`` (``_AFTER``) values are there."""
+    """For each row of ``values`` (series x bars): the median of the up to ``OUTLIER_NEIGHBOURS`` values
+    before (or after) each position, itself and NaNs excluded; NaN where fewer than
+    ``OUTLIER_MIN_BEFORE`` (``_AFTER``) values are there. All series in one sort."""
     minimum = OUTLIER_MIN_AFTER if reverse else OUTLIER_MIN_BEFORE
-    series = values[::-1] if reverse else values
-    padded = np.concatenate([np.full(OUTLIER_NEIGHBOURS, np.nan), series[:-1]]) if len(series) else series
-    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, OUTLIER_NEIGHBOURS), axis=1)  # NaNs sort last
-    valid = np.sum(~np.isnan(windows), axis=1)
-    rows = np.arange(len(series))
-    low = windows[rows, np.maximum(valid - 1, 0) // 2]
-    high = windows[rows, np.maximum(valid, 1) // 2 - (valid == 0)]
+    series = values[:, ::-1] if reverse else values
+    count, n = series.shape
+    if n == 0:
+        return series.copy()
+    padded = np.concatenate([np.full((count, OUTLIER_NEIGHBOURS), np.nan), series[:, :-1]], axis=1)
+    windows = np.sort(np.lib.stride_tricks.sliding_window_view(padded, OUTLIER_NEIGHBOURS, axis=1), axis=2)  # NaNs sort last
+    valid = np.count_nonzero(~np.isnan(windows), axis=2)
+    low = np.take_along_axis(windows, (np.maximum(valid - 1, 0) // 2)[..., None], axis=2)[..., 0]
+    high = np.take_along_axis(windows, (np.maximum(valid, 1) // 2 - (valid == 0))[..., None], axis=2)[..., 0]
     medians = np.where(valid >= minimum, (low + high) / 2, np.nan)
-    return medians[::-1] if reverse else medians
+    return medians[:, ::-1] if reverse else medians
 
 
 def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.ndarray, np.ndarray]:
@@ -190,9 +193,8 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
         logs = {name: np.log(np.where(prices[name] > 0, prices[name], np.nan)) for name in PRICE_COLUMNS}
         bar_range = logs["high"] - logs["low"]
         bar_range = np.where(bar_range > 0, bar_range, np.nan)  # flat (zero-volume) bars say nothing of the scale
-        sides = [(_side_medians(logs["close"], reverse), _side_medians(bar_range, reverse)) for reverse in (False, True)]
-        if not use_later_bars:
-            sides = sides[:1]
+        stacked = np.vstack([logs["close"], bar_range])
+        sides = [tuple(_side_medians(stacked, reverse)) for reverse in ((False, True) if use_later_bars else (False,))]
         has_before = ~np.isnan(sides[0][0])
         has_after = ~np.isnan(sides[1][0]) if len(sides) == 2 else np.zeros(len(has_before), dtype=bool)
         scale = np.fmax.reduce([side_scale for _, side_scale in sides])
