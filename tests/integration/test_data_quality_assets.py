@@ -12,7 +12,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from tradepipe.assets.market_bars import market_bars, market_bars_expectations, market_bars_tradable
+from tradepipe.assets.market_bars import (
+    market_bars,
+    market_bars_expectations,
+    market_bars_tradable,
+)
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.checks.ledger import equity_invariant
 from tradepipe.checks.ledger_quality import (
@@ -22,7 +26,13 @@ from tradepipe.checks.ledger_quality import (
     validate_attribution,
     validate_signals,
 )
-from tradepipe.core.ledger_quality import BookFill, PlacedOrder, order_limit_violations, replay_differences, replay_fills
+from tradepipe.core.ledger_quality import (
+    BookFill,
+    PlacedOrder,
+    order_limit_violations,
+    replay_differences,
+    replay_fills,
+)
 from tradepipe.core.risk import RiskLimits
 from tradepipe.resources import build_resources
 from tradepipe.settings import load_settings

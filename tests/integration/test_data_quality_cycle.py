@@ -14,7 +14,13 @@ from sqlalchemy import select
 
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import datetime_to_ms
-from tradepipe.adapters.db.models import AgentWorkLog, Order, SignalRow, SystemMetric, TradingCycle
+from tradepipe.adapters.db.models import (
+    AgentWorkLog,
+    Order,
+    SignalRow,
+    SystemMetric,
+    TradingCycle,
+)
 from tradepipe.adapters.db.quality import BLOCKED_METRIC
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.runner import TradingRunner

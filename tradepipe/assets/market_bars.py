@@ -19,7 +19,12 @@ import dagster as dg
 from tradepipe.adapters.market import MarketDataError
 from tradepipe.assets.metadata import table
 from tradepipe.core.agents import get_agents, max_history_needed, validate_history
-from tradepipe.core.bar_quality import RULES_BY_NAME, BarDefect, find_defects, history_columns
+from tradepipe.core.bar_quality import (
+    RULES_BY_NAME,
+    BarDefect,
+    find_defects,
+    history_columns,
+)
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.core.types import BarHistory
 from tradepipe.resources import MarketDataResource, TradingConfigResource, WallClock

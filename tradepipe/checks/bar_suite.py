@@ -10,13 +10,20 @@ with the core's own wording. ``great_expectations`` is imported lazily (see ``gx
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tradepipe.checks.gx_support import ROW_RESULT_FORMAT, failed_rows, run_suite
-from tradepipe.core.bar_quality import BAR_RULES, VALUE_COLUMNS, BarDefect, defects_from_mask, rule_bounds
+from tradepipe.core.bar_quality import (
+    BAR_RULES,
+    VALUE_COLUMNS,
+    BarDefect,
+    defects_from_mask,
+    rule_bounds,
+)
 
 SUITE_NAME = "market_bars"
 # Rules checked on the raw columns with their natural expectation, not on a derived column.

@@ -13,7 +13,11 @@ from typing import Literal
 
 import pandas as pd
 
-from tradepipe.adapters.candle_files import CandleFileError, list_candle_files, read_candle_file
+from tradepipe.adapters.candle_files import (
+    CandleFileError,
+    list_candle_files,
+    read_candle_file,
+)
 from tradepipe.core.bar_quality import ERROR, BarDefect, bar_features, find_defects
 
 Engine = Literal["great_expectations", "plain"]

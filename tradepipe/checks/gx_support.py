@@ -6,8 +6,9 @@ module (as ``tradepipe.definitions`` does for every run, the trading cycle's inc
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from functools import lru_cache
-from typing import TYPE_CHECKING, Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -43,7 +44,7 @@ def run_suite(
     frame: pd.DataFrame,
     build_expectations: Callable[[Any], Sequence[Any]],
     result_format: dict[str, Any] | str = "SUMMARY",
-) -> "ExpectationSuiteValidationResult":
+) -> ExpectationSuiteValidationResult:
     """Validate ``frame`` with the expectations ``build_expectations(gx)`` returns, as suite ``name``."""
     import great_expectations as gx
 
@@ -65,7 +66,7 @@ def run_suite(
     return batch_definition.get_batch(batch_parameters={"dataframe": frame}).validate(suite, result_format=result_format)
 
 
-def failed_rows(result: "ExpectationSuiteValidationResult", length: int) -> dict[str, np.ndarray]:
+def failed_rows(result: ExpectationSuiteValidationResult, length: int) -> dict[str, np.ndarray]:
     """For every ``meta["rule"]`` of the suite, a mask of the frame's rows (RangeIndex) that failed it.
 
     Needs ``ROW_RESULT_FORMAT`` (every unexpected row's index). A rule with several expectations
@@ -73,7 +74,8 @@ def failed_rows(result: "ExpectationSuiteValidationResult", length: int) -> dict
     """
     masks: dict[str, np.ndarray] = {}
     for outcome in result.results:
-        rule = (outcome.expectation_config.meta or {}).get("rule")
+        config = outcome.expectation_config
+        rule = (config.meta or {}).get("rule") if config is not None else None
         if rule is None:
             continue
         mask = masks.setdefault(rule, np.zeros(length, dtype=bool))

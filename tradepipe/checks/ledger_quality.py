@@ -25,7 +25,14 @@ from tradepipe.adapters.db.quality import (
     stored_positions,
 )
 from tradepipe.assets.partitions import daily_with_today
-from tradepipe.core.ledger_quality import BookFill, PlacedOrder, attribution_residuals, order_limit_violations, replay_differences, replay_fills
+from tradepipe.core.ledger_quality import (
+    BookFill,
+    PlacedOrder,
+    attribution_residuals,
+    order_limit_violations,
+    replay_differences,
+    replay_fills,
+)
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
 from tradepipe.runner import risk_limits
 

@@ -15,9 +15,10 @@ document(s). The check fails (ERROR) when any document breaks its schema and lis
 """
 
 import json
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Mapping
+from typing import Any
 
 import dagster as dg
 

@@ -41,9 +41,10 @@ Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bog
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any, Literal, Mapping, Sequence
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -57,13 +58,13 @@ __all__ = [
     "WARN",
     "BarDefect",
     "BarRule",
+    "bar_columns",
     "bar_features",
+    "bar_features_from_history",
     "blocking_defects",
     "blocking_reason",
     "defects_from_mask",
     "find_defects",
-    "bar_columns",
-    "bar_features_from_history",
     "history_columns",
     "outlier_scores",
     "rule_failures",
@@ -380,7 +381,7 @@ def defects_from_mask(
     """The defects of one rule for the bars in ``mask`` (one per bar; a duplicated time once)."""
     rule = RULES_BY_NAME[rule_name]
     step = timeframe_ms(timeframe)
-    columns = {name: np.asarray(features[name]) for name in features.keys()}
+    columns = {name: np.asarray(features[name]) for name in features}
     timestamps = columns["timestamp"].astype(np.float64)
     defects: list[BarDefect] = []
     seen: set[int | None] = set()

@@ -7,9 +7,9 @@ rounding of a ``Decimal`` division.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Iterable, Mapping, Sequence
 
 from tradepipe.core.risk import RiskLimits
 

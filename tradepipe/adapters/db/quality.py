@@ -9,9 +9,9 @@ Users of the old system watch both tables; the reports read ``system_metrics``:
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import select
