@@ -111,6 +111,7 @@ def describe_failures(result: "ExpectationSuiteValidationResult") -> list[dict[s
         if outcome.success:
             continue
         config = outcome.expectation_config
+        assert config is not None  # every result of a suite run names its expectation
         details = outcome.result or {}
         entry = {
             "expectation": config.type,

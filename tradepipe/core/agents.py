@@ -475,6 +475,7 @@ def sentiment(history: BarHistory, context: AgentContext) -> Vote:
     note = _ignored_note(future, stale, other)
     if not weights:
         return abstain("no recent headlines" + note)
+    assert newest_age is not None  # set with the first weight
     total = math.fsum(weights)
     value = math.fsum(w * s for w, s in zip(weights, scores)) / total
     reason = f"VADER {value:+.2f} over {len(weights)} headline(s) on {asset}, newest {newest_age / HOUR_MS:.1f}h old{note}"

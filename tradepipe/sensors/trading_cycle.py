@@ -62,6 +62,7 @@ def build_trading_cycle_sensor(job, interval_seconds: int) -> dg.SensorDefinitio
         now_ms = clock.now_ms()
         bar = next_bar_to_trade(now_ms, timeframe, context.cursor)
         if bar is None:
+            assert context.cursor is not None  # without a cursor the newest closed bar is always new
             wait_s = (int(context.cursor) + 2 * timeframe_ms(timeframe) - now_ms) / 1000
             return dg.SkipReason(f"no new closed {timeframe} bar yet (next in about {max(wait_s, 0):.0f} s)")
         context.update_cursor(str(bar))
