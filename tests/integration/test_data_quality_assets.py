@@ -222,3 +222,24 @@ def select_first_part(model: Any) -> Any:
     from sqlalchemy import select
 
     return select(model).where(model.date == __import__("datetime").date(2026, 1, 20)).order_by(model.id).limit(1)
+
+
+@pytest.mark.shared_data
+def test_a_bar_that_has_not_closed_on_the_clock_is_not_traded(replay_with_a_bad_eth_print: pd.DataFrame) -> None:
+    """The cycle reads the ``clock`` resource: asked to trade a bar 30 minutes before it closes, it trades nothing."""
+    from tradepipe.resources import FixedClock
+
+    bar = int(replay_with_a_bad_eth_print.loc[100, "timestamp"])
+    resources = {**build_resources(load_settings(), "test"), "clock": FixedClock(now=bar + H // 2)}
+    result = dg.materialize(
+        [market_bars, portfolio_state, market_bars_tradable],
+        instance=dg.DagsterInstance.ephemeral(),
+        run_config={"ops": {name: {"config": {"bar_open_ms": bar}} for name in ("market_bars", "portfolio_state")}},
+        resources=resources,
+    )
+    (materialization,) = result.asset_materializations_for_node("portfolio_state")
+    skipped = materialization.metadata["skipped"].value
+    assert set(skipped) == {"BTC/USDT", "ETH/USDT"} and all("unfinished_bar" in reason for reason in skipped.values())
+    assert materialization.metadata["orders_placed"].value == 0
+    (check,) = result.get_asset_check_evaluations()
+    assert not check.passed and set(check.metadata["blocked"].value) == {"BTC/USDT", "ETH/USDT"}

@@ -102,7 +102,7 @@ def portfolio_state(
         broker=broker.build(sessions, settings.book, timeframe),
         redis_url=weights_cache.redis_url,
     )
-    outcome = runner.run_cycle(bar, run_id=context.run_id)
+    outcome = runner.run_cycle(bar, run_id=context.run_id, now_ms=clock.now_ms())
     context.log.info(
         f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "
         f"{len(outcome.orders_placed)} orders, {len(outcome.orders_rejected)} rejected, {len(outcome.fills)} fills"
