@@ -12,6 +12,7 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
     dg.Definitions.validate_loadable(defs)
     graph = defs.resolve_asset_graph()
     assert {key.to_user_string() for key in graph.get_all_asset_keys()} == {
+        "market_bars",
         "portfolio_state",
         "trade_attribution",
         "agent_performance",
@@ -21,12 +22,19 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "day_charts",
     }
     checks = {key.name for key in graph.asset_check_keys}
-    assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job"}
+    assert checks == {
+        "equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid",
+        # issue 12: data quality
+        "market_bars_tradable", "market_bars_expectations", "orders_within_risk_limits", "ledger_replays_to_the_book",
+        "signals_expectations", "attribution_expectations",
+    }
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {
+        "trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job", "data_quality",
+    }
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "performance_intraday", "performance_finalize", "weights_daily", "project_report_schedule", "daily_summary",
-        "day_charts_every_10_minutes",
+        "day_charts_every_10_minutes", "data_quality_hourly",
     }
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
 

@@ -109,7 +109,7 @@ def test_the_first_evaluation_requests_a_run_for_the_newest_bar_and_moves_the_cu
     assert request.run_key == f"main:{BAR_1M}"
     assert request.tags[TRADING_CYCLE_TAG] == "main"
     assert request.tags[BAR_TAG] == iso_utc(BAR_1M) and request.tags[BAR_TAG].endswith("Z")
-    assert request.run_config == {"ops": {"portfolio_state": {"config": {"bar_open_ms": BAR_1M}}}}
+    assert request.run_config == {"ops": {name: {"config": {"bar_open_ms": BAR_1M}} for name in ("market_bars", "portfolio_state")}}
     assert data.cursor == iso_utc(BAR_1M)  # ISO UTC, not raw epoch ms
     # The config is one the trading_cycle job accepts.
     assert dg.validate_run_config(defs.resolve_job_def("trading_cycle"), request.run_config)

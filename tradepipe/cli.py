@@ -210,5 +210,9 @@ from tradepipe.cli_reports import COMMANDS as REPORT_COMMANDS  # noqa: E402  (is
 for _command in REPORT_COMMANDS: main.add_command(_command)  # noqa: E701
 
 
+from tradepipe.cli_data import data  # noqa: E402  (issue 12: tradepipe data check)
+
+main.add_command(data)
+
 if __name__ == "__main__":
     main()

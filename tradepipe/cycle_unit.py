@@ -38,9 +38,11 @@ from tradepipe.adapters.db.ledger import (
     start_cycle,
 )
 from tradepipe.adapters.db.models import utcnow
+from tradepipe.adapters.db.quality import record_blocked_symbols
 from tradepipe.adapters.weights_store import LoadedWeights
 from tradepipe.brokers import FillReport
 from tradepipe.core.agents import Agent
+from tradepipe.core.bar_quality import BarDefect, blocking_defects
 from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
@@ -93,6 +95,7 @@ class CycleRequest:
     agent_notes: Mapping[str, str]
     rules: Mapping[str, MarketRules]
     fills: FillReport
+    wall_clock_ms: int | None = None  # a bar opening after it is from the future (issue 12)
 
 
 class CycleUnitOfWork:
@@ -177,6 +180,7 @@ class CycleUnitOfWork:
                 last_marks=state.last_marks,
                 agent_notes=request.agent_notes,
                 rebalance_band=settings.rebalance_band,
+                wall_clock_ms=request.wall_clock_ms,
             )
         )
         core_seconds = time.perf_counter() - core_started
@@ -192,6 +196,8 @@ class CycleUnitOfWork:
         record_positions(session, self.book, result.portfolio, cycle.bar_ts)
         record_snapshot(session, cycle, result, state.day_start_equity)
         record_agent_work(session, cycle, result, request.run_id)
+        defects = _bar_defects(request, result.skipped, timeframe_ms(self.timeframe))
+        record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id)
         if result.plan.halted and not state.halted:
             record_halt(session, book, bar_open_ms, result.plan.halt_reason)
         cycle.skipped = {**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}}
@@ -221,6 +227,18 @@ class CycleUnitOfWork:
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",
         )
+
+
+def _bar_defects(request: CycleRequest, skipped: Mapping[str, str], step: int) -> dict[str, list[BarDefect]]:
+    """The blocking bar defects behind each skipped symbol (the same rules the core cycle applied)."""
+    as_of = request.bar_open_ms + step
+    if request.wall_clock_ms is not None:
+        as_of = min(as_of, request.wall_clock_ms)
+    return {
+        symbol: blocking_defects(request.histories[symbol], as_of)
+        for symbol in skipped
+        if symbol in request.histories and len(request.histories[symbol])
+    }
 
 
 def with_seconds(outcome: CycleOutcome, seconds: float) -> CycleOutcome:

@@ -10,11 +10,19 @@ import dagster as dg
 from tradepipe.alerting import build_alert_sensors, daily_summary, daily_summary_job
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.charts import day_charts, day_charts_every_10_minutes, day_charts_job
+from tradepipe.assets.market_bars import market_bars, market_bars_expectations, market_bars_tradable
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report, project_report_schedule, report_job
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
+from tradepipe.checks.ledger_quality import (
+    attribution_expectations,
+    ledger_replays_to_the_book,
+    orders_within_risk_limits,
+    signals_expectations,
+)
 from tradepipe.checks.quality import performance_rows_are_valid
+from tradepipe.checks.quality_jobs import OFF_CYCLE_CHECKS, data_quality_hourly, data_quality_job
 from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.health import record_failed_runs
@@ -27,7 +35,8 @@ CYCLE_MAX_RUNTIME_SECONDS = 300
 
 trading_cycle_job = dg.define_asset_job(
     "trading_cycle",
-    selection=dg.AssetSelection.assets(portfolio_state),
+    # The cycle's input bars are a step of its own (issue 12); Great Expectations checks run elsewhere.
+    selection=dg.AssetSelection.assets(market_bars, portfolio_state) - dg.AssetSelection.checks(*OFF_CYCLE_CHECKS),
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
@@ -45,6 +54,7 @@ warmup_analytics_job = dg.define_asset_job(
 
 defs = dg.Definitions(
     assets=[
+        market_bars,
         portfolio_state,
         trade_attribution,
         agent_performance,
@@ -58,6 +68,13 @@ defs = dg.Definitions(
         no_double_fills,
         weights_are_sound,
         performance_rows_are_valid,
+        # issue 12: data quality
+        market_bars_tradable,
+        market_bars_expectations,
+        orders_within_risk_limits,
+        ledger_replays_to_the_book,
+        signals_expectations,
+        attribution_expectations,
     ],
     jobs=[
         trading_cycle_job,
@@ -68,6 +85,7 @@ defs = dg.Definitions(
         daily_summary_job,
         day_charts_job,
         report_job,
+        data_quality_job,
     ],
     schedules=[
         performance_intraday,
@@ -76,6 +94,7 @@ defs = dg.Definitions(
         daily_summary,
         day_charts_every_10_minutes,
         project_report_schedule,
+        data_quality_hourly,
     ],
     sensors=[
         build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds),

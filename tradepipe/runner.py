@@ -137,7 +137,8 @@ class TradingRunner:
     def load_weights(self) -> LoadedWeights:
         return self.weight_store.load()
 
-    def run_cycle(self, bar_open_ms: int, run_id: str | None = None) -> CycleOutcome:
+    def run_cycle(self, bar_open_ms: int, run_id: str | None = None, now_ms: int | None = None) -> CycleOutcome:
+        """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded."""
         started = time.perf_counter()
         weights = self.load_weights()
         retries_before = Counter(getattr(self.market, "retries", {}))
@@ -151,7 +152,10 @@ class TradingRunner:
         self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
         fills = self.broker.report_fills(bar_open_ms)
         outcome = self.unit_of_work.execute(
-            CycleRequest(bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills)
+            CycleRequest(
+                bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
+                wall_clock_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+            )
         )
         if outcome.status == "traded":
             self.broker.submit_intents(bar_open_ms)

@@ -323,13 +323,13 @@ def test_validate_history_accepts_good_bars() -> None:
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        ("close", math.nan, "non-finite price"),
-        ("high", math.inf, "non-finite price"),
-        ("low", 0.0, "non-positive price"),
-        ("close", -1.0, "non-positive price"),
-        ("volume", -1.0, "negative or non-finite volume"),
-        ("low", 200.0, "high below low"),
-        ("close", 150.0, "high/low do not bracket open and close"),
+        ("close", math.nan, "null_value"),
+        ("high", math.inf, "non_positive_price"),
+        ("low", 0.0, "non_positive_price"),
+        ("close", -1.0, "non_positive_price"),
+        ("volume", -1.0, "negative_volume"),
+        ("low", 200.0, "high_low_inconsistent"),
+        ("close", 150.0, "high_low_inconsistent"),
     ],
 )
 def test_validate_history_names_a_bad_last_bar(field: str, value: float, expected: str) -> None:
@@ -343,7 +343,7 @@ def test_validate_history_rejects_structural_problems() -> None:
     assert validate_history(make_history([])) == "no bars"
     history = ranged(np.full(5, 100.0))
     shuffled = BarHistory("X/Y", "1h", history.timestamps[[0, 2, 1, 3, 4]], history.open, history.high, history.low, history.close, history.volume)
-    assert "not strictly increasing" in validate_history(shuffled)
+    assert "timestamp_not_increasing" in validate_history(shuffled)
     short = BarHistory("X/Y", "1h", history.timestamps, history.open, history.high, history.low, history.close[:4], history.volume)
     assert "differ in length" in validate_history(short)
 
@@ -351,7 +351,7 @@ def test_validate_history_rejects_structural_problems() -> None:
 def test_validate_history_checks_older_bars_too() -> None:
     history = ranged(100.0 + np.arange(10.0))
     history.close[3] = math.nan  # would poison every exponential average after it
-    assert "non-finite price" in validate_history(history)
+    assert "null_value" in validate_history(history)
 
 
 # --------------------------------------------------------------------- real candles

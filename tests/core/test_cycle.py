@@ -189,9 +189,9 @@ def test_the_pending_order_of_a_skipped_symbol_is_cancelled_with_a_reason_not_fi
 @pytest.mark.parametrize(
     ("bad", "expected_reason"),
     [
-        (history(ETH, [50, 51, float("nan")]), "non-finite price"),
-        (history(ETH, [50, 51, 0.0]), "non-positive price"),
-        (history(ETH, [50, 51, -3.0]), "non-positive price"),
+        (history(ETH, [50, 51, float("nan")]), "null_value"),
+        (history(ETH, [50, 51, 0.0]), "non_positive_price"),
+        (history(ETH, [50, 51, -3.0]), "non_positive_price"),
         (history(ETH, [50, 51, 52], last_ms=T + H), f"newest closed bar is {T + H}, expected {T}"),  # a future bar
         (history(ETH, [50, 51, 52], last_ms=T - H), f"newest closed bar is {T - H}, expected {T}"),  # stale
     ],

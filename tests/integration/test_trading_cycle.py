@@ -307,8 +307,8 @@ def test_an_integrity_error_that_is_not_a_duplicate_bar_fails_loudly(
 @pytest.mark.parametrize(
     ("bad_row", "expected"),
     [
-        ({"close": ""}, "non-finite price"),
-        ({"open": "0"}, "non-positive price"),
+        ({"close": ""}, "null_value"),
+        ({"open": "0"}, "non_positive_price"),
     ],
     ids=["missing-close", "zero-open"],
 )

@@ -96,6 +96,7 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
 @dg.asset(
     group_name="trading",
     kinds={"python", "sql"},
+    deps=["market_bars"],  # the checked bars (issue 12); the cycle's guard re-applies the same rules
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
 def portfolio_state(
@@ -127,7 +128,7 @@ def portfolio_state(
         broker=broker.build(sessions, settings.book, timeframe),
         redis_url=weights_cache.redis_url,
     )
-    outcome = runner.run_cycle(bar, run_id=context.run_id)
+    outcome = runner.run_cycle(bar, run_id=context.run_id, now_ms=clock.now_ms())
     context.log.info(
         f"cycle {outcome.status} for bar {iso_utc(bar)}: equity {outcome.equity:.2f}, "
         f"{len(outcome.orders_placed)} orders, {len(outcome.orders_rejected)} rejected, {len(outcome.fills)} fills"

@@ -16,7 +16,7 @@ import dagster as dg
 import pandas as pd
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.analytics import load_performance_columns
+from tradepipe.adapters.db.analytics import METRIC_COLUMNS, load_performance_columns
 from tradepipe.assets.partitions import daily_with_today
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
@@ -40,13 +40,18 @@ _EXAMPLES = 5
 
 
 def load_performance_frame(sessions: sessionmaker[Session], book: str, day: date) -> pd.DataFrame:
-    """The partition's ``agent_performance`` rows as a DataFrame (nulls as NaN/None)."""
+    """The partition's ``agent_performance`` rows as a DataFrame (nulls as NaN/None), with
+    ``unexplained_nulls``: how many of the row's ratios are null without a reason in ``null_reasons``."""
     with sessions() as session:
-        rows = load_performance_columns(session, book, day, CHECKED_COLUMNS)
-    frame = pd.DataFrame(rows, columns=list(CHECKED_COLUMNS))
+        rows = load_performance_columns(session, book, day, (*CHECKED_COLUMNS, "null_reasons"))
+    frame = pd.DataFrame(rows, columns=[*CHECKED_COLUMNS, "null_reasons"])
     for name in CHECKED_COLUMNS[2:]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
-    return frame
+    explained = [{METRIC_COLUMNS.get(key, key) for key in (reasons or {})} for reasons in frame["null_reasons"]]
+    frame["unexplained_nulls"] = [
+        sum(1 for column in _RATIO_COLUMNS if math.isnan(frame.at[i, column]) and column not in explained[i]) for i in frame.index
+    ]
+    return frame.drop(columns=["null_reasons"])
 
 
 def _expectations(gx: Any, agents: Sequence[str]) -> list[Any]:
@@ -63,11 +68,14 @@ def _expectations(gx: Any, agents: Sequence[str]) -> list[Any]:
         expect.ExpectColumnValuesToNotBeNull(column="total_signals"),
         expect.ExpectColumnValuesToBeBetween(column="total_signals", min_value=0),
     ]
-    # Undefined ratios are stored as null, never as +-inf or NaN (see core.metrics).
+    # Undefined ratios are stored as null, never as +-inf or NaN (see core.metrics), and say why.
     for column in _RATIO_COLUMNS:
         expectations.append(
             expect.ExpectColumnValuesToBeBetween(column=column, min_value=-1e300, max_value=1e300, meta={"rule": "finite or null"})
         )
+    expectations.append(
+        expect.ExpectColumnValuesToBeBetween(column="unexplained_nulls", min_value=0, max_value=0, meta={"rule": "null with a reason"})
+    )
     return expectations
 
 
@@ -142,7 +150,7 @@ def _plain(value: Any) -> Any:
     description=(
         "Great Expectations suite on the partition's agent_performance rows: one row per configured agent, "
         "agent_name set and unique per date, win_rate in [0, 1], max_drawdown in [-1, 0], volatility >= 0, "
-        "total_signals >= 0, ratios finite (undefined ones null)."
+        "total_signals >= 0, ratios finite (undefined ones null, with the reason in null_reasons)."
     ),
 )
 def performance_rows_are_valid(

@@ -47,13 +47,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
 from tradepipe.core import indicators as ind
+from tradepipe.core.bar_quality import blocking_reason
 from tradepipe.core.types import AgentContext, BarHistory, Signal
 
 __all__ = [
@@ -179,23 +179,15 @@ def run_agents(agents: Iterable[Agent], history: BarHistory, context: AgentConte
 # --------------------------------------------------------------------------- input guard
 
 
-def _bar_time(history: BarHistory, index: int) -> str:
-    stamp = datetime.fromtimestamp(int(history.timestamps[index]) / 1000, tz=UTC)
-    return stamp.strftime("%Y-%m-%dT%H:%MZ")
-
-
-def _first(mask: np.ndarray | np.bool_) -> int | None:
-    hits = np.flatnonzero(mask)
-    return int(hits[0]) if hits.size else None
-
-
-def validate_history(history: BarHistory) -> str | None:
+def validate_history(history: BarHistory, as_of_ms: int | None = None) -> str | None:
     """Why ``history`` is unfit for the agents, or ``None`` when it is fine.
 
     Checks every bar, not only the last one: the exponential indicators carry a bad value
-    forward for the rest of the series. Looks for: no bars, arrays of different lengths,
-    timestamps not strictly increasing, non-finite or non-positive prices, negative or
-    non-finite volume, and high/low that do not bracket open, close and each other.
+    forward for the rest of the series. Structural problems first (no bars, arrays of different
+    lengths), then every blocking (ERROR) rule of :mod:`tradepipe.core.bar_quality`: nulls,
+    non-positive prices, negative volume, high/low not bracketing open and close, duplicate,
+    decreasing or misaligned timestamps, outliers, and with ``as_of_ms`` (the decision time) bars
+    from the future or not yet closed. The reason names the rule and the bar.
     """
     n = len(history)
     if n == 0:
@@ -204,21 +196,7 @@ def validate_history(history: BarHistory) -> str | None:
     lengths = {name: len(array) for name, array in arrays.items()}
     if any(length != n for length in lengths.values()):
         return f"arrays differ in length: timestamps {n}, " + ", ".join(f"{k} {v}" for k, v in lengths.items())
-    if (bad := _first(np.diff(history.timestamps) <= 0)) is not None:
-        return f"timestamps not strictly increasing at bar {_bar_time(history, bad + 1)}"
-    o, h, l, c, v = (np.asarray(array, dtype=np.float64) for array in arrays.values())
-    prices = np.vstack([o, h, l, c])
-    checks = (
-        (~np.isfinite(prices).all(axis=0), "non-finite price"),
-        ((prices <= 0).any(axis=0), "non-positive price"),
-        (~np.isfinite(v) | (v < 0), "negative or non-finite volume"),
-        (h < l, "high below low"),
-        ((h < np.maximum(o, c)) | (l > np.minimum(o, c)), "high/low do not bracket open and close"),
-    )
-    for mask, problem in checks:
-        if (bad := _first(mask)) is not None:
-            return f"bar {_bar_time(history, bad)}: {problem} (o={o[bad]}, h={h[bad]}, l={l[bad]}, c={c[bad]}, v={v[bad]})"
-    return None
+    return blocking_reason(history, as_of_ms)
 
 
 # --------------------------------------------------------------------------- helpers

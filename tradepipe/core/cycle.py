@@ -4,8 +4,9 @@ The live loop (Dagster sensor -> ``trading_cycle`` job) and ``tradepipe backtest
 ``run_cycle``; only where the inputs come from and where the outputs go differ.
 
 Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
-1. validate each symbol's bars; a bad last bar (NaN, non-positive, high < low, not bar t) skips the
-   symbol for this cycle with the reason recorded, other symbols go on;
+1. validate each symbol's bars (every blocking rule of ``core.bar_quality`` over all the bars the
+   agents read, and the newest must be bar t); a bad bar skips the symbol for this cycle with the
+   reason recorded, other symbols go on;
 2. fill the orders decided last cycle at the open of the first bar after their decision bar
    (the paper fill rule: no look-ahead, the decision never sees the price it trades at), or, with
    the ccxt broker, book what the exchange reported for the orders sent after the last cycle;
@@ -73,6 +74,8 @@ class CycleInputs:
     agent_notes: Mapping[str, str] = field(default_factory=dict)
     rebalance_band: float = 0.02
     broker_outcomes: Sequence[BrokerOutcome] = ()
+    # Wall-clock time of the cycle (ms); a bar opening after it is from the future (issue 12).
+    wall_clock_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -101,10 +104,17 @@ class CycleResult:
 def _usable_histories(inputs: CycleInputs) -> tuple[dict[str, BarHistory], dict[str, str]]:
     usable: dict[str, BarHistory] = {}
     skipped = dict(inputs.unavailable)
+    # Bars must have closed by the decision (the close of bar t), and not be later than the clock.
+    as_of = inputs.bar_open_ms + inputs.timeframe_ms
+    if inputs.wall_clock_ms is not None:
+        as_of = min(as_of, inputs.wall_clock_ms)
     for symbol, history in inputs.histories.items():
-        reason = validate_history(history) if len(history) else "no closed bars"
-        if reason is None and history.last_timestamp != inputs.bar_open_ms:
+        if not len(history):
+            reason: str | None = "no closed bars"
+        elif history.last_timestamp != inputs.bar_open_ms:
             reason = f"newest closed bar is {history.last_timestamp}, expected {inputs.bar_open_ms}"
+        else:
+            reason = validate_history(history, as_of)
         if reason is None:
             usable[symbol] = history
         else:

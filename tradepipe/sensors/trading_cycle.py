@@ -72,7 +72,7 @@ def build_trading_cycle_sensor(job, interval_seconds: int) -> dg.SensorDefinitio
         context.update_cursor(iso_utc(bar))
         return dg.RunRequest(
             run_key=run_key(settings.book, bar),
-            run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": bar}}}},
+            run_config={"ops": {name: {"config": {"bar_open_ms": bar}} for name in ("market_bars", "portfolio_state")}},
             tags={TRADING_CYCLE_TAG: settings.book, BAR_TAG: iso_utc(bar)},
         )
 

@@ -72,7 +72,7 @@ def load_attribution(session: Session, book: str, first_day: date, last_day: dat
     return pd.DataFrame(rows, columns=["agent_name", "pnl", "fill_id", "date", "closing"])
 
 
-_METRIC_COLUMNS = {
+METRIC_COLUMNS = {
     "sharpe": "sharpe_ratio",
     "sortino": "sortino_ratio",
     "volatility": "volatility",
@@ -102,7 +102,7 @@ def replace_performance(
 ) -> None:
     session.execute(delete(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day))
     for agent, row in rows.items():
-        values = {column: row[key] for key, column in _METRIC_COLUMNS.items() if key in row}
+        values = {column: row[key] for key, column in METRIC_COLUMNS.items() if key in row}
         session.add(AgentPerformance(book=book, date=day, agent_name=agent, window_days=window_days, run_id=run_id, **values))
 
 
@@ -110,7 +110,7 @@ def load_performance(session: Session, book: str, day: date) -> dict[str, dict[s
     """The partition's rows keyed by agent, with the metric names the core uses."""
     result: dict[str, dict[str, Any]] = {}
     for row in session.scalars(select(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day)):
-        result[row.agent_name] = {key: getattr(row, column) for key, column in _METRIC_COLUMNS.items()}
+        result[row.agent_name] = {key: getattr(row, column) for key, column in METRIC_COLUMNS.items()}
         result[row.agent_name]["window_days"] = row.window_days
     return result
 

@@ -1,0 +1,145 @@
+"""Data-quality reads and writes: why a symbol was kept out of a trading cycle (``agent_work_log``,
+``system_metrics``), and what the ledger checks read back.
+
+Users of the old system watch both tables; the reports read ``system_metrics``:
+
+    SELECT timestamp, tags->>'symbol', tags->>'rule', tags->>'reason'
+    FROM system_metrics WHERE metric_name = 'market_bars_blocked' ORDER BY timestamp DESC;
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import date, datetime
+from decimal import Decimal
+
+import pandas as pd
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradepipe.adapters.db.ledger import datetime_to_ms
+from tradepipe.adapters.db.models import (
+    AgentWorkLog,
+    Book,
+    Fill,
+    Order,
+    PortfolioSnapshot,
+    PositionRow,
+    SignalRow,
+    SystemMetric,
+    TradeAttribution,
+    TradingCycle,
+)
+from tradepipe.core.bar_quality import BarDefect
+
+BLOCKED_METRIC = "market_bars_blocked"
+DATA_QUALITY_AGENT = "data_quality"
+
+
+def record_blocked_symbols(
+    session: Session,
+    cycle: TradingCycle,
+    skipped: Mapping[str, str],
+    defects: Mapping[str, Sequence[BarDefect]],
+    run_id: str | None,
+) -> None:
+    """When symbols were kept out of the cycle: one ``agent_work_log`` row (agent ``data_quality``, task
+    ``market_bars``) and one ``system_metrics`` row per symbol (``skipped``: symbol -> reason;
+    ``defects``: the blocking bar defects behind a reason). A cycle that kept nobody out writes nothing."""
+    bar = cycle.bar_ts.isoformat()
+    blocked = dict(skipped)
+    if not blocked:
+        return
+    session.add(
+        AgentWorkLog(
+            agent_name=DATA_QUALITY_AGENT,
+            task="market_bars",
+            status="blocked",
+            details={
+                "bar": bar,
+                "blocked": blocked,
+                "defects": {
+                    symbol: [defect.as_dict() for defect in found[:20]] for symbol, found in defects.items() if found
+                },
+            },
+            cycle_id=cycle.id,
+            run_id=run_id,
+        )
+    )
+    for symbol, reason in sorted(blocked.items()):
+        rules = sorted({defect.rule for defect in defects.get(symbol, ())})
+        session.add(
+            SystemMetric(
+                metric_name=BLOCKED_METRIC,
+                value=1.0,
+                tags={
+                    "book": cycle.book,
+                    "bar": bar,
+                    "symbol": symbol,
+                    "rule": ",".join(rules) if rules else "market_data",
+                    "reason": reason,
+                    "run_id": run_id,
+                },
+            )
+        )
+
+
+def blocked_symbols_since(session: Session, book: str, since: datetime) -> list[SystemMetric]:
+    """The ``market_bars_blocked`` rows of ``book`` recorded at or after ``since``, oldest first."""
+    rows = session.scalars(
+        select(SystemMetric).where(SystemMetric.metric_name == BLOCKED_METRIC, SystemMetric.timestamp >= since).order_by(SystemMetric.id)
+    )
+    return [row for row in rows if (row.tags or {}).get("book") == book]
+
+
+def book_fills(session: Session, book: str) -> list[Fill]:
+    """Every fill of ``book``, in the order they were booked."""
+    return list(session.scalars(select(Fill).where(Fill.book == book).order_by(Fill.ts, Fill.id)))
+
+
+def starting_cash(session: Session, book: str) -> Decimal | None:
+    row = session.get(Book, book)
+    return row.starting_cash if row is not None else None
+
+
+def stored_positions(session: Session, book: str) -> dict[str, Decimal]:
+    """The ``positions`` table's non-zero quantities of ``book``."""
+    rows = session.scalars(select(PositionRow).where(PositionRow.book == book))
+    return {row.symbol: row.quantity for row in rows if row.quantity != 0}
+
+
+def latest_cycle_orders(session: Session, book: str) -> tuple[TradingCycle | None, PortfolioSnapshot | None, list[Order]]:
+    """The book's newest cycle, its snapshot (the book its orders were sized on) and the orders it let through."""
+    cycle = session.scalars(select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)).first()
+    if cycle is None:
+        return None, None, []
+    snapshot = session.scalars(select(PortfolioSnapshot).where(PortfolioSnapshot.cycle_id == cycle.id)).first()
+    orders = session.scalars(select(Order).where(Order.cycle_id == cycle.id, Order.status != "rejected").order_by(Order.id))
+    return cycle, snapshot, list(orders)
+
+
+def latest_cycle_signals(session: Session, book: str) -> pd.DataFrame:
+    """The signal rows of the book's newest cycle: agent_name, symbol, bar_ts (ms), value, confidence, abstained."""
+    cycle = session.scalars(select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)).first()
+    columns = ["agent_name", "symbol", "bar_ts", "value", "confidence", "abstained"]
+    if cycle is None:
+        return pd.DataFrame(columns=columns)
+    rows = session.execute(
+        select(SignalRow.agent_name, SignalRow.symbol, SignalRow.bar_ts, SignalRow.value, SignalRow.confidence, SignalRow.abstained)
+        .where(SignalRow.cycle_id == cycle.id)
+        .order_by(SignalRow.id)
+    ).all()
+    frame = pd.DataFrame([tuple(row) for row in rows], columns=columns)
+    frame["bar_ts"] = [datetime_to_ms(moment) for moment in frame["bar_ts"]]
+    return frame
+
+
+def attribution_with_fills(session: Session, book: str, day: date) -> list[tuple[int, Decimal, Decimal]]:
+    """``(fill_id, agent part, the fill's realised P&L)`` for the day's attribution rows."""
+    rows = session.execute(
+        select(TradeAttribution.fill_id, TradeAttribution.pnl, Fill.realized_pnl)
+        .join(Fill, Fill.id == TradeAttribution.fill_id)
+        .where(TradeAttribution.book == book, TradeAttribution.date == day)
+        .order_by(TradeAttribution.fill_id, TradeAttribution.agent_name)
+    ).all()
+    return [(int(fill_id), part, realized) for fill_id, part, realized in rows]
