@@ -37,14 +37,19 @@ class Publication:
 
 def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
     """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with session_factory(settings.resolved_database_url, settings.database_timeouts).begin() as session:
         row = session.get(WeightHistory, weight_history_id)
         if row is None or row.book != settings.book:
             raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
         problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
         if problems:
             raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
-        promote(session, row, datetime.now(timezone.utc))
+        promoted_at = datetime.now(timezone.utc)
+        promote(session, row, promoted_at)
         weights = {k: float(v) for k, v in row.new_weights.items()}
-    store = WeightStore(None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None)
-    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id))
+    store = WeightStore(
+        None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None,
+        redis_timeout_s=settings.redis_timeout_seconds,
+    )
+    # The Redis copy carries the row's version (id and promotion time): a cycle compares it with the live row.
+    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id, promoted_at))
