@@ -9,18 +9,19 @@ from pathlib import Path
 
 import click
 
+from tradepipe.cli_errors import LedgerErrorsGroup, ledger_session_factory, remember_settings
 from tradepipe.settings import Settings, SettingsError, load_settings
 
 
 def _settings() -> Settings:
     try:
-        return load_settings()
+        return remember_settings(load_settings())
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
 
 
-@click.group()
+@click.group(cls=LedgerErrorsGroup)  # issue 10: database failures print one line, not a traceback
 def main() -> None:
     """tradepipe: an autonomous crypto trading pipeline on Dagster (paper trading by default)."""
 
@@ -57,11 +58,10 @@ def db_downgrade(revision: str) -> None:
 @click.option("--book", default=None, help="Book to show (default: TRADEPIPE_BOOK).")
 def status(as_json: bool, book: str | None) -> None:
     """Portfolio, last trading cycle and current weights."""
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.status import portfolio_status, render_status
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url)() as session:
+    with ledger_session_factory(settings)() as session:
         report = portfolio_status(session, book or settings.book)
     click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
 
@@ -132,11 +132,10 @@ def weights_show(limit: int, as_json: bool) -> None:
     """The live weights and the latest weight_history decisions."""
     from sqlalchemy import select
 
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.adapters.db.models import WeightHistory
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url)() as session:
+    with ledger_session_factory(settings)() as session:
         rows = session.scalars(
             select(WeightHistory).where(WeightHistory.book == settings.book).order_by(WeightHistory.id.desc()).limit(limit)
         ).all()
@@ -173,6 +172,7 @@ def weights_promote(weight_history_id: int) -> None:
     from tradepipe.weights_service import UnknownWeightsError, publish_weights
 
     settings = _settings()
+    ledger_session_factory(settings)  # a missing or unmigrated ledger is one line, not a traceback
     try:
         publication = publish_weights(settings, weight_history_id)
     except UnknownWeightsError as exc:
@@ -192,11 +192,10 @@ def risk_reset() -> None:
     """Lift today's daily-loss halt: for the rest of the UTC day, losses count from the current equity."""
     from sqlalchemy import select
 
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.adapters.db.models import Book, PortfolioSnapshot
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with ledger_session_factory(settings).begin() as session:
         book = session.get(Book, settings.book)
         if book is None or book.halted_day is None:
             click.echo("no halt to reset")

@@ -24,7 +24,7 @@ _SECRET_PARAMETER = re.compile(
 
 
 def secrets_in(url: str) -> list[str]:
-    """The secret parts of ``url``: its user-info (and password alone) and secret query values.
+    """The secret parts of ``url``: its user-info, its password alone, and secret query values.
 
     Some errors quote a secret without its URL around it (``http.client``'s "nonnumeric port:
     'password@host'"), so callers that know the address pass it to ``redact`` to mask these too."""
@@ -33,7 +33,8 @@ def secrets_in(url: str) -> list[str]:
         userinfo = match["userinfo"]
         found.append(userinfo)
         _, _, password = userinfo.partition(":")
-        found.extend(part for part in (password, userinfo.split(":", 1)[0]) if part)
+        if password:  # the user name alone is no secret (and "postgres" is also in "postgresql")
+            found.append(password)
     found.extend(match["value"] for match in _SECRET_PARAMETER.finditer(url or ""))
     # Longest first, so a password is not masked inside its own user-info before the whole is.
     return sorted({secret for secret in found if len(secret) >= 3}, key=len, reverse=True)
