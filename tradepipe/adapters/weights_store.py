@@ -19,10 +19,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.weights import live_weights
 from tradepipe.core.redaction import redact
 
 log = logging.getLogger(__name__)
@@ -151,12 +150,7 @@ class WeightStore:
         if self._sessions is None:
             raise LookupError("no database configured")
         with self._sessions() as session:
-            row = session.scalars(
-                select(WeightHistory)
-                .where(WeightHistory.book == self._book, WeightHistory.is_live.is_(True))
-                .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
-                .limit(1)
-            ).first()
+            row = live_weights(session, self._book)
         if row is None:
             return None
         weights = _valid(row.new_weights, self._agents)
