@@ -6,6 +6,12 @@ and records everything it produced, table by table, then commits once. A crash a
 commit leaves nothing behind; the unique (book, bar) key makes a second writer of the same bar fail
 instead of double-counting, and that case reads back as ``already_done``.
 
+One writer per book: the transaction's first statement takes the book's lock
+(``tradepipe.adapters.db.book_lock``), so the already-done and out-of-order checks, the state load
+and the writes of two cycles of one book never interleave, whatever launched them. A second cycle
+waits at most ``TRADEPIPE_BOOK_LOCK_TIMEOUT_SECONDS``, then fails with ``BookBusyError``. A database
+that fails or does not answer fails the cycle with one line (``LedgerUnavailable``).
+
 Everything outside the database (bars, headlines, weights, the broker's fills) is gathered by the
 runner before the transaction and handed in as a ``CycleRequest``, so no network call holds it open.
 """
@@ -13,12 +19,15 @@ runner before the transaction and handed in as a ``CycleRequest``, so no network
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.db.book_lock import hold_book_lock
+from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
 from tradepipe.adapters.db.ledger import (
     BookState,
     ensure_book,
@@ -41,6 +50,7 @@ from tradepipe.adapters.weights_store import LoadedWeights
 from tradepipe.brokers import FillReport
 from tradepipe.core.agents import Agent
 from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
+from tradepipe.core.redaction import redact_value
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
@@ -75,6 +85,8 @@ class CycleOutcome:
     weights_source: str = ""
     halted: bool = False
     seconds: float = 0.0
+    weight_history_id: int | None = None  # the version of the weights used (None: static defaults)
+    weights_published_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -117,22 +129,30 @@ class CycleUnitOfWork:
         """Trade ``request.bar_open_ms`` once: ``traded``, or ``already_done`` if the bar is in the ledger."""
         with self.sessions() as session:
             try:
-                return self._trade(session, request)
+                try:
+                    return self._trade(session, request)
+                except IntegrityError:
+                    # Another process recorded this bar first: nothing of ours was written. Any other
+                    # integrity error is a real failure and must not pass for an already-traded bar.
+                    session.rollback()
+                    if find_cycle(session, self.book, request.bar_open_ms) is None:
+                        raise
+                    return self.describe(session, request.bar_open_ms)
             except IntegrityError:
-                # Another process recorded this bar first: nothing of ours was written. Any other
-                # integrity error is a real failure and must not pass for an already-traded bar.
-                session.rollback()
-                if find_cycle(session, self.book, request.bar_open_ms) is None:
-                    raise
-                return self.describe(session, request.bar_open_ms)
+                raise
+            except DBAPIError as error:  # down, hung past its timeout, not migrated: one line, no driver dump
+                url = session.get_bind().url.render_as_string(hide_password=True)
+                raise LedgerUnavailable(describe_database_error(error, url, self.settings.database_timeouts)) from None
 
     def _trade(self, session: Session, request: CycleRequest) -> CycleOutcome:
         settings = self.settings
         bar_open_ms = request.bar_open_ms
+        hold_book_lock(session, self.book, settings.book_lock_timeout_seconds)  # first: every check below is inside it
         book = ensure_book(session, self.book, settings.starting_cash, settings.quote_currency)
         if find_cycle(session, self.book, bar_open_ms) is not None:
             session.rollback()
             return self.describe(session, bar_open_ms)
+        version = request.weights.version
         newest = newest_cycle_bar(session, self.book)
         if newest is not None and newest > ms_to_datetime(bar_open_ms):
             session.rollback()
@@ -149,6 +169,8 @@ class CycleUnitOfWork:
             run_id=request.run_id,
             weights=request.weights.weights,
             weights_source=request.weights.source,
+            weight_history_id=version.weight_history_id if version else None,
+            weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
         )
         state: BookState = load_book_state(session, book, bar_open_ms)
         result = run_cycle(
@@ -188,7 +210,7 @@ class CycleUnitOfWork:
         record_agent_work(session, cycle, result, request.run_id)
         if result.plan.halted and not state.halted:
             record_halt(session, book, bar_open_ms, result.plan.halt_reason)
-        cycle.skipped = {**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}}
+        cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})
         cycle.status = "succeeded"
         cycle.finished_at = utcnow()
         session.commit()
@@ -212,6 +234,8 @@ class CycleUnitOfWork:
             last_signals=[],
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",
+            weight_history_id=cycle.weight_history_id if cycle else None,
+            weights_published_at=cycle.weights_published_at.isoformat() if cycle and cycle.weights_published_at else None,
         )
 
 
@@ -275,4 +299,6 @@ def _outcome(
         weights=dict(weights.weights),
         weights_source=weights.source,
         halted=result.plan.halted,
+        weight_history_id=weights.version.weight_history_id if weights.version else None,
+        weights_published_at=weights.version.published_at if weights.version else None,
     )

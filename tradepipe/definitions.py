@@ -8,6 +8,7 @@ from tradepipe.assets.weights import agent_weights, live_weights, promote_weight
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.resources import build_resources
+from tradepipe.run_pools import TRADING_PRIORITY_TAGS
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.settings import load_settings
@@ -21,7 +22,7 @@ trading_cycle_job = dg.define_asset_job(
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
-    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS)},
+    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS), **TRADING_PRIORITY_TAGS},
     # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
     executor_def=dg.in_process_executor,
 )

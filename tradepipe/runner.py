@@ -13,12 +13,15 @@ built; the CLI lets the runner build each piece from the settings.
 from __future__ import annotations
 
 import time
+from functools import partial
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.db.book_lock import BookBusyError
 from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.health import LedgerUnavailable, ping_ledger
 from tradepipe.adapters.market import MarketData, MarketDataError, build_market
-from tradepipe.adapters.news import NewsFeedError, load_headlines
+from tradepipe.adapters.news import NewsFeedError, fetch_url, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
 from tradepipe.brokers import PAPER_RULES, Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.agents import get_agents, max_history_needed
@@ -28,7 +31,16 @@ from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.cycle_unit import CycleOutcome, CycleRequest, CycleUnitOfWork, OutOfOrderBarError, with_seconds
 from tradepipe.settings import Settings
 
-__all__ = ["PAPER_RULES", "CycleOutcome", "OutOfOrderBarError", "TradingRunner", "broker_from_settings", "risk_limits"]
+__all__ = [
+    "PAPER_RULES",
+    "BookBusyError",
+    "CycleOutcome",
+    "LedgerUnavailable",
+    "OutOfOrderBarError",
+    "TradingRunner",
+    "broker_from_settings",
+    "risk_limits",
+]
 
 _FROM_SETTINGS = object()
 
@@ -76,8 +88,9 @@ class TradingRunner:
             symbols=settings.symbols,
             replay_dir=settings.replay_dir,
             exchange_id=settings.exchange,
+            exchange_timeout_s=settings.exchange_timeout_seconds,
         )
-        self.sessions = sessions or session_factory(settings.resolved_database_url)
+        self.sessions = sessions or session_factory(settings.resolved_database_url, settings.database_timeouts)
         self.broker = broker or broker_from_settings(settings, self.sessions, self.book)
         self.agents = get_agents(settings.agents)
         self.history_bars = max(settings.history_bars, max_history_needed(self.agents) + 5)
@@ -88,6 +101,7 @@ class TradingRunner:
             frozenset(a.name for a in self.agents),
             settings.default_weights,
             settings.home / "last_weights.json" if self.book == settings.book else None,
+            redis_timeout_s=settings.redis_timeout_seconds,
         )
         self.unit_of_work = CycleUnitOfWork(
             settings,
@@ -118,7 +132,8 @@ class TradingRunner:
 
     def _headlines(self, now_ms: int) -> tuple[AgentContext, dict[str, str]]:
         try:
-            headlines = load_headlines(self.settings.news_feed, now_ms)
+            fetch = partial(fetch_url, timeout_s=self.settings.news_feed_timeout_seconds)
+            headlines = load_headlines(self.settings.news_feed, now_ms, fetch=fetch)
         except NewsFeedError as exc:
             return AgentContext(now_ms=now_ms, headlines=None), {"sentiment": f"headline feed failed: {exc}"}
         return AgentContext(now_ms=now_ms, headlines=headlines), {}
@@ -128,6 +143,7 @@ class TradingRunner:
 
     def run_cycle(self, bar_open_ms: int, run_id: str | None = None) -> CycleOutcome:
         started = time.perf_counter()
+        ping_ledger(self.sessions, self.settings.database_timeouts)  # a ledger down or hung: one bounded wait, one line
         weights = self.load_weights()
         histories, unavailable = self._histories(bar_open_ms)
         context, agent_notes = self._headlines(bar_open_ms + timeframe_ms(self.timeframe))

@@ -19,6 +19,13 @@ succeeded, started again on the same DAGSTER_HOME and ledger, and runs until two
 succeeded. The sensor's cursor must have carried on (newer bars only, no bar twice), no
 client_order_id twice, no two runs at once, and the books balance on every snapshot.
 
+Phase 3 (issue 10): with the restarted daemon still trading, the README's backfill commands are run
+as printed (a 20-day ``dagster job backfill -w workspace.yaml`` of ``performance_job`` queued for the
+daemon, and a one-day ``dagster asset materialize``). Trading keeps priority: every cycle requested
+while backfill runs are queued or running waits in the run queue no longer than one dequeue interval
+plus one sensor tick (the backfill has its own lane, tradepipe/run_pools.py), each of those cycles
+trades its bar (none found stale), and the backfill runs succeed.
+
 Timings are printed (``-s``). Per-phase wait: TRADEPIPE_TEST_E2E_PHASE_SECONDS (default 300).
 """
 
@@ -33,7 +40,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -55,6 +62,9 @@ MAX_POSITION_FRACTION = "0.5"
 PHASE_SECONDS = float(os.environ.get("TRADEPIPE_TEST_E2E_PHASE_SECONDS", "300"))
 SEED_HORIZON_S = 600  # every bar in this window must make a fresh book trade
 POLL_S = 0.5
+SENSOR_INTERVAL_S = 2
+DEQUEUE_INTERVAL_S = 5  # the QueuedRunCoordinator's default loop
+BACKFILL_DAYS = 20
 
 
 # --------------------------------------------------------------------------- processes
@@ -305,6 +315,41 @@ def sensor_cursor(instance: Any) -> str | None:
     return None
 
 
+def readme_commands(marker: str, dagster_home: Path, replacements: dict[str, str]) -> list[list[str]]:
+    """The README's shell commands containing ``marker``, as printed (continuation lines joined), as argv.
+
+    The ``DAGSTER_HOME=...`` prefix and the ``.venv/bin/`` path are the only things adapted: the test's
+    instance and interpreter; dates are replaced as given."""
+    import shlex
+
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    commands = []
+    for line in text.splitlines():
+        if marker not in line or line.lstrip().startswith("#"):
+            continue
+        for old, new in replacements.items():
+            line = line.replace(old, new)
+        argv = shlex.split(line)
+        assert argv[0] == "DAGSTER_HOME=$PWD/.tradepipe/dagster", line
+        argv = argv[1:]
+        assert argv[0] == ".venv/bin/dagster", line
+        commands.append([str(BIN / "dagster"), *argv[1:]])
+    assert commands, f"no README command with {marker!r}"
+    return commands
+
+
+def queue_wait_s(instance: Any, run_id: str) -> float | None:
+    """Seconds between a run's RUN_ENQUEUED and RUN_DEQUEUED events (None if not dequeued yet)."""
+    from dagster import DagsterEventType
+
+    times = {}
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_DEQUEUED}):
+        times[entry.dagster_event.event_type] = entry.timestamp
+    if DagsterEventType.RUN_DEQUEUED not in times or DagsterEventType.RUN_ENQUEUED not in times:
+        return None
+    return times[DagsterEventType.RUN_DEQUEUED] - times[DagsterEventType.RUN_ENQUEUED]
+
+
 # --------------------------------------------------------------------------- the test
 
 
@@ -337,7 +382,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         TRADEPIPE_HOME=str(trade_home),
         TRADEPIPE_DATABASE_URL=database_url,
         TRADEPIPE_TIMEFRAME=TIMEFRAME,
-        TRADEPIPE_SENSOR_INTERVAL_SECONDS="2",
+        TRADEPIPE_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL_S),
         TRADEPIPE_SEED=str(seed),
         TRADEPIPE_SYMBOLS=",".join(SYMBOLS),
         TRADEPIPE_MAX_POSITION_FRACTION=MAX_POSITION_FRACTION,
@@ -395,6 +440,43 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
 
         wait_for("phase 2", instance, db_path, daemons[-1], t0, resumed, timeline, orphan_ids)
         timings["phase 2 (restart -> 2 more cycles)"] = time.monotonic() - phase2
+
+        # ---- phase 3: the README's backfill commands beside the trading sensor
+        from dagster import RunsFilter
+
+        phase3 = time.monotonic()
+        today = datetime.now(timezone.utc).date()
+        first_day, last_day = (today - timedelta(days=BACKFILL_DAYS + 1)), (today - timedelta(days=2))
+        one_day = (today - timedelta(days=1)).isoformat()
+        dates = {"2026-11-01": first_day.isoformat(), "2026-11-20": last_day.isoformat()}
+        (backfill,) = readme_commands("dagster job backfill", dagster_home, dates)
+        (materialize,) = readme_commands("dagster asset materialize", dagster_home, {"2026-11-20": one_day})
+        n_phase3 = len(observe(instance, db_path).succeeded)
+        print(f"[e2e] phase 3: {' '.join(backfill[1:])}")
+        launched = subprocess.run(backfill, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+        backfill_started = time.monotonic()
+        print(f"[e2e] phase 3: backfill of {BACKFILL_DAYS} days queued in {backfill_started - phase3:.1f} s; "
+              f"{' '.join(materialize[1:])} beside it")
+        materialized = subprocess.Popen(materialize, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def beside_backfill(o: Observation) -> bool:
+            runs = [r for r in instance.get_run_records(RunsFilter(job_name="performance_job")) if "dagster/backfill" in r.dagster_run.tags]
+            failed = [r for r in runs if r.dagster_run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)]
+            if failed:
+                pytest.fail(f"phase 3: a backfill run failed\n{run_failures(instance, failed)}", pytrace=False)
+            done = [r for r in runs if r.dagster_run.status == DagsterRunStatus.SUCCESS]
+            return len(runs) == BACKFILL_DAYS and len(done) >= 2 and len(o.succeeded) >= n_phase3 + 3
+
+        wait_for("phase 3", instance, db_path, daemons[-1], t0, beside_backfill, timeline, orphan_ids)
+        assert materialized.wait(timeout=240) == 0, materialized.stdout.read() if materialized.stdout else ""
+        timings["phase 3 (backfill queued -> 2 backfill runs + 3 cycles)"] = time.monotonic() - backfill_started
+        during = [r for r in observe(instance, db_path).succeeded[n_phase3:]]
+        waits = [w for w in (queue_wait_s(instance, r.dagster_run.run_id) for r in during) if w is not None]
+        unfinished = [r for r in instance.get_run_records(RunsFilter(job_name="performance_job")) if not r.dagster_run.is_finished]
+        print(f"[e2e] phase 3: trading cycles' run-queue waits beside the backfill: {', '.join(f'{w:.1f}' for w in waits)} s; "
+              f"{len(unfinished)} backfill runs still queued or running")
+        assert waits and max(waits) <= DEQUEUE_INTERVAL_S + SENSOR_INTERVAL_S + 3, waits
         stop_started = time.monotonic()
         stop_daemon(daemons[-1], signal.SIGTERM)
         timings["graceful stop (SIGTERM)"] = time.monotonic() - stop_started
@@ -403,6 +485,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         final = observe(instance, db_path)
         for record in final.in_flight:  # a run queued or launched just before the stop
             instance.report_run_failed(record.dagster_run, "the daemon was stopped at the end of the e2e test")
+        final = observe(instance, db_path)
         succeeded = final.succeeded
         assert len(succeeded) >= n_before + 2
         bars = [int(r.dagster_run.tags[BAR_TAG]) for r in succeeded]

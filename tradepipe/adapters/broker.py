@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, Typ
 
 import ccxt
 
+from tradepipe.core.redaction import redact
 from tradepipe.core.paper import Fill
 from tradepipe.core.risk import OrderIntent
 
@@ -120,6 +121,7 @@ class BrokerError(Exception):
     """An order was not placed (or its state could not be learnt); ``reason`` says why, for a person."""
 
     def __init__(self, reason: str, client_order_id: str | None = None) -> None:
+        reason = redact(reason)  # ccxt quotes the request URL (signature, keys in a query) in its errors
         super().__init__(f"order {client_order_id}: {reason}" if client_order_id else reason)
         self.client_order_id = client_order_id
         self.reason = reason
@@ -291,7 +293,13 @@ class CcxtBroker:
                 f"(a {exchange_id} testnet key unless {LIVE_VARIABLE}=1)"
             )
         exchange = getattr(ccxt, exchange_id)(
-            {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": {"defaultType": "spot"}}
+            {
+                "apiKey": api_key,
+                "secret": secret,
+                "enableRateLimit": True,
+                "options": {"defaultType": "spot"},
+                "timeout": int(settings.exchange_timeout_seconds * 1000),  # ccxt: ms per HTTP request
+            }
         )
         return cls(exchange, live=settings.live, **options)
 

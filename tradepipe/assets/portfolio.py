@@ -6,11 +6,13 @@ as an equity curve.
 
 
 import time
+from dataclasses import replace
 from typing import Any
 
 import dagster as dg
 
 from tradepipe.assets.metadata import table
+from tradepipe.core.redaction import redact_value
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import load_settings
@@ -37,6 +39,14 @@ class TradingCycleConfig(dg.Config):
 
 
 def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, Any]:
+    # Reasons quote outside errors (feed, exchange, Redis): no credential of theirs reaches the UI.
+    outcome = replace(
+        outcome,
+        skipped=redact_value(outcome.skipped),
+        last_signals=redact_value(outcome.last_signals),
+        orders_placed=redact_value(outcome.orders_placed),
+        orders_rejected=redact_value(outcome.orders_rejected),
+    )
     label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
     return {
         "equity": float(outcome.equity),
@@ -59,6 +69,9 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
         "skipped": dg.MetadataValue.json(outcome.skipped),
         "weights": dg.MetadataValue.json(outcome.weights),
         "weights_source": outcome.weights_source,
+        "weights_version": dg.MetadataValue.json(
+            {"weight_history_id": outcome.weight_history_id, "published_at": outcome.weights_published_at}
+        ),
         "halted_daily_loss": outcome.halted,
         "cycle_seconds": round(outcome.seconds, 4),
     }

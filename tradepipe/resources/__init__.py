@@ -78,6 +78,14 @@ def _market(settings: Settings) -> MarketDataResource:
     )
 
 
+def _ledger(settings: Settings, url: Any) -> LedgerDatabase:
+    return LedgerDatabase(
+        url=url,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        statement_timeout_seconds=settings.database_statement_timeout_seconds,
+    )
+
+
 def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
     return BrokerResource(
         kind=settings.broker,
@@ -90,7 +98,7 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
 
 def _local(settings: Settings) -> dict[str, Any]:
     return {
-        "ledger": LedgerDatabase(url=settings.resolved_database_url),
+        "ledger": _ledger(settings, settings.resolved_database_url),
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
@@ -102,7 +110,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
     database_url = _from_environment("database_url", settings.resolved_database_url)
     redis_url = _from_environment("redis_url", settings.redis_url)
     return {
-        "ledger": LedgerDatabase(url=database_url),
+        "ledger": _ledger(settings, database_url),
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
@@ -112,7 +120,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
 
 def _test(settings: Settings) -> dict[str, Any]:
     return {
-        "ledger": LedgerDatabase(url=settings.resolved_database_url),
+        "ledger": _ledger(settings, settings.resolved_database_url),
         "market": _market(settings),
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),

@@ -7,8 +7,9 @@ Every line is redacted: a database URL may carry a password.
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from sqlalchemy import inspect, text
 from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import DatabaseTimeouts, DEFAULT_TIMEOUTS, driver_url, get_engine, sqlite_path
 from tradepipe.core.redaction import redact
@@ -55,6 +56,18 @@ def describe_database_error(error: BaseException, url: str, timeouts: DatabaseTi
     return f"cannot use the ledger database at {place}: {first_line}"
 
 
+def ping_ledger(sessions: sessionmaker[Session], timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> None:
+    """One round trip (``SELECT 1``); LedgerUnavailable within the connect timeout when it fails.
+
+    A cycle asks first, so a ledger that is down or hung costs one bounded wait, not one per step."""
+    with sessions() as session:
+        try:
+            session.execute(text("SELECT 1"))
+        except SQLAlchemyError as error:
+            url = session.get_bind().url.render_as_string(hide_password=True)
+            raise LedgerUnavailable(describe_database_error(error, url, timeouts)) from None
+
+
 def check_ledger(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> None:
     """Raise LedgerUnavailable unless the database at ``url`` exists, answers and holds the ledger tables.
 
@@ -73,4 +86,4 @@ def check_ledger(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> Non
         raise LedgerUnavailable(f"the ledger database at {where(url)} is not migrated: run `tradepipe db upgrade`")
 
 
-__all__ = ["LedgerUnavailable", "check_ledger", "describe_database_error", "where"]
+__all__ = ["LedgerUnavailable", "check_ledger", "describe_database_error", "ping_ledger", "where"]
