@@ -24,7 +24,8 @@ def where(url: str) -> str:
     path = sqlite_path(driver_url(url))
     if path is not None:
         return str(path)
-    return redact(url.split("?", 1)[0], url)
+    shown = url.split("?", 1)[0].replace("postgresql+psycopg2://", "postgresql://", 1)  # as the user wrote it
+    return redact(shown, url)
 
 
 def describe_database_error(error: BaseException, url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> str:
