@@ -136,6 +136,10 @@ def test_no_planted_credential_reaches_any_output(
     assert_clean("portfolio_state metadata", "\n".join(f"{k}: {v}" for k, v in materialization.metadata.items()))
     assert_clean("the Dagster event log", "\n".join(str(entry) for entry in instance.all_logs(result.run_id)))
 
+    # ...and the resources the UI's Resources page lists, in every environment (URLs with credentials: their EnvVar)
+    for environment in ("local", "deployment"):
+        assert_clean(f"the {environment} resources", repr(build_resources(settings, environment)))
+
     # 3. the CLI, working and failing
     runner_cli = CliRunner()
     outputs = [runner_cli.invoke(cli, args).output for args in (["status"], ["status", "--json"], ["weights", "show"])]

@@ -57,6 +57,16 @@ def _from_environment(field: str, value: Any) -> Any:
     return dg.EnvVar(variable) if variable in os.environ else value
 
 
+def _address(field: str, value: Any) -> Any:
+    """A URL setting as the UI may show it: its ``dg.EnvVar`` when the URL carries credentials (issue 10)."""
+    from tradepipe.core.redaction import secrets_in
+
+    variable = ENV_PREFIX + field.upper()
+    if isinstance(value, str) and secrets_in(value) and variable in os.environ:
+        return dg.EnvVar(variable)
+    return value
+
+
 def _secret(field: str) -> Any:
     """A secret is only ever an ``dg.EnvVar``; missing, it stays empty and the broker says which variable to set."""
     variable = ENV_PREFIX + field.upper()
@@ -97,12 +107,16 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
 
 
 def _local(settings: Settings) -> dict[str, Any]:
+    redis_url = _address("redis_url", settings.redis_url)
     return {
-        "ledger": _ledger(settings, settings.resolved_database_url),
+        "ledger": _ledger(settings, _address("database_url", settings.resolved_database_url)),
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
-        "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
-        "trading": TradingConfigResource.from_settings(settings),
+        "weights_cache": WeightsCacheResource(redis_url=redis_url),
+        "trading": TradingConfigResource.from_settings(
+            settings, database_url=_address("database_url", settings.database_url),
+            redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed),
+        ),
     }
 
 
@@ -114,7 +128,9 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
-        "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "trading": TradingConfigResource.from_settings(
+            settings, database_url=database_url, redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed)
+        ),
     }
 
 
