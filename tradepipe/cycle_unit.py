@@ -35,6 +35,7 @@ from tradepipe.adapters.db.ledger import (
     load_book_state,
     ms_to_datetime,
     newest_cycle_bar,
+    open_exchange_orders,
     record_agent_work,
     record_bars,
     record_fills,
@@ -173,6 +174,9 @@ class CycleUnitOfWork:
             weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
         )
         state: BookState = load_book_state(session, book, bar_open_ms)
+        # Gathered before the lock: a cycle that held it meanwhile may have booked some of these already.
+        still_open = {o.client_order_id for o in open_exchange_orders(session, self.book)} if request.fills.outcomes else set()
+        broker_outcomes = [o for o in request.fills.outcomes if o.intent.client_order_id in still_open]
         result = run_cycle(
             CycleInputs(
                 book=self.book,
@@ -185,7 +189,7 @@ class CycleUnitOfWork:
                 weights=request.weights.weights,
                 portfolio=state.portfolio,
                 pending=state.pending if request.fills.simulate_pending else [],
-                broker_outcomes=request.fills.outcomes,
+                broker_outcomes=broker_outcomes,
                 rules=request.rules,
                 limits=self.limits,
                 fee_bps=settings.fee_bps,
