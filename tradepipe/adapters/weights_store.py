@@ -126,9 +126,15 @@ class WeightStore:
 
     def _redis(self):  # type: ignore[no-untyped-def]
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # One attempt: redis-py's default retries would multiply the bound; the next cycle tries again.
         return redis.Redis.from_url(
-            self._redis_url, socket_timeout=self._redis_timeout_s, socket_connect_timeout=self._redis_timeout_s
+            self._redis_url,
+            socket_timeout=self._redis_timeout_s,
+            socket_connect_timeout=self._redis_timeout_s,
+            retry=Retry(NoBackoff(), 0),
         )
 
     def _from_redis(self) -> _Found | None:

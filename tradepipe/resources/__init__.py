@@ -85,6 +85,7 @@ def _market(settings: Settings) -> MarketDataResource:
         symbols=list(settings.symbols),
         replay_dir=str(settings.replay_dir) if settings.replay_dir is not None else None,
         exchange=settings.exchange,
+        exchange_timeout_seconds=settings.exchange_timeout_seconds,
     )
 
 
