@@ -130,17 +130,14 @@ class CycleUnitOfWork:
         """Trade ``request.bar_open_ms`` once: ``traded``, or ``already_done`` if the bar is in the ledger."""
         with self.sessions() as session:
             try:
-                try:
-                    return self._trade(session, request)
-                except IntegrityError:
-                    # Another process recorded this bar first: nothing of ours was written. Any other
-                    # integrity error is a real failure and must not pass for an already-traded bar.
-                    session.rollback()
-                    if find_cycle(session, self.book, request.bar_open_ms) is None:
-                        raise
-                    return self.describe(session, request.bar_open_ms)
+                return self._trade(session, request)
             except IntegrityError:
-                raise
+                # Another process recorded this bar first: nothing of ours was written. Any other
+                # integrity error is a real failure and must not pass for an already-traded bar.
+                session.rollback()
+                if find_cycle(session, self.book, request.bar_open_ms) is None:
+                    raise
+                return self.describe(session, request.bar_open_ms)
             except DBAPIError as error:  # down, hung past its timeout, not migrated: one line, no driver dump
                 url = session.get_bind().url.render_as_string(hide_password=True)
                 raise LedgerUnavailable(describe_database_error(error, url, self.settings.database_timeouts)) from None
