@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from tradepipe.adapters.db.analytics import promote
+from sqlalchemy.orm import Session, sessionmaker
+
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.weights import find_weight_decision, promote
 from tradepipe.adapters.weights_store import WeightStore
 from tradepipe.core.weighting import weight_problems
 from tradepipe.settings import Settings
@@ -36,9 +37,17 @@ class Publication:
 
 
 def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
+    """``publish_weight_set`` on the database and Redis the settings name (the CLI's way)."""
+    sessions = session_factory(settings.resolved_database_url, settings.database_timeouts)
+    return publish_weight_set(settings, sessions, settings.redis_url, weight_history_id)
+
+
+def publish_weight_set(
+    settings: Settings, sessions: sessionmaker[Session], redis_url: str | None, weight_history_id: int
+) -> Publication:
     """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
-    with session_factory(settings.resolved_database_url, settings.database_timeouts).begin() as session:
-        row = session.get(WeightHistory, weight_history_id)
+    with sessions.begin() as session:
+        row = find_weight_decision(session, weight_history_id)
         if row is None or row.book != settings.book:
             raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
         problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
@@ -48,7 +57,7 @@ def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
         promote(session, row, promoted_at)
         weights = {k: float(v) for k, v in row.new_weights.items()}
     store = WeightStore(
-        None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None,
+        None, redis_url, settings.book, frozenset(weights), settings.default_weights, None,
         redis_timeout_s=settings.redis_timeout_seconds,
     )
     # The Redis copy carries the row's version (id and promotion time): a cycle compares it with the live row.

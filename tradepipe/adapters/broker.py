@@ -83,8 +83,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, Typ
 
 import ccxt
 
-from tradepipe.core.redaction import redact
+from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S
 from tradepipe.core.paper import Fill
+from tradepipe.core.redaction import redact
 from tradepipe.core.risk import OrderIntent
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -280,12 +281,18 @@ class CcxtBroker:
 
         ``options`` go to the constructor (``max_retries``, ``backoff_s``, ``sleep``, ``fee_price``...).
         """
-        exchange_id = settings.exchange
-        if exchange_id not in ccxt.exchanges:
-            close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
-            raise BrokerError(f"TRADEPIPE_EXCHANGE: ccxt {ccxt.__version__} has no exchange {exchange_id!r}{hint}")
-        api_key, secret = _secret(settings.exchange_api_key), _secret(settings.exchange_secret)
+        return cls.connect(
+            settings.exchange, _secret(settings.exchange_api_key), _secret(settings.exchange_secret), live=settings.live,
+            timeout_s=settings.exchange_timeout_seconds, **options,
+        )
+
+    @classmethod
+    def connect(
+        cls, exchange_id: str, api_key: str | None, secret: str | None, *, live: bool,
+        timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S, **options: Any,
+    ) -> "CcxtBroker":
+        """A broker for ccxt's ``exchange_id`` with these keys, on its testnet unless ``live``; ``timeout_s`` bounds each request."""
+        check_exchange_id(exchange_id)
         missing = [name for name, value in ((API_KEY_VARIABLE, api_key), (SECRET_VARIABLE, secret)) if not value]
         if missing:
             raise BrokerError(
@@ -298,10 +305,10 @@ class CcxtBroker:
                 "secret": secret,
                 "enableRateLimit": True,
                 "options": {"defaultType": "spot"},
-                "timeout": int(settings.exchange_timeout_seconds * 1000),  # ccxt: ms per HTTP request
+                "timeout": int(timeout_s * 1000),  # ccxt: ms per HTTP request
             }
         )
-        return cls(exchange, live=settings.live, **options)
+        return cls(exchange, live=live, **options)
 
     def _enable_sandbox(self) -> None:
         exchange = self.exchange
@@ -614,6 +621,13 @@ class CcxtBroker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def check_exchange_id(exchange_id: str) -> None:
+    if exchange_id not in ccxt.exchanges:
+        close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
+        raise BrokerError(f"TRADEPIPE_EXCHANGE: ccxt {ccxt.__version__} has no exchange {exchange_id!r}{hint}")
 
 
 def _secret(value: Any) -> str | None:

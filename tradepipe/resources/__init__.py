@@ -1,7 +1,7 @@
 """Every system outside the process that the Dagster layer talks to, as a resource, built in one place.
 
 ``build_resources(settings)`` is what ``tradepipe.definitions`` hands to ``dg.Definitions``; the keys
-are ``ledger``, ``market``, ``broker``, ``weights_cache`` and ``trading``. The settings object stays
+are ``ledger``, ``market``, ``broker``, ``weights_cache``, ``trading`` and ``clock``. The settings object stays
 the single typed reading of ``TRADEPIPE_*``; the resources are how assets, checks, sensors and ops
 receive it. As in Dagster's showcase project (hooli-data-eng-pipelines: one resource set per
 environment, picked when the code location loads), there is one set per environment:
@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 import dagster as dg
 
 from tradepipe.resources.broker import BrokerResource
+from tradepipe.resources.clock import FixedClock, WallClock
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
@@ -32,17 +33,19 @@ from tradepipe.settings import ENV_PREFIX, Settings
 __all__ = [
     "BrokerResource",
     "Environment",
+    "FixedClock",
     "LedgerDatabase",
     "MarketDataResource",
     "RESOURCE_KEYS",
     "TradingConfigResource",
+    "WallClock",
     "WeightsCacheResource",
     "build_resources",
     "environment_of",
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "clock")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -104,6 +107,7 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
         live=settings.live,
         api_key=api_key if settings.broker == "ccxt" else None,
         secret=secret if settings.broker == "ccxt" else None,
+        timeout_seconds=settings.exchange_timeout_seconds,
     )
 
 
@@ -118,6 +122,7 @@ def _local(settings: Settings) -> dict[str, Any]:
             settings, database_url=_address("database_url", settings.database_url),
             redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed),
         ),
+        "clock": WallClock(),
     }
 
 
@@ -132,6 +137,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "trading": TradingConfigResource.from_settings(
             settings, database_url=database_url, redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed)
         ),
+        "clock": WallClock(),
     }
 
 
@@ -142,6 +148,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "clock": WallClock(),
     }
 
 
