@@ -139,7 +139,7 @@ class CycleUnitOfWork:
                     raise
                 return self.describe(session, request.bar_open_ms)
             except DBAPIError as error:  # down, hung past its timeout, not migrated: one line, no driver dump
-                url = session.get_bind().url.render_as_string(hide_password=True)
+                url = session.get_bind().engine.url.render_as_string(hide_password=True)
                 raise LedgerUnavailable(describe_database_error(error, url, self.settings.database_timeouts)) from None
 
     def _trade(self, session: Session, request: CycleRequest) -> CycleOutcome:

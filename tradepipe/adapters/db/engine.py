@@ -64,16 +64,15 @@ def get_engine(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> Engin
     url = driver_url(url)
     path = sqlite_path(url)
     if url.startswith("sqlite"):
-        connect_args: dict[str, object] = {"timeout": timeouts.statement_s}
         if path is not None:
             # mode=rw: never create the file here (sqlite3 would make an empty one on first connect).
-            connect_args = {**connect_args, "uri": True}
-            creator_path = f"file:{path.resolve()}?mode=rw"
+            creator_path = f"{path.resolve().as_uri()}?mode=rw"  # as_uri: percent-encoded, so any path works
             engine = create_engine(
-                url, creator=lambda: sqlite3.connect(creator_path, check_same_thread=False, **connect_args)  # type: ignore[arg-type]
+                url,
+                creator=lambda: sqlite3.connect(creator_path, timeout=timeouts.statement_s, uri=True, check_same_thread=False),
             )
         else:
-            engine = create_engine(url, connect_args=connect_args)
+            engine = create_engine(url, connect_args={"timeout": timeouts.statement_s})
         event.listen(engine, "connect", _sqlite_configurer(timeouts))
         return engine
     statement_ms = int(timeouts.statement_s * 1000)

@@ -65,7 +65,7 @@ def ping_ledger(sessions: sessionmaker[Session], timeouts: DatabaseTimeouts = DE
         try:
             session.execute(text("SELECT 1"))
         except SQLAlchemyError as error:
-            url = session.get_bind().url.render_as_string(hide_password=True)
+            url = session.get_bind().engine.url.render_as_string(hide_password=True)
             raise LedgerUnavailable(describe_database_error(error, url, timeouts)) from None
 
 
