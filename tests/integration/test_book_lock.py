@@ -96,10 +96,10 @@ def workers(migrated_url: str) -> Iterator[tuple[str, Workers]]:
         pool.stop()
 
 
-def test_consecutive_bars_launched_at_once_never_interleave(workers: tuple[str, Workers]) -> None:
+def test_two_cycles_of_one_book_launched_at_once_never_interleave(workers: tuple[str, Workers]) -> None:
     url, pool = workers
     seen: dict[str, int] = {}
-    for trial in range(TRIALS):
+    for trial in range(TRIALS):  # consecutive bars
         book = f"race-{trial}"
         bar = BAR0 + trial * 10 * M
         # The bar before: orders pending, so the earlier of the racing bars has fills to make.
@@ -116,21 +116,22 @@ def test_consecutive_bars_launched_at_once_never_interleave(workers: tuple[str, 
             traded = set(session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book)))
         assert traded == ({ms_to_datetime(bar - M), ms_to_datetime(bar), ms_to_datetime(bar + M)} if earlier == "traded"
                           else {ms_to_datetime(bar - M), ms_to_datetime(bar + M)})
-    print(f"\n{TRIALS} trials: {seen}")
+    print(f"\n{TRIALS} trials of consecutive bars at once: {seen}")
 
-
-def test_the_same_bar_launched_twice_trades_once(workers: tuple[str, Workers]) -> None:
-    url, pool = workers
-    for trial in range(3):
+    for trial in range(3):  # the same bar twice (the probe that was already safe stays so under the lock)
         book, bar = f"twice-{trial}", BAR0 + trial * 10 * M
-        pool.tasks[0].put((book, bar))
-        pool.tasks[1].put((book, bar))
-        statuses = sorted(pool.results.get(timeout=120)[2] for _ in range(2))
+        statuses = _same_bar_twice(pool, book, bar)
         assert statuses == ["already_done", "traded"]
         assert_book_is_a_replay_of_its_fills(url, book)
         with session_factory(url)() as session:
             orders = list(session.scalars(select(Order.client_order_id).where(Order.book == book)))
         assert len(orders) == len(set(orders))
+
+
+def _same_bar_twice(pool: Workers, book: str, bar: int) -> list[str]:
+    pool.tasks[0].put((book, bar))
+    pool.tasks[1].put((book, bar))
+    return sorted(pool.results.get(timeout=120)[2] for _ in range(2))
 
 
 def test_a_second_writer_waits_the_bounded_time_then_fails_clearly(migrated_url: str) -> None:
