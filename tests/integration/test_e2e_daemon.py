@@ -538,6 +538,16 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
                 f"equity != cash + sum(quantity x mark) at {snapshot['bar_ts']}"
             )
         last = snapshots[-1]
+        # the stored cash and positions are a replay of the fills
+        cash, replayed = Decimal(10000), {}
+        for fill in query(db_path, "SELECT symbol, side, quantity, notional, fee FROM fills ORDER BY id"):
+            sign = 1 if fill["side"] == "buy" else -1
+            cash += -sign * Decimal(fill["notional"]) - Decimal(fill["fee"])
+            replayed[fill["symbol"]] = replayed.get(fill["symbol"], Decimal(0)) + sign * Decimal(fill["quantity"])
+        assert Decimal(last["cash"]) == cash, "the last snapshot's cash is not a replay of the fills"
+        assert {s: Decimal(p["quantity"]) for s, p in json.loads(last["positions"] or "{}").items()} == {
+            s: q for s, q in replayed.items() if q != 0
+        }
 
         # ---- what the trader sees
         status_started = time.monotonic()

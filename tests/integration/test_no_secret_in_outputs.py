@@ -1,6 +1,6 @@
 """No credential from any URL reaches an output: a password planted in each URL, every output grepped.
 
-Planted: the database URL's password (PostgreSQL; a trust-auth server ignores it), the Redis URL's
+On SQLite and PostgreSQL. Planted: the database URL's password (PostgreSQL; a trust-auth server ignores it), the Redis URL's
 password, the news feed's ``user:password@`` and ``?token=`` (a real HTTP server on loopback that
 answers 503, so the feed's error path runs), and an exchange API URL with credentials (a ccxt
 exchange pointed at a closed port, so its error quotes the URL). Grepped: every row of every table,
@@ -23,6 +23,7 @@ import pytest
 import sqlalchemy as sa
 from click.testing import CliRunner
 
+from tests.integration.ledger_checks import assert_book_is_a_replay_of_its_fills
 from tradepipe.adapters.db.engine import get_engine, upgrade
 from tradepipe.adapters.db.models import Base
 from tradepipe.adapters.market import CcxtMarket, SyntheticMarket
@@ -99,13 +100,14 @@ def assert_clean(where: str, text: str) -> None:
 
 
 def test_no_planted_credential_reaches_any_output(
-    postgres_url: str, redis_url: str, feed_server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch,
+    database_url: str, redis_url: str, feed_server: tuple[str, list[str]], monkeypatch: pytest.MonkeyPatch,
     caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str],
 ) -> None:
     caplog.set_level(logging.DEBUG)
     feed_url, authorizations = feed_server
-    database_url = postgres_url.replace("postgresql://postgres@", f"postgresql://postgres:{DB_PASSWORD}@")
-    assert DB_PASSWORD in database_url
+    if database_url.startswith("postgresql"):  # SQLite has no password to plant
+        database_url = database_url.replace("postgresql://postgres@", f"postgresql://postgres:{DB_PASSWORD}@")
+        assert DB_PASSWORD in database_url
     upgrade(database_url)
     planted_redis = redis_url.replace("redis://", f"redis://default:{REDIS_PASSWORD}@")
     for name, value in {
@@ -157,6 +159,7 @@ def test_no_planted_credential_reaches_any_output(
     assert_clean("log records", "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records))
     printed = capfd.readouterr()
     assert_clean("stdout/stderr", printed.out + printed.err)
+    assert_book_is_a_replay_of_its_fills(database_url, "main")
 
 
 @pytest.mark.parametrize(
