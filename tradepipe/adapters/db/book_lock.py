@@ -24,9 +24,11 @@ class BookBusyError(RuntimeError):
     """Another cycle of the same book held its lock for longer than the configured wait."""
 
 
-def _busy(book: str, wait_s: float) -> BookBusyError:
+def _busy(book: str, wait_s: float, sqlite: bool = False) -> BookBusyError:
+    # SQLite has one write lock per file: the other writer may also be an analytics run.
+    writer = "another writer of the SQLite ledger (a trading cycle or an analytics run)" if sqlite else "another trading cycle"
     return BookBusyError(
-        f"book {book!r} is being written by another trading cycle; waited {wait_s:g} s "
+        f"book {book!r} is being written by {writer}; waited {wait_s:g} s "
         "(TRADEPIPE_BOOK_LOCK_TIMEOUT_SECONDS) and gave up without trading"
     )
 
@@ -60,7 +62,7 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={int(default_ms or 0)}")
             if "locked" in str(error.orig).lower() or "busy" in str(error.orig).lower():
                 session.rollback()
-                raise _busy(book, wait_s) from None
+                raise _busy(book, wait_s, sqlite=True) from None
             raise
         connection.exec_driver_sql(f"PRAGMA busy_timeout={int(default_ms or 0)}")
         return
