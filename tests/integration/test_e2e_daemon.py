@@ -318,25 +318,27 @@ def sensor_cursor(instance: Any) -> str | None:
     return None
 
 
-def readme_commands(marker: str, dagster_home: Path, replacements: dict[str, str]) -> list[list[str]]:
-    """The README's shell commands containing ``marker``, as printed (continuation lines joined), as argv.
+def readme_commands(marker: str, replacements: dict[str, str]) -> list[list[str]]:
+    """The README's shell commands (in its code blocks) containing ``marker``, as printed, as argv.
 
-    The ``DAGSTER_HOME=...`` prefix and the ``.venv/bin/`` path are the only things adapted: the test's
-    instance and interpreter; dates are replaced as given."""
+    Continuation lines are joined; the ``DAGSTER_HOME=$PWD/...`` prefix (the test passes its own
+    instance in the environment) and the ``.venv/bin/`` path (the test's interpreter) are the only
+    things adapted, and the dates are replaced as given."""
     import shlex
 
     text = (REPO / "README.md").read_text().replace("\\\n", " ")
-    commands = []
+    commands, in_code = [], False
     for line in text.splitlines():
-        if marker not in line or line.lstrip().startswith("#"):
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if not in_code or marker not in line or line.lstrip().startswith("#"):
             continue
         for old, new in replacements.items():
             line = line.replace(old, new)
         argv = shlex.split(line)
-        assert argv[0] == "DAGSTER_HOME=$PWD/.tradepipe/dagster", line
-        argv = argv[1:]
-        assert argv[0] == ".venv/bin/dagster", line
-        commands.append([str(BIN / "dagster"), *argv[1:]])
+        assert argv[0] == "DAGSTER_HOME=$PWD/.tradepipe/dagster" and argv[1] == ".venv/bin/dagster", line
+        commands.append([str(BIN / "dagster"), *argv[2:]])
     assert commands, f"no README command with {marker!r}"
     return commands
 
@@ -452,8 +454,8 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         first_day, last_day = (today - timedelta(days=BACKFILL_DAYS + 1)), (today - timedelta(days=2))
         one_day = (today - timedelta(days=1)).isoformat()
         dates = {"2026-11-01": first_day.isoformat(), "2026-11-20": last_day.isoformat()}
-        (backfill,) = readme_commands("dagster job backfill", dagster_home, dates)
-        (materialize,) = readme_commands("dagster asset materialize", dagster_home, {"2026-11-20": one_day})
+        (backfill,) = readme_commands("dagster job backfill", dates)
+        (materialize,) = readme_commands("dagster asset materialize", {"2026-11-20": one_day})
         n_phase3 = len(observe(instance, db_path).succeeded)
         print(f"[e2e] phase 3: {' '.join(backfill[1:])}")
         launched = subprocess.run(backfill, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
