@@ -40,7 +40,12 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
     deferred transaction that cannot be upgraded safely."""
     connection = session.connection()
     if connection.dialect.name == "postgresql":
-        connection.execute(text("SELECT set_config('lock_timeout', :wait, true)"), {"wait": f"{int(wait_s * 1000)}ms"})
+        statement_timeout = connection.execute(text("SELECT current_setting('statement_timeout')")).scalar_one()
+        # Only the lock wait bounds this statement (a book wait longer than the statement timeout is allowed).
+        connection.execute(
+            text("SELECT set_config('lock_timeout', :wait, true), set_config('statement_timeout', '0', true)"),
+            {"wait": f"{int(wait_s * 1000)}ms"},
+        )
         try:
             connection.execute(
                 text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"tradepipe.book:{book}"}
@@ -50,8 +55,11 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
                 session.rollback()
                 raise _busy(book, wait_s) from None
             raise
-        # Back to the connection's own bound for the rest of the transaction.
-        connection.execute(text("SELECT set_config('lock_timeout', current_setting('statement_timeout'), true)"))
+        # Back to the connection's own bounds for the rest of the transaction.
+        connection.execute(
+            text("SELECT set_config('lock_timeout', :bound, true), set_config('statement_timeout', :bound, true)"),
+            {"bound": statement_timeout},
+        )
         return
     if connection.dialect.name == "sqlite":
         default_ms = connection.exec_driver_sql("PRAGMA busy_timeout").scalar()
