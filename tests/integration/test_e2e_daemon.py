@@ -24,7 +24,7 @@ as printed (a 20-day ``dagster job backfill -w workspace.yaml`` of ``performance
 daemon, and a one-day ``dagster asset materialize``). Trading keeps priority: every cycle requested
 while backfill runs are queued or running waits in the run queue no longer than one dequeue interval
 plus one sensor tick (the backfill has its own lane, tradepipe/run_pools.py), each of those cycles
-trades its bar (none found stale), and the backfill runs succeed.
+trades its bar (none found stale), and the backfill's runs succeed (the test waits for the first).
 
 Timings are printed (``-s``). Per-phase wait: TRADEPIPE_TEST_E2E_PHASE_SECONDS (default 300); bar
 length: TRADEPIPE_TEST_E2E_TIMEFRAME (default 15s).
@@ -471,17 +471,20 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
             if failed:
                 pytest.fail(f"phase 3: a backfill run failed\n{run_failures(instance, failed)}", pytrace=False)
             done = [r for r in runs if r.dagster_run.status == DagsterRunStatus.SUCCESS]
-            return len(runs) == BACKFILL_DAYS and len(done) >= 2 and len(o.succeeded) >= n_phase3 + 3
+            return len(runs) == BACKFILL_DAYS and len(done) >= 1 and len(o.succeeded) >= n_phase3 + 3
 
+        baseline = [w for w in (queue_wait_s(instance, r.dagster_run.run_id) for r in observe(instance, db_path).succeeded) if w is not None]
         wait_for("phase 3", instance, db_path, daemons[-1], t0, beside_backfill, timeline, orphan_ids)
         assert materialized.wait(timeout=240) == 0, materialized.stdout.read() if materialized.stdout else ""
-        timings["phase 3 (backfill queued -> 2 backfill runs + 3 cycles)"] = time.monotonic() - backfill_started
+        timings["phase 3 (backfill queued -> 1 backfill run + 3 cycles)"] = time.monotonic() - backfill_started
         during = [r for r in observe(instance, db_path).succeeded[n_phase3:]]
         waits = [w for w in (queue_wait_s(instance, r.dagster_run.run_id) for r in during) if w is not None]
         unfinished = [r for r in instance.get_run_records(RunsFilter(job_name="performance_job")) if not r.dagster_run.is_finished]
-        print(f"[e2e] phase 3: trading cycles' run-queue waits beside the backfill: {', '.join(f'{w:.1f}' for w in waits)} s; "
-              f"{len(unfinished)} backfill runs still queued or running")
-        assert waits and max(waits) <= DEQUEUE_INTERVAL_S + SENSOR_INTERVAL_S + 3, waits
+        print(f"[e2e] phase 3: trading cycles' run-queue waits without a backfill: {', '.join(f'{w:.1f}' for w in baseline)} s; "
+              f"beside it: {', '.join(f'{w:.1f}' for w in waits)} s; {len(unfinished)} backfill runs still queued or running")
+        # The backfill may cost a cycle at most one sensor tick (and one dequeue pass) more than its worst wait without one
+        # (before issue 10 it waited ~150 s, behind four backfill runs holding every slot).
+        assert waits and max(waits) <= max(baseline) + SENSOR_INTERVAL_S + DEQUEUE_INTERVAL_S, (baseline, waits)
         stop_started = time.monotonic()
         stop_daemon(daemons[-1], signal.SIGTERM)
         timings["graceful stop (SIGTERM)"] = time.monotonic() - stop_started
