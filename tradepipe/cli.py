@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from tradepipe.cli_errors import LedgerErrorsGroup, ledger_session_factory, remember_settings
 from tradepipe.settings import Settings, SettingsError, load_settings
 
 
@@ -18,7 +19,7 @@ def _settings(**overrides: object) -> Settings:
     from tradepipe.preflight import check_settings
 
     try:
-        settings = load_settings(**overrides)
+        settings = remember_settings(load_settings(**overrides))
         check_settings(settings)
     except SettingsError as exc:
         click.echo(str(exc), err=True)
@@ -26,7 +27,7 @@ def _settings(**overrides: object) -> Settings:
     return settings
 
 
-@click.group()
+@click.group(cls=LedgerErrorsGroup)  # issue 10: database failures print one line, not a traceback
 def main() -> None:
     """tradepipe: an autonomous crypto trading pipeline on Dagster (paper trading by default)."""
 
@@ -63,11 +64,10 @@ def db_downgrade(revision: str) -> None:
 @click.option("--book", default=None, help="Book to show (default: TRADEPIPE_BOOK).")
 def status(as_json: bool, book: str | None) -> None:
     """Portfolio, last trading cycle and current weights."""
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.status import portfolio_status, render_status
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url)() as session:
+    with ledger_session_factory(settings)() as session:
         report = portfolio_status(session, book or settings.book)
     click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
 
@@ -132,11 +132,10 @@ def weights() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def weights_show(limit: int, as_json: bool) -> None:
     """The live weights and the latest weight_history decisions."""
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.adapters.db.weights import recent_weight_decisions
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url)() as session:
+    with ledger_session_factory(settings)() as session:
         rows = recent_weight_decisions(session, settings.book, limit)
     records: list[dict[str, Any]] = [
         {
@@ -171,6 +170,7 @@ def weights_promote(weight_history_id: int) -> None:
     from tradepipe.weights_service import UnknownWeightsError, publish_weights
 
     settings = _settings()
+    ledger_session_factory(settings)  # a missing or unmigrated ledger is one line, not a traceback
     try:
         publication = publish_weights(settings, weight_history_id)
     except UnknownWeightsError as exc:
@@ -188,11 +188,10 @@ def risk() -> None:
 @risk.command("reset")
 def risk_reset() -> None:
     """Lift today's daily-loss halt: for the rest of the UTC day, losses count from the current equity."""
-    from tradepipe.adapters.db.engine import session_factory
     from tradepipe.adapters.db.ledger import lift_daily_loss_halt
 
     settings = _settings()
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with ledger_session_factory(settings).begin() as session:
         equity = lift_daily_loss_halt(session, settings.book)
     if equity is None:
         click.echo("no halt to reset")

@@ -6,6 +6,12 @@ and records everything it produced, table by table, then commits once. A crash a
 commit leaves nothing behind; the unique (book, bar) key makes a second writer of the same bar fail
 instead of double-counting, and that case reads back as ``already_done``.
 
+One writer per book: the transaction's first statement takes the book's lock
+(``tradepipe.adapters.db.book_lock``), so the already-done and out-of-order checks, the state load
+and the writes of two cycles of one book never interleave, whatever launched them. A second cycle
+waits at most ``TRADEPIPE_BOOK_LOCK_TIMEOUT_SECONDS``, then fails with ``BookBusyError``. A database
+that fails or does not answer fails the cycle with one line (``LedgerUnavailable``).
+
 Everything outside the database (bars, headlines, weights, the broker's fills) is gathered by the
 runner before the transaction and handed in as a ``CycleRequest``, so no network call holds it open.
 """
@@ -14,12 +20,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from decimal import Decimal
 from typing import Any, Mapping, Sequence
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.db.book_lock import hold_book_lock
+from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
 from tradepipe.adapters.db.ledger import (
     BookState,
     ensure_book,
@@ -27,6 +36,7 @@ from tradepipe.adapters.db.ledger import (
     load_book_state,
     ms_to_datetime,
     newest_cycle_bar,
+    open_exchange_orders,
     record_agent_work,
     record_bars,
     record_fills,
@@ -44,6 +54,7 @@ from tradepipe.brokers import FillReport
 from tradepipe.core.agents import Agent
 from tradepipe.core.bar_quality import BarDefect, blocking_defects
 from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
+from tradepipe.core.redaction import redact_value
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
@@ -80,6 +91,8 @@ class CycleOutcome:
     seconds: float = 0.0
     stage_seconds: dict[str, float] = field(default_factory=dict)
     """Latency by stage (agents, risk, ledger; the runner adds market_data and total) for system_metrics."""
+    weight_history_id: int | None = None  # the version of the weights used (None: static defaults)
+    weights_published_at: str | None = None
 
 
 @dataclass(frozen=True)
@@ -131,14 +144,19 @@ class CycleUnitOfWork:
                 if find_cycle(session, self.book, request.bar_open_ms) is None:
                     raise
                 return self.describe(session, request.bar_open_ms)
+            except DBAPIError as error:  # down, hung past its timeout, not migrated: one line, no driver dump
+                url = session.get_bind().engine.url.render_as_string(hide_password=True)
+                raise LedgerUnavailable(describe_database_error(error, url, self.settings.database_timeouts)) from None
 
     def _trade(self, session: Session, request: CycleRequest) -> CycleOutcome:
         settings = self.settings
         bar_open_ms = request.bar_open_ms
+        hold_book_lock(session, self.book, settings.book_lock_timeout_seconds)  # first: every check below is inside it
         book = ensure_book(session, self.book, settings.starting_cash, settings.quote_currency)
         if find_cycle(session, self.book, bar_open_ms) is not None:
             session.rollback()
             return self.describe(session, bar_open_ms)
+        version = request.weights.version
         newest = newest_cycle_bar(session, self.book)
         if newest is not None and newest > ms_to_datetime(bar_open_ms):
             session.rollback()
@@ -155,8 +173,13 @@ class CycleUnitOfWork:
             run_id=request.run_id,
             weights=request.weights.weights,
             weights_source=request.weights.source,
+            weight_history_id=version.weight_history_id if version else None,
+            weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
         )
         state: BookState = load_book_state(session, book, bar_open_ms)
+        # Gathered before the lock: a cycle that held it meanwhile may have booked some of these already.
+        still_open = {o.client_order_id for o in open_exchange_orders(session, self.book)} if request.fills.outcomes else set()
+        broker_outcomes = [o for o in request.fills.outcomes if o.intent.client_order_id in still_open]
         core_started = time.perf_counter()
         result = run_cycle(
             CycleInputs(
@@ -170,7 +193,7 @@ class CycleUnitOfWork:
                 weights=request.weights.weights,
                 portfolio=state.portfolio,
                 pending=state.pending if request.fills.simulate_pending else [],
-                broker_outcomes=request.fills.outcomes,
+                broker_outcomes=broker_outcomes,
                 rules=request.rules,
                 limits=self.limits,
                 fee_bps=settings.fee_bps,
@@ -200,7 +223,7 @@ class CycleUnitOfWork:
         record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id)
         if result.plan.halted and not state.halted:
             record_halt(session, book, bar_open_ms, result.plan.halt_reason)
-        cycle.skipped = {**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}}
+        cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})
         cycle.status = "succeeded"
         cycle.finished_at = utcnow()
         session.commit()
@@ -226,6 +249,8 @@ class CycleUnitOfWork:
             last_signals=[],
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",
+            weight_history_id=cycle.weight_history_id if cycle else None,
+            weights_published_at=cycle.weights_published_at.isoformat() if cycle and cycle.weights_published_at else None,
         )
 
 
@@ -301,4 +326,6 @@ def _outcome(
         weights=dict(weights.weights),
         weights_source=weights.source,
         halted=result.plan.halted,
+        weight_history_id=weights.version.weight_history_id if weights.version else None,
+        weights_published_at=weights.version.published_at if weights.version else None,
     )

@@ -24,6 +24,7 @@ from tradepipe.checks.ledger_quality import (
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.checks.quality_jobs import OFF_CYCLE_CHECKS, data_quality_hourly, data_quality_job
 from tradepipe.resources import build_resources
+from tradepipe.run_pools import TRADING_PRIORITY_TAGS
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.health import record_failed_runs
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
@@ -40,7 +41,7 @@ trading_cycle_job = dg.define_asset_job(
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
-    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS)},
+    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS), **TRADING_PRIORITY_TAGS},
     # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
     executor_def=dg.in_process_executor,
 )

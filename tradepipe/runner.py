@@ -16,15 +16,18 @@ import logging
 import time
 from collections import Counter
 from decimal import Decimal
+from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.db.book_lock import BookBusyError
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.reports import record_metrics
+from tradepipe.adapters.db.health import LedgerUnavailable, ping_ledger
 from tradepipe.adapters.market import MarketData, MarketDataError, build_market
-from tradepipe.adapters.news import NewsFeedError, load_headlines
+from tradepipe.adapters.news import NewsFeedError, fetch_url, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
 from tradepipe.brokers import PAPER_RULES, Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.agents import get_agents, max_history_needed
@@ -35,7 +38,16 @@ from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.cycle_unit import CycleOutcome, CycleRequest, CycleUnitOfWork, OutOfOrderBarError, with_seconds
 from tradepipe.settings import Settings
 
-__all__ = ["PAPER_RULES", "CycleOutcome", "OutOfOrderBarError", "TradingRunner", "broker_from_settings", "risk_limits"]
+__all__ = [
+    "PAPER_RULES",
+    "BookBusyError",
+    "CycleOutcome",
+    "LedgerUnavailable",
+    "OutOfOrderBarError",
+    "TradingRunner",
+    "broker_from_settings",
+    "risk_limits",
+]
 
 _FROM_SETTINGS = object()
 log = logging.getLogger(__name__)
@@ -87,8 +99,9 @@ class TradingRunner:
             symbols=settings.symbols,
             replay_dir=settings.replay_dir,
             exchange_id=settings.exchange,
+            exchange_timeout_s=settings.exchange_timeout_seconds,
         )
-        self.sessions = sessions or session_factory(settings.resolved_database_url)
+        self.sessions = sessions or session_factory(settings.resolved_database_url, settings.database_timeouts)
         self.broker = broker or broker_from_settings(settings, self.sessions, self.book)
         self.agents = get_agents(settings.agents)
         self.history_bars = max(settings.history_bars, max_history_needed(self.agents) + 5)
@@ -99,6 +112,7 @@ class TradingRunner:
             frozenset(a.name for a in self.agents),
             settings.default_weights,
             settings.home / "last_weights.json" if self.book == settings.book else None,
+            redis_timeout_s=settings.redis_timeout_seconds,
         )
         self.unit_of_work = CycleUnitOfWork(
             settings,
@@ -129,7 +143,8 @@ class TradingRunner:
 
     def _headlines(self, now_ms: int) -> tuple[AgentContext, dict[str, str]]:
         try:
-            headlines = load_headlines(self.settings.news_feed, now_ms)
+            fetch = partial(fetch_url, timeout_s=self.settings.news_feed_timeout_seconds)
+            headlines = load_headlines(self.settings.news_feed, now_ms, fetch=fetch)
         except NewsFeedError as exc:
             return AgentContext(now_ms=now_ms, headlines=None), {"sentiment": f"headline feed failed: {exc}"}
         return AgentContext(now_ms=now_ms, headlines=headlines), {}
@@ -140,6 +155,7 @@ class TradingRunner:
     def run_cycle(self, bar_open_ms: int, run_id: str | None = None, now_ms: int | None = None) -> CycleOutcome:
         """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded."""
         started = time.perf_counter()
+        ping_ledger(self.sessions, self.settings.database_timeouts)  # a ledger down or hung: one bounded wait, one line
         weights = self.load_weights()
         retries_before = Counter(getattr(self.market, "retries", {}))
         market_started = time.perf_counter()

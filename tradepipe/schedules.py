@@ -8,16 +8,22 @@ import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.weights import agent_weights, live_weights
+from tradepipe.run_pools import ANALYTICS_TAGS
 
 performance_job = dg.define_asset_job(
     "performance_job",
     selection=dg.AssetSelection.assets(trade_attribution, agent_performance),
     description="Attribution and per-agent performance for one UTC day.",
+    tags=ANALYTICS_TAGS,  # its own lane in the run queue: trading always has a slot (tradepipe/run_pools.py)
+    # One process per run, not one per step: a 20-day backfill then costs the trading host 20 processes, not 60.
+    executor_def=dg.in_process_executor,
 )
 weights_job = dg.define_asset_job(
     "weights_job",
     selection=dg.AssetSelection.assets(agent_weights, live_weights),
     description="Optimise, check and publish agent weights for one complete UTC day.",
+    tags=ANALYTICS_TAGS,
+    executor_def=dg.in_process_executor,
 )
 
 

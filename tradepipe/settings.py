@@ -11,12 +11,15 @@ from datetime import date
 from decimal import Decimal
 from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping, cast
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Mapping, cast
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from tradepipe.core.timeframes import timeframe_ms
+
+if TYPE_CHECKING:
+    from tradepipe.adapters.db.engine import DatabaseTimeouts
 
 ENV_PREFIX = "TRADEPIPE_"
 DEFAULT_AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
@@ -85,6 +88,15 @@ class Settings(BaseSettings):
     risk_free_rate: float = Field(default=0.0, ge=0, lt=1)
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
+
+    # --- issue 10: bounded waits on everything outside the process, and the one-writer-per-book lock
+    database_connect_timeout_seconds: float = Field(default=10, gt=0, le=600)
+    database_statement_timeout_seconds: float = Field(default=60, gt=0, le=3600)
+    book_lock_timeout_seconds: float = Field(default=30, gt=0, le=3600)
+    redis_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
+    exchange_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    news_feed_timeout_seconds: float = Field(default=10, gt=0, le=300)
+    # --- end issue 10
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -205,6 +217,13 @@ class Settings(BaseSettings):
         if self.database_url:
             return self.database_url
         return f"sqlite:///{(self.home / 'tradepipe.sqlite').resolve()}"
+
+    @property
+    def database_timeouts(self) -> "DatabaseTimeouts":
+        """The ledger's connect and statement bounds (issue 10), as the database adapter takes them."""
+        from tradepipe.adapters.db.engine import DatabaseTimeouts
+
+        return DatabaseTimeouts(self.database_connect_timeout_seconds, self.database_statement_timeout_seconds)
 
     @property
     def resolved_timeframe(self) -> str:

@@ -38,7 +38,8 @@ class Publication:
 
 def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
     """``publish_weight_set`` on the database and Redis the settings name (the CLI's way)."""
-    return publish_weight_set(settings, session_factory(settings.resolved_database_url), settings.redis_url, weight_history_id)
+    sessions = session_factory(settings.resolved_database_url, settings.database_timeouts)
+    return publish_weight_set(settings, sessions, settings.redis_url, weight_history_id)
 
 
 def publish_weight_set(
@@ -52,7 +53,12 @@ def publish_weight_set(
         problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
         if problems:
             raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
-        promote(session, row, datetime.now(timezone.utc))
+        promoted_at = datetime.now(timezone.utc)
+        promote(session, row, promoted_at)
         weights = {k: float(v) for k, v in row.new_weights.items()}
-    store = WeightStore(None, redis_url, settings.book, frozenset(weights), settings.default_weights, None)
-    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id))
+    store = WeightStore(
+        None, redis_url, settings.book, frozenset(weights), settings.default_weights, None,
+        redis_timeout_s=settings.redis_timeout_seconds,
+    )
+    # The Redis copy carries the row's version (id and promotion time): a cycle compares it with the live row.
+    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id, promoted_at))

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
 from tradepipe.adapters.db.models import WeightHistory
-from tradepipe.adapters.weights_store import WeightStore, redis_key
+from tradepipe.adapters.weights_store import WeightStore, WeightsVersion, redis_key
 from tradepipe.settings import load_settings
 from tradepipe.weights_service import UnknownWeightsError, UnsoundWeightsError, publish_weights
 
@@ -63,10 +63,14 @@ def found(weight_store: WeightStore) -> tuple[dict[str, float], str]:
     return loaded.weights, loaded.source
 
 
-def put_redis(url: str, weights: object, book: str = "main", raw: str | None = None) -> None:
+def put_redis(url: str, weights: object, book: str = "main", raw: str | None = None, history_id: int = 1) -> None:
     client = redis.Redis.from_url(url)
-    client.set(redis_key(book), raw if raw is not None else json.dumps({"weights": weights, "weight_history_id": 1}))
+    client.set(redis_key(book), raw if raw is not None else json.dumps({"weights": weights, "weight_history_id": history_id}))
     client.close()
+
+
+def remembered(cache: Path) -> dict:
+    return json.loads(cache.read_text())["weights"]
 
 
 def get_redis(url: str, book: str = "main") -> dict | None:
@@ -96,15 +100,46 @@ def live_rows(sessions: sessionmaker[Session], book: str = "main") -> list[int]:
 # --------------------------------------------------------------------------- lookup order
 
 
-def test_redis_answers_first(sessions: sessionmaker[Session], redis_url: str, tmp_path: Path) -> None:
-    add_row(sessions, DB_WEIGHTS, live=True)
-    put_redis(redis_url, REDIS_WEIGHTS)
+def test_redis_answers_first_when_it_holds_the_live_row(sessions: sessionmaker[Session], redis_url: str, tmp_path: Path) -> None:
+    live = add_row(sessions, REDIS_WEIGHTS, live=True)
+    put_redis(redis_url, REDIS_WEIGHTS, history_id=live)
     cache = tmp_path / "last_weights.json"
 
     loaded = store(sessions, redis_url, cache).load()
 
     assert (loaded.source, loaded.weights, loaded.notes) == ("redis", REDIS_WEIGHTS, ())
-    assert json.loads(cache.read_text()) == REDIS_WEIGHTS  # remembered for when everything is down
+    assert loaded.version == WeightsVersion(live, "2026-01-16T00:00:00+00:00")
+    # remembered, with its version, for when everything is down
+    assert json.loads(cache.read_text()) == {
+        "weights": REDIS_WEIGHTS, "weight_history_id": live, "published_at": "2026-01-16T00:00:00+00:00",
+    }
+
+
+def test_redis_holding_another_set_than_the_live_row_loses_and_is_refreshed(
+    sessions: sessionmaker[Session], redis_url: str, tmp_path: Path
+) -> None:
+    """A promotion made while Redis was down: Redis still holds the older set; the database's row wins."""
+    old = add_row(sessions, REDIS_WEIGHTS)
+    live = add_row(sessions, DB_WEIGHTS, live=True)
+    put_redis(redis_url, REDIS_WEIGHTS, history_id=old)
+
+    loaded = store(sessions, redis_url, tmp_path / "last_weights.json").load()
+
+    assert (loaded.source, loaded.weights) == ("database", DB_WEIGHTS)
+    assert loaded.version is not None and loaded.version.weight_history_id == live
+    assert loaded.notes == (f"redis held weight_history {old}, not the live weight_history {live} published 2026-01-16T00:00:00+00:00: ignored and refreshed",)
+    assert get_redis(redis_url)["weight_history_id"] == live  # healed: the next cycle reads the live set from Redis
+    assert found(store(sessions, redis_url, None)) == (DB_WEIGHTS, "redis")
+
+
+def test_a_cache_file_older_than_the_live_row_is_never_used_while_the_database_answers(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    cache = tmp_path / "last_weights.json"
+    cache.write_text(json.dumps({"weights": REDIS_WEIGHTS, "weight_history_id": 99, "published_at": "2030-01-01T00:00:00+00:00"}))
+    add_row(sessions, DB_WEIGHTS, live=True)
+    assert found(store(sessions, REDIS_DOWN, cache)) == (DB_WEIGHTS, "database")
+    assert remembered(cache) == DB_WEIGHTS
 
 
 def test_redis_down_falls_back_to_the_database_live_row_quickly(sessions: sessionmaker[Session], tmp_path: Path) -> None:
@@ -120,7 +155,7 @@ def test_redis_down_falls_back_to_the_database_live_row_quickly(sessions: sessio
     assert (loaded.source, loaded.weights) == ("database", DB_WEIGHTS)
     assert len(loaded.notes) == 1 and loaded.notes[0].startswith("redis unavailable: ConnectionError")
     assert elapsed < 2.0
-    assert json.loads(cache.read_text()) == DB_WEIGHTS
+    assert remembered(cache) == DB_WEIGHTS
 
 
 def test_redis_and_database_down_use_the_last_known_weights(
@@ -136,7 +171,8 @@ def test_redis_and_database_down_use_the_last_known_weights(
     assert time.perf_counter() - started < 2.0
     assert (loaded.source, loaded.weights) == ("last_known", REDIS_WEIGHTS)
     assert [note.split(":")[0] for note in loaded.notes] == ["redis unavailable", "database unavailable"]
-    assert json.loads(cache.read_text()) == REDIS_WEIGHTS
+    assert remembered(cache) == REDIS_WEIGHTS
+    assert loaded.version is not None and loaded.version.weight_history_id == 1
 
 
 def test_nothing_anywhere_gives_the_defaults(sessions: sessionmaker[Session], redis_url: str, tmp_path: Path) -> None:
@@ -179,9 +215,9 @@ UNREADABLE_PAYLOADS = {
 
 
 def test_invalid_weights_in_redis_are_ignored(sessions: sessionmaker[Session], redis_url: str) -> None:
-    add_row(sessions, DB_WEIGHTS, live=True)
+    live = add_row(sessions, DB_WEIGHTS, live=True)
     for case, payload in INVALID_PAYLOADS.items():
-        put_redis(redis_url, payload)
+        put_redis(redis_url, payload, history_id=live)
         loaded = store(sessions, redis_url, None).load()
         assert (loaded.source, loaded.weights) == ("database", DB_WEIGHTS), case
     for case, raw in UNREADABLE_PAYLOADS.items():
@@ -200,11 +236,11 @@ def test_invalid_live_row_and_cache_file_are_ignored(sessions: sessionmaker[Sess
 
 
 def test_each_book_has_its_own_weights(sessions: sessionmaker[Session], redis_url: str) -> None:
-    put_redis(redis_url, REDIS_WEIGHTS, book="other")
-    add_row(sessions, DB_WEIGHTS, live=True, book="other")
+    live = add_row(sessions, REDIS_WEIGHTS, live=True, book="other")
+    put_redis(redis_url, REDIS_WEIGHTS, book="other", history_id=live)
     loaded = store(sessions, redis_url, None, book="main").load()
     assert loaded.source == "defaults"
-    assert store(sessions, redis_url, None, book="other").load().weights == REDIS_WEIGHTS
+    assert found(store(sessions, redis_url, None, book="other")) == (REDIS_WEIGHTS, "redis")
 
 
 # --------------------------------------------------------------------------- publication

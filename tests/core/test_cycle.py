@@ -157,13 +157,24 @@ def test_a_sell_fills_at_the_next_open_minus_slippage_rounded_down() -> None:
     assert_equity_exact(result)
 
 
-def test_after_downtime_an_order_fills_at_the_first_bar_after_its_decision_bar() -> None:
-    # Decided at T-3; the cycles of T-2 and T-1 never ran. It fills at T-2's open (77), not at T's (100).
+def test_after_downtime_an_order_expires_instead_of_filling_at_a_price_that_is_gone() -> None:
+    # Decided at T-3; the cycles of T-2 and T-1 never ran. Filling at T-2's open (77) two bars later
+    # would book a price nobody could trade at any more: the order expires and this cycle decides afresh.
     bars = history(BTC, [70, 75, 80, 90, 101], opens=[70, 75, 77, 88, 100])
     result = run_cycle(inputs(histories={BTC: bars}, pending=[pending_order(BTC, "buy", "1", T - 3 * H)]))
+    assert result.fills == []
+    (intent, reason), = result.cancelled
+    assert intent.client_order_id == client_order_id("main", T - 3 * H, BTC)
+    assert reason.startswith(f"expired: the bar it was to fill at ({T - 2 * H}) was missed")
+    assert result.portfolio.cash == D(10000)
+    assert BTC in result.decisions  # voted on afresh in the same cycle
+
+
+def test_an_order_fills_at_the_open_of_the_bar_right_after_its_decision() -> None:
+    bars = history(BTC, [70, 75, 80, 90, 101], opens=[70, 75, 77, 88, 100])
+    result = run_cycle(inputs(histories={BTC: bars}, pending=[pending_order(BTC, "buy", "1", T - H)]))
     fill = result.fills[0].fill
-    assert fill.fill_ms == T - 2 * H
-    assert fill.price == D("77.04")  # 77 x 1.0005 = 77.0385 -> 77.04
+    assert (fill.fill_ms, fill.price) == (T, D("100.05"))  # 100 x 1.0005
 
 
 def test_an_order_decided_on_this_very_bar_is_never_filled_at_its_own_prices() -> None:

@@ -3,7 +3,7 @@
 What runs is what ``make run`` runs, minus the web UI: ``dagster-daemon run -w workspace.yaml``
 against a temporary DAGSTER_HOME (the repo's dagster.yaml copied in) and a temporary, migrated
 SQLite ledger. The daemon loads the ``tradepipe`` code location in its own gRPC code server; the
-``trading_cycle_sensor`` requests one run per closed 5 s bar; the queued-run coordinator launches
+``trading_cycle_sensor`` requests one run per closed 15 s bar; the queued-run coordinator launches
 each run in a subprocess (the real launch path). Nothing in this test calls the trading code
 directly: it only starts, kills and restarts processes and reads Dagster's run storage and the
 ledger.
@@ -11,7 +11,7 @@ ledger.
 Phase 1: the daemon runs until at least two trading_cycle runs succeeded for distinct bars, every
 agent wrote signals and at least one order filled. The synthetic market's seed is picked when the
 test starts (bars are wall-clock bars, so no fixed seed is sure to trade now): the first seed whose
-5 s bars over the next ten minutes all make a fresh book place an order. The first cycle then places
+bars over the next ten minutes all make a fresh book place an order. The first cycle then places
 orders and the second fills them at the next bar's open.
 
 Phase 2: the daemon's whole process group is SIGKILLed (no shutdown hooks) right after a run
@@ -19,7 +19,15 @@ succeeded, started again on the same DAGSTER_HOME and ledger, and runs until two
 succeeded. The sensor's cursor must have carried on (newer bars only, no bar twice), no
 client_order_id twice, no two runs at once, and the books balance on every snapshot.
 
-Timings are printed (``-s``). Per-phase wait: TRADEPIPE_TEST_E2E_PHASE_SECONDS (default 300).
+Phase 3 (issue 10): with the restarted daemon still trading, the README's backfill commands are run
+as printed (a 20-day ``dagster job backfill -w workspace.yaml`` of ``performance_job`` queued for the
+daemon, and a one-day ``dagster asset materialize``). Trading keeps priority: every cycle requested
+while backfill runs are queued or running waits in the run queue no longer than one dequeue interval
+plus one sensor tick (the backfill has its own lane, tradepipe/run_pools.py), each of those cycles
+trades its bar (none found stale), and the backfill's runs succeed (the test waits for the first).
+
+Timings are printed (``-s``). Per-phase wait: TRADEPIPE_TEST_E2E_PHASE_SECONDS (default 300); bar
+length: TRADEPIPE_TEST_E2E_TIMEFRAME (default 15s).
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -51,12 +59,17 @@ SENSOR = "trading_cycle_sensor"
 BAR_TAG = "tradepipe/bar_open"
 RUN_KEY_TAG = "dagster/run_key"
 AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
-TIMEFRAME = "5s"
+# A run takes ~5 s (4.6 s measured): orders fill only if the next bar's cycle runs (issue 10), so bars
+# must outlast a run. On a much slower machine set TRADEPIPE_TEST_E2E_TIMEFRAME (e.g. 60s).
+TIMEFRAME = os.environ.get("TRADEPIPE_TEST_E2E_TIMEFRAME", "15s")
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")
 MAX_POSITION_FRACTION = "0.5"
 PHASE_SECONDS = float(os.environ.get("TRADEPIPE_TEST_E2E_PHASE_SECONDS", "300"))
 SEED_HORIZON_S = 600  # every bar in this window must make a fresh book trade
 POLL_S = 0.5
+SENSOR_INTERVAL_S = 2
+DEQUEUE_INTERVAL_S = 5  # the QueuedRunCoordinator's default loop
+BACKFILL_DAYS = 20
 
 
 # --------------------------------------------------------------------------- processes
@@ -137,7 +150,7 @@ def tail(path: Path, lines: int = 60) -> str:
 
 
 def choose_seed(start_ms: int) -> int:
-    """The first seed for which every 5 s bar in the next SEED_HORIZON_S makes a fresh book order."""
+    """The first seed for which every bar in the next SEED_HORIZON_S makes a fresh book order."""
     from tradepipe.adapters.market import SyntheticMarket
     from tradepipe.core.agents import get_agents, max_history_needed
     from tradepipe.core.cycle import CycleInputs, run_cycle
@@ -307,6 +320,43 @@ def sensor_cursor(instance: Any) -> str | None:
     return None
 
 
+def readme_commands(marker: str, replacements: dict[str, str]) -> list[list[str]]:
+    """The README's shell commands (in its code blocks) containing ``marker``, as printed, as argv.
+
+    Continuation lines are joined; the ``DAGSTER_HOME=$PWD/...`` prefix (the test passes its own
+    instance in the environment) and the ``.venv/bin/`` path (the test's interpreter) are the only
+    things adapted, and the dates are replaced as given."""
+    import shlex
+
+    text = (REPO / "README.md").read_text().replace("\\\n", " ")
+    commands, in_code = [], False
+    for line in text.splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+            continue
+        if not in_code or marker not in line or line.lstrip().startswith("#"):
+            continue
+        for old, new in replacements.items():
+            line = line.replace(old, new)
+        argv = shlex.split(line)
+        assert argv[0] == "DAGSTER_HOME=$PWD/.tradepipe/dagster" and argv[1] == ".venv/bin/dagster", line
+        commands.append([str(BIN / "dagster"), *argv[2:]])
+    assert commands, f"no README command with {marker!r}"
+    return commands
+
+
+def queue_wait_s(instance: Any, run_id: str) -> float | None:
+    """Seconds between a run's RUN_ENQUEUED and RUN_DEQUEUED events (None if not dequeued yet)."""
+    from dagster import DagsterEventType
+
+    times = {}
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_DEQUEUED}):
+        times[entry.dagster_event.event_type] = entry.timestamp
+    if DagsterEventType.RUN_DEQUEUED not in times or DagsterEventType.RUN_ENQUEUED not in times:
+        return None
+    return times[DagsterEventType.RUN_DEQUEUED] - times[DagsterEventType.RUN_ENQUEUED]
+
+
 # --------------------------------------------------------------------------- the test
 
 
@@ -339,7 +389,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         TRADEPIPE_HOME=str(trade_home),
         TRADEPIPE_DATABASE_URL=database_url,
         TRADEPIPE_TIMEFRAME=TIMEFRAME,
-        TRADEPIPE_SENSOR_INTERVAL_SECONDS="2",
+        TRADEPIPE_SENSOR_INTERVAL_SECONDS=str(SENSOR_INTERVAL_S),
         TRADEPIPE_SEED=str(seed),
         TRADEPIPE_SYMBOLS=",".join(SYMBOLS),
         TRADEPIPE_MAX_POSITION_FRACTION=MAX_POSITION_FRACTION,
@@ -397,6 +447,46 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
 
         wait_for("phase 2", instance, db_path, daemons[-1], t0, resumed, timeline, orphan_ids)
         timings["phase 2 (restart -> 2 more cycles)"] = time.monotonic() - phase2
+
+        # ---- phase 3: the README's backfill commands beside the trading sensor
+        from dagster import RunsFilter
+
+        phase3 = time.monotonic()
+        today = datetime.now(timezone.utc).date()
+        first_day, last_day = (today - timedelta(days=BACKFILL_DAYS + 1)), (today - timedelta(days=2))
+        one_day = (today - timedelta(days=1)).isoformat()
+        dates = {"2026-11-01": first_day.isoformat(), "2026-11-20": last_day.isoformat()}
+        (backfill,) = readme_commands("dagster job backfill", dates)
+        (materialize,) = readme_commands("dagster asset materialize", {"2026-11-20": one_day})
+        n_phase3 = len(observe(instance, db_path).succeeded)
+        print(f"[e2e] phase 3: {' '.join(backfill[1:])}")
+        launched = subprocess.run(backfill, cwd=REPO, env=env, capture_output=True, text=True, timeout=240)
+        assert launched.returncode == 0, launched.stdout + launched.stderr
+        backfill_started = time.monotonic()
+        print(f"[e2e] phase 3: backfill of {BACKFILL_DAYS} days queued in {backfill_started - phase3:.1f} s; "
+              f"{' '.join(materialize[1:])} beside it")
+        materialized = subprocess.Popen(materialize, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+        def beside_backfill(o: Observation) -> bool:
+            runs = [r for r in instance.get_run_records(RunsFilter(job_name="performance_job")) if "dagster/backfill" in r.dagster_run.tags]
+            failed = [r for r in runs if r.dagster_run.status in (DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED)]
+            if failed:
+                pytest.fail(f"phase 3: a backfill run failed\n{run_failures(instance, failed)}", pytrace=False)
+            done = [r for r in runs if r.dagster_run.status == DagsterRunStatus.SUCCESS]
+            return len(runs) == BACKFILL_DAYS and len(done) >= 1 and len(o.succeeded) >= n_phase3 + 3
+
+        baseline = [w for w in (queue_wait_s(instance, r.dagster_run.run_id) for r in observe(instance, db_path).succeeded) if w is not None]
+        wait_for("phase 3", instance, db_path, daemons[-1], t0, beside_backfill, timeline, orphan_ids)
+        assert materialized.wait(timeout=240) == 0, materialized.stdout.read() if materialized.stdout else ""
+        timings["phase 3 (backfill queued -> 1 backfill run + 3 cycles)"] = time.monotonic() - backfill_started
+        during = [r for r in observe(instance, db_path).succeeded[n_phase3:]]
+        waits = [w for w in (queue_wait_s(instance, r.dagster_run.run_id) for r in during) if w is not None]
+        unfinished = [r for r in instance.get_run_records(RunsFilter(job_name="performance_job")) if not r.dagster_run.is_finished]
+        print(f"[e2e] phase 3: trading cycles' run-queue waits without a backfill: {', '.join(f'{w:.1f}' for w in baseline)} s; "
+              f"beside it: {', '.join(f'{w:.1f}' for w in waits)} s; {len(unfinished)} backfill runs still queued or running")
+        # The backfill may cost a cycle at most one sensor tick (and one dequeue pass) more than its worst wait without one
+        # (before issue 10 it waited ~150 s, behind four backfill runs holding every slot).
+        assert waits and max(waits) <= max(baseline) + SENSOR_INTERVAL_S + DEQUEUE_INTERVAL_S, (baseline, waits)
         stop_started = time.monotonic()
         stop_daemon(daemons[-1], signal.SIGTERM)
         timings["graceful stop (SIGTERM)"] = time.monotonic() - stop_started
@@ -405,6 +495,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         final = observe(instance, db_path)
         for record in final.in_flight:  # a run queued or launched just before the stop
             instance.report_run_failed(record.dagster_run, "the daemon was stopped at the end of the e2e test")
+        final = observe(instance, db_path)
         succeeded = final.succeeded
         assert len(succeeded) >= n_before + 2
         bars = [parse_utc_ms(r.dagster_run.tags[BAR_TAG]) for r in succeeded]
@@ -454,6 +545,16 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
                 f"equity != cash + sum(quantity x mark) at {snapshot['bar_ts']}"
             )
         last = snapshots[-1]
+        # the stored cash and positions are a replay of the fills
+        cash, replayed = Decimal(10000), {}
+        for fill in query(db_path, "SELECT symbol, side, quantity, notional, fee FROM fills ORDER BY id"):
+            sign = 1 if fill["side"] == "buy" else -1
+            cash += -sign * Decimal(fill["notional"]) - Decimal(fill["fee"])
+            replayed[fill["symbol"]] = replayed.get(fill["symbol"], Decimal(0)) + sign * Decimal(fill["quantity"])
+        assert Decimal(last["cash"]) == cash, "the last snapshot's cash is not a replay of the fills"
+        assert {s: Decimal(p["quantity"]) for s, p in json.loads(last["positions"] or "{}").items()} == {
+            s: q for s, q in replayed.items() if q != 0
+        }
 
         # ---- what the trader sees
         status_started = time.monotonic()

@@ -18,6 +18,7 @@ from tradepipe.adapters.db.engine import (
     current_revision,
     downgrade,
     get_engine,
+    sqlite_path,
     upgrade,
 )
 from tradepipe.adapters.db.models import Base, Book
@@ -27,6 +28,9 @@ MODEL_TABLES = set(Base.metadata.tables)
 
 
 def _tables(url: str) -> set[str]:
+    path = sqlite_path(url)
+    if path is not None and not path.exists():  # opening never creates a SQLite file: none, no tables
+        return set()
     return set(sa.inspect(get_engine(url)).get_table_names())
 
 

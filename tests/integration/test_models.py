@@ -119,6 +119,8 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
         weights_source="optimizer",
         skipped={"SOL/USDT": "stale candle"},
         error="none",
+        weight_history_id=7,
+        weights_published_at=BAR - timedelta(hours=1),
     )
     session.add(cycle)
     session.flush()

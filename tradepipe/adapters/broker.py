@@ -83,7 +83,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, Typ
 
 import ccxt
 
+from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S
 from tradepipe.core.paper import Fill
+from tradepipe.core.redaction import redact
 from tradepipe.core.risk import OrderIntent
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -120,6 +122,7 @@ class BrokerError(Exception):
     """An order was not placed (or its state could not be learnt); ``reason`` says why, for a person."""
 
     def __init__(self, reason: str, client_order_id: str | None = None) -> None:
+        reason = redact(reason)  # ccxt quotes the request URL (signature, keys in a query) in its errors
         super().__init__(f"order {client_order_id}: {reason}" if client_order_id else reason)
         self.client_order_id = client_order_id
         self.reason = reason
@@ -279,12 +282,16 @@ class CcxtBroker:
         ``options`` go to the constructor (``max_retries``, ``backoff_s``, ``sleep``, ``fee_price``...).
         """
         return cls.connect(
-            settings.exchange, _secret(settings.exchange_api_key), _secret(settings.exchange_secret), live=settings.live, **options
+            settings.exchange, _secret(settings.exchange_api_key), _secret(settings.exchange_secret), live=settings.live,
+            timeout_s=settings.exchange_timeout_seconds, **options,
         )
 
     @classmethod
-    def connect(cls, exchange_id: str, api_key: str | None, secret: str | None, *, live: bool, **options: Any) -> "CcxtBroker":
-        """A broker for ccxt's ``exchange_id`` with these keys, on its testnet unless ``live``."""
+    def connect(
+        cls, exchange_id: str, api_key: str | None, secret: str | None, *, live: bool,
+        timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S, **options: Any,
+    ) -> "CcxtBroker":
+        """A broker for ccxt's ``exchange_id`` with these keys, on its testnet unless ``live``; ``timeout_s`` bounds each request."""
         check_exchange_id(exchange_id)
         missing = [name for name, value in ((API_KEY_VARIABLE, api_key), (SECRET_VARIABLE, secret)) if not value]
         if missing:
@@ -293,7 +300,13 @@ class CcxtBroker:
                 f"(a {exchange_id} testnet key unless {LIVE_VARIABLE}=1)"
             )
         exchange = getattr(ccxt, exchange_id)(
-            {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": {"defaultType": "spot"}}
+            {
+                "apiKey": api_key,
+                "secret": secret,
+                "enableRateLimit": True,
+                "options": {"defaultType": "spot"},
+                "timeout": int(timeout_s * 1000),  # ccxt: ms per HTTP request
+            }
         )
         return cls(exchange, live=live, **options)
 

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Protocol, Seq
 import numpy as np
 import polars as pl
 
+from tradepipe.core.redaction import redact
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
 from tradepipe.core.types import BarHistory, MarketRules
 
@@ -51,6 +52,7 @@ class MarketDataError(Exception):
     """Bars for ``symbol`` are unavailable this time; the caller records ``reason`` and skips the symbol."""
 
     def __init__(self, symbol: str, reason: str) -> None:
+        reason = redact(reason)  # exchange errors quote the request URL, which may carry credentials
         super().__init__(f"{symbol}: {reason}")
         self.symbol = symbol
         self.reason = reason
@@ -447,14 +449,17 @@ class ReplayMarket:
 # --------------------------------------------------------------------------------------------
 
 
-def _create_exchange(exchange_id: str) -> ccxt.Exchange:
+DEFAULT_EXCHANGE_TIMEOUT_S = 10.0
+
+
+def _create_exchange(exchange_id: str, timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S) -> ccxt.Exchange:
     import ccxt
 
     if exchange_id not in ccxt.exchanges:
         close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
         hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
         raise ValueError(f"ccxt {ccxt.__version__} has no exchange {exchange_id!r}{hint}")
-    return getattr(ccxt, exchange_id)({"enableRateLimit": True})
+    return getattr(ccxt, exchange_id)({"enableRateLimit": True, "timeout": int(timeout_s * 1000)})
 
 
 class CcxtMarket:
@@ -476,7 +481,7 @@ class CcxtMarket:
     these sleeps, ccxt's own throttle (``enableRateLimit``) spaces requests.
 
     ``exchange`` may be a ready ccxt instance (markets preset, sandbox, proxies); otherwise one is
-    made with ``getattr(ccxt, exchange_id)({"enableRateLimit": True})``.
+    made with ``getattr(ccxt, exchange_id)({"enableRateLimit": True, "timeout": ...})`` (``timeout_s``, 10 s by default).
     """
 
     name = "ccxt"
@@ -489,8 +494,9 @@ class CcxtMarket:
         backoff_s: float = 1.0,
         sleep: Callable[[float], None] = time.sleep,
         page_limit: int = 1000,
+        timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S,
     ) -> None:
-        self.exchange = exchange if exchange is not None else _create_exchange(exchange_id)
+        self.exchange = exchange if exchange is not None else _create_exchange(exchange_id, timeout_s)
         if not self.exchange.has.get("fetchOHLCV"):
             raise ValueError(f"ccxt exchange {exchange_id!r} has no public OHLCV (has['fetchOHLCV'] is not set)")
         self.exchange_id = exchange_id
@@ -600,6 +606,7 @@ def build_market(
     exchange_id: str | None = None,
     replay_mode: ReplayMode = "wallclock",
     replay_drop_last_bar: bool = False,
+    exchange_timeout_s: float = DEFAULT_EXCHANGE_TIMEOUT_S,
 ) -> MarketData:
     """The market named by ``source``: ``"synthetic"`` (seed, symbols), ``"replay"`` (replay_dir) or ``"ccxt"`` (exchange_id)."""
     if source == "synthetic":
@@ -611,5 +618,5 @@ def build_market(
     if source == "ccxt":
         if not exchange_id:
             raise ValueError("market source 'ccxt' needs exchange_id (e.g. 'binance')")
-        return CcxtMarket(exchange_id)
+        return CcxtMarket(exchange_id, timeout_s=exchange_timeout_s)
     raise ValueError(f"unknown market source {source!r}: expected 'synthetic', 'replay' or 'ccxt'")

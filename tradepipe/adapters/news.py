@@ -29,9 +29,11 @@ a malformed feed with no readable entry, is an error.
 
 from __future__ import annotations
 
+import base64
 import calendar
 import http.client
 import json
+import urllib.parse
 import urllib.request
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
@@ -39,6 +41,7 @@ from typing import Any, Callable
 
 import feedparser
 
+from tradepipe.core.redaction import redact
 from tradepipe.core.types import Headline
 
 __all__ = ["NewsFeedError", "fetch_url", "load_headlines"]
@@ -52,16 +55,42 @@ class NewsFeedError(Exception):
     """``feed`` is configured but cannot be read; the caller records ``reason`` and the sentiment agent abstains."""
 
     def __init__(self, feed: str, reason: str) -> None:
+        # The feed address may carry credentials (user:password@, ?token=), and so may the error
+        # text that quotes it: both are redacted before they can reach a signal reason or metadata.
+        feed, reason = redact(feed), redact(reason, feed)
         super().__init__(f"news feed {feed}: {reason}")
         self.feed = feed
         self.reason = reason
 
 
-def fetch_url(url: str, timeout_s: float = 10.0) -> bytes:
+DEFAULT_TIMEOUT_S = 10.0
+
+
+def fetch_url(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> bytes:
     """The body at ``url`` (one GET, no retries: a missed cycle of news costs little)."""
-    request = urllib.request.Request(url, headers={"User-Agent": "tradepipe/0.1 feedparser"})
+    address, authorization = _split_credentials(url)
+    headers = {"User-Agent": "tradepipe/0.1 feedparser"}
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(address, headers=headers)
     with urllib.request.urlopen(request, timeout=timeout_s) as response:
         return bytes(response.read())
+
+
+def _split_credentials(url: str) -> tuple[str, str | None]:
+    """``http://user:password@host/feed`` -> (``http://host/feed``, a Basic ``Authorization`` value).
+
+    urllib cannot send URL credentials itself: it would take ``password@host`` for a port."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.username is None:
+        return url, None
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    token = f"{urllib.parse.unquote(parts.username)}:{urllib.parse.unquote(parts.password or '')}"
+    address = urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+    return address, "Basic " + base64.b64encode(token.encode()).decode("ascii")
 
 
 def load_headlines(

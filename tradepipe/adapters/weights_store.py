@@ -1,9 +1,12 @@
 """Where the trading cycle gets its agent weights, and where the optimiser publishes them.
 
-Lookup order, first that answers wins: Redis (fast, shared by every process) -> the database's live
-row in ``weight_history`` -> the last weights this machine used (a small file under TRADEPIPE_HOME)
--> the static defaults from settings. A source that is down is skipped with its error noted; loading
-weights never fails a cycle.
+Every cached copy carries its version: the ``weight_history`` id and the time it was published
+(the row's ``promoted_at``). The database's live row is the record, so when the database answers,
+a cached set is used only if it is that row (same id); a cache holding any other set (a promotion
+made while Redis was down, a lost write) is ignored, noted, and refreshed from the row. When the
+database does not answer, the newest cached version is used: Redis, else the last weights this
+machine used (a small file under TRADEPIPE_HOME), else the static defaults from settings. A source
+that is down is skipped with its error noted; loading weights never fails a cycle.
 """
 
 from __future__ import annotations
@@ -14,14 +17,26 @@ import math
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.weights import live_weights
+from tradepipe.core.redaction import redact
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 0.5
+
+
+@dataclass(frozen=True)
+class WeightsVersion:
+    """Which recorded weight set this is: its ``weight_history`` row and when that row was published."""
+
+    weight_history_id: int
+    published_at: str | None  # ISO-8601 UTC; None when the publisher did not say
+
+    def describe(self) -> str:
+        return f"weight_history {self.weight_history_id}" + (f" published {self.published_at}" if self.published_at else "")
 
 
 @dataclass(frozen=True)
@@ -29,6 +44,13 @@ class LoadedWeights:
     weights: dict[str, float]
     source: str  # "redis" | "database" | "last_known" | "defaults"
     notes: tuple[str, ...] = ()
+    version: WeightsVersion | None = None  # None for the static defaults
+
+
+@dataclass(frozen=True)
+class _Found:
+    weights: dict[str, float]
+    version: WeightsVersion | None
 
 
 def redis_key(book: str) -> str:
@@ -50,6 +72,39 @@ def _valid(weights: object, agents: frozenset[str]) -> dict[str, float] | None:
     return values
 
 
+def _version_of(payload: Mapping[str, Any]) -> WeightsVersion | None:
+    history_id = payload.get("weight_history_id")
+    if not isinstance(history_id, int) or isinstance(history_id, bool):
+        return None
+    published = payload.get("published_at")
+    return WeightsVersion(history_id, str(published) if published else None)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(timezone.utc).isoformat()
+
+
+def _newest(*candidates: tuple[str, _Found | None]) -> tuple[str, _Found] | None:
+    """The candidate with the latest publication time (the first one on a tie or without times)."""
+    present = [(source, found) for source, found in candidates if found is not None]
+    if not present:
+        return None
+
+    def published(item: tuple[str, _Found]) -> str:
+        version = item[1].version
+        return (version.published_at or "") if version else ""
+
+    best = present[0]
+    for item in present[1:]:
+        if published(item) > published(best):
+            best = item
+    return best
+
+
 class WeightStore:
     def __init__(
         self,
@@ -59,6 +114,7 @@ class WeightStore:
         agents: frozenset[str],
         defaults: Mapping[str, float],
         cache_file: Path | None,
+        redis_timeout_s: float = REDIS_TIMEOUT_S,
     ) -> None:
         self._sessions = sessions
         self._redis_url = redis_url
@@ -66,15 +122,22 @@ class WeightStore:
         self._agents = agents
         self._defaults = dict(defaults)
         self._cache_file = cache_file
+        self._redis_timeout_s = redis_timeout_s
 
     def _redis(self):  # type: ignore[no-untyped-def]
         import redis
+        from redis.backoff import NoBackoff
+        from redis.retry import Retry
 
+        # One attempt: redis-py's default retries would multiply the bound; the next cycle tries again.
         return redis.Redis.from_url(
-            self._redis_url, socket_timeout=REDIS_TIMEOUT_S, socket_connect_timeout=REDIS_TIMEOUT_S
+            self._redis_url,
+            socket_timeout=self._redis_timeout_s,
+            socket_connect_timeout=self._redis_timeout_s,
+            retry=Retry(NoBackoff(), 0),
         )
 
-    def _from_redis(self) -> dict[str, float] | None:
+    def _from_redis(self) -> _Found | None:
         if not self._redis_url:
             return None
         client = self._redis()
@@ -82,56 +145,101 @@ class WeightStore:
             raw = client.get(redis_key(self._book))
         finally:
             client.close()
-        return _valid(json.loads(raw)["weights"], self._agents) if raw else None
-
-    def _from_database(self) -> dict[str, float] | None:
-        if self._sessions is None:
+        if not raw:
             return None
+        payload = json.loads(raw)
+        weights = _valid(payload["weights"], self._agents)
+        return _Found(weights, _version_of(payload)) if weights is not None else None
+
+    def _from_database(self) -> _Found | None:
+        """The live row; raises when the database does not answer."""
+        if self._sessions is None:
+            raise LookupError("no database configured")
         with self._sessions() as session:
             row = live_weights(session, self._book)
-        return _valid(row.new_weights, self._agents) if row else None
+        if row is None:
+            return None
+        weights = _valid(row.new_weights, self._agents)
+        return _Found(weights, WeightsVersion(row.id, _iso(row.promoted_at))) if weights is not None else None
 
-    def _from_cache_file(self) -> dict[str, float] | None:
+    def _from_cache_file(self) -> _Found | None:
         if self._cache_file is None or not self._cache_file.exists():
             return None
-        return _valid(json.loads(self._cache_file.read_text()), self._agents)
+        payload = json.loads(self._cache_file.read_text())
+        if isinstance(payload, Mapping) and "weights" in payload:
+            weights = _valid(payload["weights"], self._agents)
+            return _Found(weights, _version_of(payload)) if weights is not None else None
+        weights = _valid(payload, self._agents)  # the format before versions: a bare agent -> weight map
+        return _Found(weights, None) if weights is not None else None
 
-    def _remember(self, weights: Mapping[str, float]) -> None:
+    def _remember(self, found: _Found) -> None:
         if self._cache_file is None:
             return
+        payload: dict[str, Any] = {"weights": dict(found.weights)}
+        if found.version is not None:
+            payload |= {"weight_history_id": found.version.weight_history_id, "published_at": found.version.published_at}
         try:
             self._cache_file.parent.mkdir(parents=True, exist_ok=True)
-            self._cache_file.write_text(json.dumps(dict(weights), sort_keys=True))
+            self._cache_file.write_text(json.dumps(payload, sort_keys=True))
         except OSError as exc:
             log.warning("could not remember weights in %s: %s", self._cache_file, exc)
 
     def load(self) -> LoadedWeights:
         notes: list[str] = []
-        for source, reader in (
-            ("redis", self._from_redis),
-            ("database", self._from_database),
-            ("last_known", self._from_cache_file),
-        ):
+        answers: dict[str, _Found | None] = {}
+        failed: set[str] = set()
+        readers = {"redis": self._from_redis, "database": self._from_database}
+        for source, reader in readers.items():
             try:
-                weights = reader()
-            except Exception as exc:  # any failure of a source means: try the next one
-                notes.append(f"{source} unavailable: {type(exc).__name__}: {str(exc)[:200]}")
-                continue
-            if weights is not None:
-                if source != "last_known":
-                    self._remember(weights)
-                return LoadedWeights(weights, source, tuple(notes))
+                answers[source] = reader()
+            except Exception as exc:  # any failure of a source means: decide without it
+                failed.add(source)
+                if not (source == "database" and self._sessions is None):
+                    notes.append(f"{source} unavailable: {type(exc).__name__}: {redact(str(exc)[:200], self._redis_url)}")
+        cached, live = answers.get("redis"), answers.get("database")
+
+        if "database" not in failed and live is not None:
+            # The database answers: its live row wins over any cache that holds another set.
+            if cached is not None and cached.version is not None and live.version is not None and (
+                cached.version.weight_history_id == live.version.weight_history_id
+            ):
+                return self._use("redis", LoadedWeights(cached.weights, "redis", tuple(notes), live.version), cached)
+            if cached is not None:
+                held = cached.version.describe() if cached.version else "an unversioned set"
+                notes.append(f"redis held {held}, not the live {live.version.describe() if live.version else 'row'}: ignored and refreshed")
+            if self._redis_url and "redis" not in failed and live.version is not None:
+                self.publish_to_redis(live.weights, live.version.weight_history_id, live.version.published_at)
+            return self._use("database", LoadedWeights(live.weights, "database", tuple(notes), live.version), live)
+
+        if "database" not in failed and self._sessions is not None:
+            # The database answers and has no usable live row: nothing cached is live either.
+            if cached is not None:
+                notes.append("redis held a weight set but the database has no live row: ignored")
+            return LoadedWeights(dict(self._defaults), "defaults", tuple(notes))
+        try:
+            file_found = self._from_cache_file()
+        except Exception as exc:
+            notes.append(f"last_known unavailable: {type(exc).__name__}: {str(exc)[:200]}")
+            file_found = None
+        newest = _newest(("redis", cached), ("last_known", file_found))
+        if newest is not None:
+            source, found = newest
+            return self._use(source, LoadedWeights(found.weights, source, tuple(notes), found.version), found)
         return LoadedWeights(dict(self._defaults), "defaults", tuple(notes))
 
-    def publish_to_redis(self, weights: Mapping[str, float], history_id: int) -> bool:
-        """Best effort: the database row is the record; Redis only makes it fast to read."""
+    def _use(self, source: str, loaded: LoadedWeights, found: _Found) -> LoadedWeights:
+        if source != "last_known":
+            self._remember(_Found(found.weights, loaded.version))
+        return loaded
+
+    def publish_to_redis(self, weights: Mapping[str, float], history_id: int, published_at: str | datetime | None = None) -> bool:
+        """Best effort: the database row is the record; Redis only makes it fast to read.
+
+        ``published_at`` is the row's ``promoted_at`` (its version); now when not given."""
         if not self._redis_url:
             return False
-        payload = {
-            "weights": dict(weights),
-            "weight_history_id": history_id,
-            "published_at": datetime.now(timezone.utc).isoformat(),
-        }
+        when = published_at if isinstance(published_at, str) else _iso(published_at or datetime.now(timezone.utc))
+        payload = {"weights": dict(weights), "weight_history_id": history_id, "published_at": when}
         try:
             client = self._redis()
             try:
@@ -139,9 +247,9 @@ class WeightStore:
             finally:
                 client.close()
         except Exception as exc:
-            log.warning("could not publish weights to Redis: %s", exc)
+            log.warning("could not publish weights to Redis: %s", redact(str(exc), self._redis_url))
             return False
         return True
 
 
-__all__ = ["LoadedWeights", "WeightStore", "redis_key"]
+__all__ = ["LoadedWeights", "WeightStore", "WeightsVersion", "redis_key"]

@@ -5,6 +5,7 @@ as an equity curve.
 """
 
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any, Mapping
 
@@ -13,6 +14,7 @@ import dagster as dg
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.reports import record_metrics
 from tradepipe.assets.metadata import table
+from tradepipe.core.redaction import redact_value
 from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, timeframe_ms
 from tradepipe.resources import (
     AlertsResource,
@@ -65,6 +67,14 @@ def shown_positions(positions: list[dict[str, Any]], ticks: Mapping[str, Decimal
 
 
 def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping[str, Decimal] | None = None) -> dict[str, Any]:
+    # Reasons quote outside errors (feed, exchange, Redis): no credential of theirs reaches the UI.
+    outcome = replace(
+        outcome,
+        skipped=redact_value(outcome.skipped),
+        last_signals=redact_value(outcome.last_signals),
+        orders_placed=redact_value(outcome.orders_placed),
+        orders_rejected=redact_value(outcome.orders_rejected),
+    )
     label = " (SYNTHETIC prices)" if market_source == "synthetic" else ""
     return {
         "equity": _cents(outcome.equity),
@@ -88,6 +98,9 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
         "skipped": dg.MetadataValue.json(outcome.skipped),
         "weights": dg.MetadataValue.json(outcome.weights),
         "weights_source": outcome.weights_source,
+        "weights_version": dg.MetadataValue.json(
+            {"weight_history_id": outcome.weight_history_id, "published_at": outcome.weights_published_at}
+        ),
         "halted_daily_loss": outcome.halted,
         "cycle_seconds": round(outcome.seconds, 4),
     }

@@ -25,6 +25,7 @@ from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
+from tradepipe.run_pools import ANALYTICS_TAGS
 from tradepipe.weights_service import UnsoundWeightsError, publish_weight_set
 
 
@@ -197,6 +198,6 @@ def promote_weight_set(
     context.log.info(f"promoted weight_history {publication.weight_history_id}: {publication.weights} (redis: {publication.redis})")
 
 
-@dg.job(description="Promote a recorded weight set to live (config: weight_history_id).")
+@dg.job(description="Promote a recorded weight set to live (config: weight_history_id).", tags=ANALYTICS_TAGS)
 def promote_weights() -> None:
     promote_weight_set()

@@ -7,8 +7,10 @@ Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
 1. validate each symbol's bars (every blocking rule of ``core.bar_quality`` over all the bars the
    agents read, and the newest must be bar t); a bad bar skips the symbol for this cycle with the
    reason recorded, other symbols go on;
-2. fill the orders decided last cycle at the open of the first bar after their decision bar
-   (the paper fill rule: no look-ahead, the decision never sees the price it trades at), or, with
+2. fill the orders decided last cycle at the open of the bar right after their decision bar
+   (the paper fill rule: no look-ahead, the decision never sees the price it trades at); an order
+   whose next bar is not this cycle's bar (downtime missed it) expires unfilled, with the reason, and
+   this cycle decides afresh (a live book never trades at a price that is gone), or, with
    the ccxt broker, book what the exchange reported for the orders sent after the last cycle;
 3. mark positions at bar t's close (the last good mark for a skipped symbol);
 4. every agent votes on every tradable symbol; the weighted ensemble gives a target per symbol;
@@ -141,6 +143,11 @@ def _fill_pending(
     cancelled: list[tuple[OrderIntent, str]] = []
     for pending in inputs.pending:
         intent = pending.intent
+        fill_bar_ms = pending.decided_bar_ms + inputs.timeframe_ms
+        if inputs.bar_open_ms != fill_bar_ms:
+            cancelled.append((intent, f"expired: the bar it was to fill at ({fill_bar_ms}) was missed; "
+                                      f"this cycle trades bar {inputs.bar_open_ms} and decides afresh"))
+            continue
         next_open = _next_open(usable.get(intent.symbol), pending.decided_bar_ms)
         if next_open is None:
             cancelled.append((intent, f"no valid bar after the decision bar to fill at ({intent.symbol} skipped)"))

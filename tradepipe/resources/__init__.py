@@ -69,6 +69,16 @@ def _url(field: str, value: str | None, *, as_variable: bool) -> Any:
     return dg.EnvVar(variable) if as_variable or (value and urlsplit(value).password) else value
 
 
+def _address(field: str, value: Any) -> Any:
+    """A URL setting as the UI may show it: its ``dg.EnvVar`` when the URL carries credentials (issue 10)."""
+    from tradepipe.core.redaction import secrets_in
+
+    variable = ENV_PREFIX + field.upper()
+    if isinstance(value, str) and secrets_in(value) and variable in os.environ:
+        return dg.EnvVar(variable)
+    return value
+
+
 def _secret(field: str) -> Any:
     """A secret is only ever an ``dg.EnvVar``; missing, it stays empty and the broker says which variable to set."""
     variable = ENV_PREFIX + field.upper()
@@ -87,6 +97,15 @@ def _market(settings: Settings) -> MarketDataResource:
         symbols=list(settings.symbols),
         replay_dir=str(settings.replay_dir) if settings.replay_dir is not None else None,
         exchange=settings.exchange,
+        exchange_timeout_seconds=settings.exchange_timeout_seconds,
+    )
+
+
+def _ledger(settings: Settings, url: Any) -> LedgerDatabase:
+    return LedgerDatabase(
+        url=url,
+        connect_timeout_seconds=settings.database_connect_timeout_seconds,
+        statement_timeout_seconds=settings.database_statement_timeout_seconds,
     )
 
 
@@ -97,6 +116,7 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
         live=settings.live,
         api_key=api_key if settings.broker == "ccxt" else None,
         secret=secret if settings.broker == "ccxt" else None,
+        timeout_seconds=settings.exchange_timeout_seconds,
     )
 
 
@@ -129,11 +149,13 @@ def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any
     database_url = _url("database_url", settings.resolved_database_url, as_variable=urls_as_variables)
     redis_url = _url("redis_url", settings.redis_url, as_variable=urls_as_variables)
     return {
-        "ledger": LedgerDatabase(url=database_url),
+        "ledger": _ledger(settings, database_url),
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
-        "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "trading": TradingConfigResource.from_settings(
+            settings, database_url=database_url, redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed)
+        ),
         "clock": WallClock(),
         "mail": _mail(settings, _secret("smtp_password")),
         "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
@@ -142,7 +164,7 @@ def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any
 
 def _test(settings: Settings) -> dict[str, Any]:
     return {
-        "ledger": LedgerDatabase(url=settings.resolved_database_url),
+        "ledger": _ledger(settings, settings.resolved_database_url),
         "market": _market(settings),
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),

@@ -12,6 +12,7 @@ import dagster as dg
 from pydantic import Field
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S
 from tradepipe.brokers import Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.timeframes import timeframe_ms
 
@@ -27,6 +28,8 @@ class BrokerResource(dg.ConfigurableResource):
     max_retries: int = 3
     """ccxt broker: resends of an ambiguously failed order (each after a look-up by client order id)."""
     backoff_s: float = 1.0
+    timeout_seconds: float = DEFAULT_EXCHANGE_TIMEOUT_S
+    """ccxt broker: longest wait for one HTTP request (TRADEPIPE_EXCHANGE_TIMEOUT_SECONDS)."""
 
     def build(self, sessions: sessionmaker[Session], book: str, timeframe: str) -> Broker:
         """The broker the trading cycle of ``book`` sends its orders through."""
@@ -35,6 +38,7 @@ class BrokerResource(dg.ConfigurableResource):
         from tradepipe.adapters.broker import CcxtBroker
 
         exchange = CcxtBroker.connect(
-            self.exchange, self.api_key, self.secret, live=self.live, max_retries=self.max_retries, backoff_s=self.backoff_s
+            self.exchange, self.api_key, self.secret, live=self.live, max_retries=self.max_retries, backoff_s=self.backoff_s,
+            timeout_s=self.timeout_seconds,
         )
         return ExchangeBroker(exchange, sessions, book, timeframe_ms(timeframe))

@@ -7,7 +7,7 @@ from typing import Literal
 import dagster as dg
 from pydantic import PrivateAttr
 
-from tradepipe.adapters.market import MarketData, build_market
+from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S, MarketData, build_market
 
 
 class MarketDataResource(dg.ConfigurableResource):
@@ -24,6 +24,9 @@ class MarketDataResource(dg.ConfigurableResource):
     replay_mode: Literal["wallclock", "stepped"] = "wallclock"
     replay_drop_last_bar: bool = False
 
+    exchange_timeout_seconds: float = DEFAULT_EXCHANGE_TIMEOUT_S
+    """ccxt market: longest wait for one HTTP request (TRADEPIPE_EXCHANGE_TIMEOUT_SECONDS)."""
+
     _market: MarketData | None = PrivateAttr(default=None)
 
     def build(self) -> MarketData:
@@ -36,5 +39,6 @@ class MarketDataResource(dg.ConfigurableResource):
                 exchange_id=self.exchange,
                 replay_mode=self.replay_mode,
                 replay_drop_last_bar=self.replay_drop_last_bar,
+                exchange_timeout_s=self.exchange_timeout_seconds,
             )
         return self._market

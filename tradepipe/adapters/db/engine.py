@@ -1,7 +1,14 @@
-"""Engines and migrations. SQLite gets WAL and a busy timeout so the sensor, runs and CLI can share it."""
+"""Engines and migrations. SQLite gets WAL and a busy timeout so the sensor, runs and CLI can share it.
+
+Every wait on the database is bounded (``DatabaseTimeouts``): PostgreSQL gets a connect timeout and
+server-side statement and lock timeouts, SQLite a busy timeout. Only ``upgrade`` creates a SQLite
+file; every other use opens an existing one (a typo in a path is an error, not an empty ledger).
+"""
 
 from __future__ import annotations
 
+import sqlite3
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -13,12 +20,36 @@ from sqlalchemy.orm import Session, sessionmaker
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
 
 
-def _configure_sqlite(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
+@dataclass(frozen=True)
+class DatabaseTimeouts:
+    """How long any database call may wait (seconds). The defaults are the documented settings' defaults."""
+
+    connect_s: float = 10.0
+    """PostgreSQL: establishing a connection, including a server that accepts and never answers."""
+    statement_s: float = 60.0
+    """PostgreSQL: one statement (``statement_timeout``); SQLite: waiting for another writer (busy timeout)."""
+
+
+DEFAULT_TIMEOUTS = DatabaseTimeouts()
+
+
+def _sqlite_configurer(timeouts: DatabaseTimeouts):  # type: ignore[no-untyped-def]
+    def configure(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={int(timeouts.statement_s * 1000)}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    return configure
+
+
+def sqlite_path(url: str) -> Path | None:
+    """The file of a SQLite URL (None for in-memory or another database)."""
+    if not url.startswith("sqlite"):
+        return None
+    path = url.split("sqlite:///", 1)[-1].split("?", 1)[0]
+    return Path(path) if path and path != ":memory:" and not url.startswith("sqlite://?") else None
 
 
 def driver_url(url: str) -> str:
@@ -29,20 +60,37 @@ def driver_url(url: str) -> str:
 
 
 @lru_cache(maxsize=8)
-def get_engine(url: str) -> Engine:
+def get_engine(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> Engine:
     url = driver_url(url)
+    path = sqlite_path(url)
     if url.startswith("sqlite"):
-        path = url.split("sqlite:///", 1)[-1]
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _configure_sqlite)
+        if path is not None:
+            # mode=rw: never create the file here (sqlite3 would make an empty one on first connect).
+            creator_path = f"{path.resolve().as_uri()}?mode=rw"  # as_uri: percent-encoded, so any path works
+            engine = create_engine(
+                url,
+                creator=lambda: sqlite3.connect(creator_path, timeout=timeouts.statement_s, uri=True, check_same_thread=False),
+            )
+        else:
+            engine = create_engine(url, connect_args={"timeout": timeouts.statement_s})
+        event.listen(engine, "connect", _sqlite_configurer(timeouts))
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=5)
+    statement_ms = int(timeouts.statement_s * 1000)
+    return create_engine(
+        url,
+        pool_pre_ping=True,
+        pool_size=5,
+        max_overflow=5,
+        pool_timeout=timeouts.connect_s,
+        connect_args={
+            "connect_timeout": max(1, round(timeouts.connect_s)),  # libpq takes whole seconds
+            "options": f"-c statement_timeout={statement_ms} -c lock_timeout={statement_ms}",
+        },
+    )
 
 
-def session_factory(url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(url), expire_on_commit=False)
+def session_factory(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> sessionmaker[Session]:
+    return sessionmaker(get_engine(url, timeouts), expire_on_commit=False)
 
 
 def alembic_config(url: str) -> Config:
@@ -52,7 +100,16 @@ def alembic_config(url: str) -> Config:
     return config
 
 
+def create_sqlite_file(url: str) -> None:
+    """Make the (empty) SQLite file of ``url`` and its folder; only ``tradepipe db upgrade`` should."""
+    path = sqlite_path(driver_url(url))
+    if path is not None and not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
+
+
 def upgrade(url: str, revision: str = "head") -> None:
+    create_sqlite_file(url)
     command.upgrade(alembic_config(url), revision)
 
 

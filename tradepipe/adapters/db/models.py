@@ -81,6 +81,9 @@ class TradingCycle(Base):
     weights_source: Mapped[str | None] = mapped_column(String(32))
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
+    # issue 10: which recorded weight set the cycle traded with (None: the static defaults)
+    weight_history_id: Mapped[int | None] = mapped_column(Integer)
+    weights_published_at: Mapped[datetime | None]
 
 
 class SignalRow(Base):
