@@ -211,5 +211,10 @@ def risk_reset() -> None:
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
 
+from tradepipe.cli_deploy import deploy  # noqa: E402  (issue 13)
+
+main.add_command(deploy)
+
+
 if __name__ == "__main__":
     main()

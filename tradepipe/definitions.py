@@ -8,7 +8,14 @@ from tradepipe.assets.weights import agent_weights, live_weights, promote_weight
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.resources import build_resources
-from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
+from tradepipe.schedules import (
+    POOL_TAG,
+    build_performance_intraday,
+    performance_finalize,
+    performance_job,
+    weights_daily,
+    weights_job,
+)
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.settings import load_settings
 
@@ -21,7 +28,15 @@ trading_cycle_job = dg.define_asset_job(
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
-    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS)},
+    tags={
+        TRADING_CYCLE_TAG: settings.book,
+        "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS),
+        # Issue 13: never retried automatically, whatever the instance's run_retries say: a cycle that
+        # died may already have sent orders; the next bar's cycle reconciles them instead.
+        "dagster/max_retries": "0",
+        "dagster/retry_on_asset_or_op_failure": "false",
+        POOL_TAG: "trading",
+    },
     # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
     executor_def=dg.in_process_executor,
 )
@@ -30,7 +45,7 @@ defs = dg.Definitions(
     assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
     jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
-    schedules=[performance_intraday, performance_finalize, weights_daily],
+    schedules=[build_performance_intraday(settings.performance_intraday_cron), performance_finalize, weights_daily],
     sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
     resources=build_resources(settings),
 )

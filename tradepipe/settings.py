@@ -85,12 +85,25 @@ class Settings(BaseSettings):
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
+    # --- issue 13: scheduled deployment. How often today's performance is refreshed (UTC cron); the
+    # deployment test sets "* * * * *" to see the schedule launch a partitioned run within a minute.
+    performance_intraday_cron: str = "0 */6 * * *"
+
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = True
     report_recipients: Annotated[list[str], NoDecode] = []
+
+    @field_validator("performance_intraday_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"could not parse {value!r}: expected a five-field cron string, e.g. 0 */6 * * *")
+        return value
 
     @field_validator("symbols", "agents", "report_recipients", mode="before")
     @classmethod
