@@ -35,3 +35,16 @@ def test_loading_the_code_location_does_not_import_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_loading_the_code_location_reads_no_database(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """The ledger's URL points at a server that does not exist and a SQLite file that must not appear:
+    the code location loads anyway, and creates nothing (resources connect when a run uses them)."""
+    import os
+
+    probe = "import tradepipe.definitions as d; print(sorted(d.defs.resources))"
+    for url in ("postgresql://nobody@127.0.0.1:9/nowhere", f"sqlite:///{tmp_path / 'never' / 'ledger.sqlite'}"):
+        env = {**os.environ, "TRADEPIPE_DATABASE_URL": url, "TRADEPIPE_HOME": str(tmp_path / "home")}
+        out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True, check=True, timeout=120).stdout
+        assert out.strip() == "['broker', 'clock', 'ledger', 'market', 'trading', 'weights_cache']"
+    assert not (tmp_path / "never").exists() and not (tmp_path / "home").exists()
