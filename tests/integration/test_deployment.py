@@ -7,12 +7,12 @@ storage, one for the ledger: both keep Alembic revisions in a table named alembi
 test Redis. Bars are 5 s wide and ``performance_intraday`` ticks every minute
 (TRADEPIPE_PERFORMANCE_INTRADAY_CRON), so sensor and schedule runs come within a minute.
 
-1. Everything starts; the sensor launches trading cycles until one traded, and the schedule
-   launches a run of today's ``performance_job`` partition (its result is tested elsewhere; here it
-   must not fail). Every schedule and sensor of the code location is on in the daemon's storage;
-   then the test stops the every-minute schedule, as an operator would in the UI: more heavy
-   analytics runs would only slow the cycles down.
-2. The daemon is stopped (SIGTERM to its process group) and started again; the sensor carries on.
+1. Everything starts; the sensor launches trading cycles until one traded.
+2. The daemon is stopped (SIGTERM to its process group) and started again; the sensor carries on,
+   and the schedule launches a run of today's ``performance_job`` partition (its result is tested
+   elsewhere; here it must not fail). Every schedule and sensor of the code location is on in the
+   daemon's storage; then the test stops the every-minute schedule, as an operator would in the UI:
+   more heavy analytics runs would only slow the cycles down.
 3. The code server is stopped and started again with new code (one more symbol, so a new job
    snapshot); without a daemon restart the next cycles are created from the new snapshot and trade
    the new symbol, and an order has filled. Runs the stop killed fail and are not retried.
@@ -374,13 +374,25 @@ def test_deployment_runs_schedules_and_sensors_on_postgres_and_survives_restarts
         # ---- phase 1: the three processes, the sensor and the schedule
         for service in services.values():
             service.start()
-        print(f"\n[deploy] started code server :{code_port}, webserver :{web_port}, daemon; waiting for a cycle and a scheduled run")
-        launched = ("STARTED", "SUCCESS")
-        first = deployment.wait(
-            "phase 1", lambda runs: bool(deployment.traded(runs)) and any(r.status in launched for r in scheduled(runs))
-        )
-        timings["phase 1 (start -> a cycle and a scheduled run launched)"] = time.monotonic() - t0
+        print(f"\n[deploy] started code server :{code_port}, webserver :{web_port}, daemon; waiting for a cycle")
+        first = deployment.wait("phase 1", lambda runs: bool(deployment.traded(runs)))
+        timings["phase 1 (start -> a cycle)"] = time.monotonic() - t0
         assert webserver_sees_code_location(web_port), services["webserver"].tail()
+
+        # ---- phase 2: restart the daemon; the schedule's first tick may come before or after
+        ids_before_daemon_restart = {r.run_id for r in first}
+        stopped = services["daemon"].stop()
+        services["daemon"].start()
+        restarted_at = time.monotonic()
+        print(f"[deploy] daemon restarted (stopped in {stopped:.1f} s); waiting for a cycle it launches and a scheduled run")
+        launched = ("STARTED", "SUCCESS")
+        deployment.wait(
+            "phase 2",
+            lambda runs: any(r.run_id not in ids_before_daemon_restart for r in deployment.traded(runs))
+            and any(r.status in launched for r in scheduled(runs)),
+        )
+        timings["phase 2 (daemon restart -> next cycle and a scheduled run launched)"] = time.monotonic() - restarted_at
+        daemon_pid = services["daemon"].process.pid  # type: ignore[union-attr]
         with dagster_instance(dagster_home, env, monkeypatch) as instance:
             states = instigator_states(instance)
             expected = {(InstigatorType.SCHEDULE, s.name) for s in defs.schedules or []}
@@ -394,18 +406,6 @@ def test_deployment_runs_schedules_and_sensors_on_postgres_and_survives_restarts
         with dagster_db.connect() as connection:
             stored = connection.execute(sa.text("SELECT COUNT(*) FROM jobs WHERE status IN ('RUNNING', 'DECLARED_IN_CODE')")).scalar_one()
         assert stored == len(expected) - 1, "the schedule and sensor states are not in Dagster's PostgreSQL storage"
-
-        # ---- phase 2: restart the daemon
-        ids_before_daemon_restart = {r.run_id for r in first}
-        stopped = services["daemon"].stop()
-        services["daemon"].start()
-        restarted_at = time.monotonic()
-        print(f"[deploy] daemon restarted (stopped in {stopped:.1f} s); waiting for a cycle it launches")
-        deployment.wait(
-            "phase 2", lambda runs: any(r.run_id not in ids_before_daemon_restart for r in deployment.traded(runs))
-        )
-        timings["phase 2 (daemon restart -> next cycle)"] = time.monotonic() - restarted_at
-        daemon_pid = services["daemon"].process.pid  # type: ignore[union-attr]
 
         # ---- phase 3: restart the code server with new code, the daemon keeps running
         before_code_restart = deployment.runs()
