@@ -1,4 +1,5 @@
-# Two commands: `make run` (trade on paper in the Dagster UI) and `make test`.
+# Two commands: `make run` (trade on paper in the Dagster UI) and `make test`;
+# `make deploy` runs the scheduled deployment on PostgreSQL (README).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -11,7 +12,7 @@ export TRADEPIPE_HOME ?= $(CURDIR)/.tradepipe
 export OPENBLAS_NUM_THREADS ?= 1
 DAGSTER_HOME_DIR := $(TRADEPIPE_HOME)/dagster
 
-.PHONY: run test install migrate bench clean lint
+.PHONY: run test install migrate bench clean lint deploy
 
 # The lock file pins every package; uv installs it in seconds, pip is the fallback.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -54,3 +55,24 @@ bench: install
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
+
+# --- issue 13: the scheduled deployment on PostgreSQL (README "Scheduled deployment on PostgreSQL").
+# Code server, webserver and daemon as three long-lived processes (deploy/Procfile, run by honcho,
+# which also reads a .env file); PROCESSES=daemon (or code, webserver) starts just that one.
+PROCESSES ?=
+deploy: export DAGSTER_HOME ?= $(TRADEPIPE_HOME)/dagster-deploy
+deploy: export DAGSTER_PG_HOST ?= 127.0.0.1
+deploy: export DAGSTER_PG_PORT ?= 5432
+deploy: export DAGSTER_PG_PASSWORD ?=
+deploy: export TRADEPIPE_CODE_SERVER_HOST ?= 127.0.0.1
+deploy: export TRADEPIPE_CODE_SERVER_PORT ?= 4266
+deploy: export TRADEPIPE_WEBSERVER_HOST ?= $(HOST)
+deploy: export TRADEPIPE_WEBSERVER_PORT ?= $(PORT)
+deploy: export PATH := $(CURDIR)/$(BIN):$(PATH)
+deploy: install
+	@$(BIN)/honcho run $(BIN)/tradepipe deploy check
+	$(BIN)/honcho run $(BIN)/tradepipe db upgrade
+	@mkdir -p "$$DAGSTER_HOME" && cp deploy/dagster.yaml "$$DAGSTER_HOME/dagster.yaml"
+	$(BIN)/honcho run $(BIN)/dagster instance migrate
+	@echo "tradepipe: Dagster UI at http://$$TRADEPIPE_WEBSERVER_HOST:$$TRADEPIPE_WEBSERVER_PORT (Ctrl-C stops all; 'make deploy' again resumes)"
+	$(BIN)/honcho -f deploy/Procfile start $(PROCESSES)

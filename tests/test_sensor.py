@@ -182,7 +182,7 @@ def test_finished_runs_do_not_hold_the_next_cycle_back(
 def test_two_trading_cycles_never_run_at_once_in_either_dagster_config() -> None:
     job = defs.resolve_job_def("trading_cycle")
     assert TRADING_CYCLE_TAG in job.tags
-    for config in (REPO / "dagster.yaml", REPO / "deploy" / "dagster.postgres.yaml"):
+    for config in (REPO / "dagster.yaml", REPO / "deploy" / "dagster.yaml"):
         limits = yaml.safe_load(config.read_text())["concurrency"]["runs"]["tag_concurrency_limits"]
         (limit,) = [entry for entry in limits if entry["key"] == TRADING_CYCLE_TAG]
         assert limit["limit"] == 1, config

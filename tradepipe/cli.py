@@ -213,5 +213,10 @@ from tradepipe.cli_data import data  # noqa: E402  (issue 12: tradepipe data che
 
 main.add_command(data)
 
+from tradepipe.cli_deploy import deploy  # noqa: E402  (issue 13)
+
+main.add_command(deploy)
+
+
 if __name__ == "__main__":
     main()

@@ -24,8 +24,14 @@ from tradepipe.checks.ledger_quality import (
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.checks.quality_jobs import OFF_CYCLE_CHECKS, data_quality_hourly, data_quality_job
 from tradepipe.resources import build_resources
-from tradepipe.run_pools import TRADING_PRIORITY_TAGS
-from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
+from tradepipe.run_pools import POOL_TAG, TRADING_PRIORITY_TAGS
+from tradepipe.schedules import (
+    build_performance_intraday,
+    performance_finalize,
+    performance_job,
+    weights_daily,
+    weights_job,
+)
 from tradepipe.sensors.health import record_failed_runs
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.sensors.warmup import WARMUP_TAG, build_warmup_analytics_sensor
@@ -41,7 +47,16 @@ trading_cycle_job = dg.define_asset_job(
     description="One trading cycle: fill last cycle's orders, vote, risk-check, place orders, snapshot the book.",
     # A run whose process died (dagster dev killed mid-cycle) would otherwise stay "started" for
     # ever and the sensor, which waits for in-flight cycles, would never trade again.
-    tags={TRADING_CYCLE_TAG: settings.book, "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS), **TRADING_PRIORITY_TAGS},
+    tags={
+        TRADING_CYCLE_TAG: settings.book,
+        "dagster/max_runtime": str(CYCLE_MAX_RUNTIME_SECONDS),
+        # Issue 13: never retried automatically, whatever the instance's run_retries say: a cycle that
+        # died may already have sent orders; the next bar's cycle reconciles them instead.
+        "dagster/max_retries": "0",
+        "dagster/retry_on_asset_or_op_failure": "false",
+        POOL_TAG: "trading",
+        **TRADING_PRIORITY_TAGS,
+    },
     # One process: the cycle and its two cheap checks would otherwise each pay the import cost.
     executor_def=dg.in_process_executor,
 )
@@ -89,7 +104,7 @@ defs = dg.Definitions(
         data_quality_job,
     ],
     schedules=[
-        performance_intraday,
+        build_performance_intraday(settings.performance_intraday_cron),
         performance_finalize,
         weights_daily,
         daily_summary,

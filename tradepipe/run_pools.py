@@ -1,6 +1,6 @@
 """Which runs may take the instance's run slots: trading first, analytics and backfills in their own lane.
 
-``dagster.yaml`` (and ``deploy/dagster.postgres.yaml``) allow 4 (8) runs at once, at most one trading
+``dagster.yaml`` (and ``deploy/dagster.yaml``) allow 4 (8) runs at once, at most one trading
 cycle (tag ``tradepipe/trading_cycle``), at most 2 runs of the analytics pool (tag
 ``tradepipe/pool=analytics``, carried by ``performance_job``, ``weights_job``, ``promote_weights`` and so
 by every backfill of them) and at most 1 other backfill run (tag ``dagster/backfill``, which Dagster

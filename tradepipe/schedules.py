@@ -1,5 +1,5 @@
-"""Cadence (UTC): performance refreshed every 6 hours for today and finalised for yesterday shortly
-after midnight; weights optimised daily after that."""
+"""Cadence (UTC): performance refreshed every 6 hours for today (TRADEPIPE_PERFORMANCE_INTRADAY_CRON)
+and finalised for yesterday shortly after midnight; weights optimised daily after that."""
 
 
 from datetime import datetime, timedelta, timezone
@@ -9,6 +9,7 @@ import dagster as dg
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.weights import agent_weights, live_weights
 from tradepipe.run_pools import ANALYTICS_TAGS
+
 
 performance_job = dg.define_asset_job(
     "performance_job",
@@ -31,11 +32,16 @@ def _day(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).strftime("%Y-%m-%d")
 
 
-@dg.schedule(job=performance_job, cron_schedule="0 */6 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
-def performance_intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    """Today's partition, every 6 hours (00, 06, 12, 18 UTC)."""
-    day = _day(context.scheduled_execution_time)
-    return dg.RunRequest(run_key=f"intraday-{context.scheduled_execution_time.isoformat()}", partition_key=day)
+def build_performance_intraday(cron_schedule: str) -> dg.ScheduleDefinition:
+    """Today's partition on ``cron_schedule`` (default every 6 hours: 00, 06, 12, 18 UTC)."""
+
+    @dg.schedule(job=performance_job, cron_schedule=cron_schedule, execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
+    def performance_intraday(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        """Today's partition, refreshed during the day."""
+        day = _day(context.scheduled_execution_time)
+        return dg.RunRequest(run_key=f"intraday-{context.scheduled_execution_time.isoformat()}", partition_key=day)
+
+    return performance_intraday
 
 
 @dg.schedule(job=performance_job, cron_schedule="10 0 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)

@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     news_feed_timeout_seconds: float = Field(default=10, gt=0, le=300)
     # --- end issue 10
 
+    # --- issue 13: scheduled deployment. How often today's performance is refreshed (UTC cron); the
+    # deployment test sets "* * * * *" to see the schedule launch a partitioned run within a minute.
+    performance_intraday_cron: str = "0 */6 * * *"
+
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None
@@ -114,6 +118,15 @@ class Settings(BaseSettings):
     # issue 14: alerts to a generic JSON webhook (the URL is a secret), and when a weight set is stale
     webhook_url: SecretStr | None = None
     stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+
+    @field_validator("performance_intraday_cron")
+    @classmethod
+    def _check_cron(cls, value: str) -> str:
+        from dagster._utils.schedules import is_valid_cron_string
+
+        if not is_valid_cron_string(value):
+            raise ValueError(f"could not parse {value!r}: expected a five-field cron string, e.g. 0 */6 * * *")
+        return value
 
     @field_validator("symbols", "agents", "report_recipients", mode="before")
     @classmethod
