@@ -1,7 +1,7 @@
 """issue 11 reports: report partition, HTML, files and delivery state; one suggestion row per recommendation key
 
 Revision ID: 11_reports
-Revises: 0001
+Revises: 10_ledger_safety
 Create Date: 2026-12-02
 """
 from alembic import op
@@ -10,7 +10,7 @@ import tradepipe.adapters.db.types
 
 
 revision = "11_reports"
-down_revision = "0001"
+down_revision = "10_ledger_safety"
 branch_labels = None
 depends_on = None
 
