@@ -211,5 +211,10 @@ def risk_reset() -> None:
     click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
 
 
+# issue 9: walk-forward evaluation
+from tradepipe.cli_walkforward import walkforward  # noqa: E402
+
+main.add_command(walkforward)
+
 if __name__ == "__main__":
     main()
