@@ -361,11 +361,13 @@ def run_walk_forward(
     checkpoint: Path | None = None,
     checkpoint_every_s: float = 30.0,
     resume: bool = False,
+    on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None = None,
 ) -> EngineRun:
     """Run every strategy through the live loop over ``market`` (see the module docstring).
 
     ``checkpoint``: a file the engine state is saved to every ``checkpoint_every_s`` seconds; with
     ``resume`` a saved state of the same inputs is continued (signals are recomputed: deterministic).
+    ``on_cycle(strategy_key, inputs, result)`` sees every cycle (audits, tests).
     """
     started = time.perf_counter()
     if not strategies:
@@ -415,6 +417,8 @@ def run_walk_forward(
                 inputs = cycle_inputs(config, book, bar, histories, unavailable, cached_agents, rules)
                 result = run_cycle(inputs)
                 _record(book, result, inputs, opens)
+                if on_cycle is not None:
+                    on_cycle(book.spec.key, inputs, result)
             for symbol, reason in (result.skipped.items() if cycled else ()):  # the same for every strategy: recorded once
                 entry = skipped[symbol]
                 entry["bars"] += 1

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import html
 import io
+import re
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,8 @@ def _svg(figure: Any) -> str:
     buffer = io.StringIO()
     figure.savefig(buffer, format="svg", bbox_inches="tight")
     text = buffer.getvalue()
-    return text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    text = text[text.index("<svg") :]  # drop the XML prolog and doctype: the SVG sits inside HTML
+    return re.sub(r"<metadata>.*?</metadata>", "", text, flags=re.DOTALL)  # RDF credits naming outside URLs
 
 
 def _daily(bars: np.ndarray, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
