@@ -122,6 +122,7 @@ def run_request(
     weight_policy: WeightPolicy | None = None,
     streams_function: StreamsFunction | None = None,
     say: Callable[[str], None] = lambda line: None,
+    progress_every_s: float = 2.0,
 ) -> WalkForwardOutcome:
     if not NAME.match(request.name):
         raise WalkForwardInputError(f"name {request.name!r}: use letters, digits, '.', '_' or '-' (up to 80), starting with a letter or digit")
@@ -154,7 +155,7 @@ def run_request(
     try:
         run = run_walk_forward(
             market, config, strategies, start_ms=start_ms, end_ms=end_ms,
-            weight_policy=weight_policy, signal_mode=request.signal_mode, progress=progress,
+            weight_policy=weight_policy, signal_mode=request.signal_mode, progress=progress, progress_every_s=progress_every_s,
             checkpoint=checkpoint, resume=request.resume,
             **({"streams_function": streams_function} if streams_function else {}),
         )
