@@ -184,7 +184,7 @@ def _bar_time(history: BarHistory, index: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _first(mask: np.ndarray) -> int | None:
+def _first(mask: np.ndarray | np.bool_) -> int | None:
     hits = np.flatnonzero(mask)
     return int(hits[0]) if hits.size else None
 
@@ -517,6 +517,7 @@ def sentiment(history: BarHistory, context: AgentContext) -> Vote:
     note = _ignored_note(future, stale, other)
     if not weights:
         return abstain("no recent headlines" + note)
+    assert newest_age is not None  # set with the first weight
     total = math.fsum(weights)
     value = math.fsum(w * s for w, s in zip(weights, scores)) / total
     reason = f"VADER {value:+.2f} over {len(weights)} headline(s) on {asset}, newest {newest_age / HOUR_MS:.1f}h old{note}"
