@@ -9,6 +9,7 @@ import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.portfolio import portfolio_state
+from tradepipe.assets.walkforward import walk_forward, walk_forward_sweep, walk_forward_sweep_job  # issue 9
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
@@ -32,9 +33,9 @@ trading_cycle_job = dg.define_asset_job(
 )
 
 defs = dg.Definitions(
-    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights],
+    assets=[portfolio_state, trade_attribution, agent_performance, agent_weights, live_weights, walk_forward, walk_forward_sweep],
     asset_checks=[equity_invariant, no_double_fills, weights_are_sound, performance_rows_are_valid],
-    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
+    jobs=[trading_cycle_job, performance_job, weights_job, promote_weights, walk_forward_sweep_job],
     schedules=[performance_intraday, performance_finalize, weights_daily],
     sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
     resources=build_resources(settings),

@@ -85,6 +85,12 @@ class Settings(BaseSettings):
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
+    # issue 9: the walk_forward_sweep asset's experiments (one static partition per combination)
+    walkforward_data_root: Path | None = None
+    walkforward_datasets: Annotated[list[str], NoDecode] = ["binance_cdd_2017_2021"]
+    walkforward_sweep_methods: Annotated[list[str], NoDecode] = ["max_sharpe", "risk_parity", "equal_weight"]
+    walkforward_sweep_windows: Annotated[list[int], NoDecode] = [14, 30, 60]
+
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
     smtp_user: str | None = None
@@ -92,7 +98,7 @@ class Settings(BaseSettings):
     smtp_starttls: bool = True
     report_recipients: Annotated[list[str], NoDecode] = []
 
-    @field_validator("symbols", "agents", "report_recipients", mode="before")
+    @field_validator("symbols", "agents", "report_recipients", "walkforward_datasets", "walkforward_sweep_methods", "walkforward_sweep_windows", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         return _split_csv(value)
