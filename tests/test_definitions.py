@@ -17,10 +17,12 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "agent_performance",
         "agent_weights",
         "live_weights",
+        "walk_forward",  # issue 9
+        "walk_forward_sweep",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {"equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid"}
-    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights"}
+    assert {job.name for job in defs.resolve_all_job_defs()} >= {"trading_cycle", "performance_job", "weights_job", "promote_weights", "walk_forward_sweep_job"}
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {"performance_intraday", "performance_finalize", "weights_daily"}
     assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())

@@ -119,3 +119,20 @@ def test_figures_are_the_books_own(candles: Path) -> None:
     assert figures["total_return"] == pytest.approx(equity[-1] / 10000 - 1, rel=1e-9)
     assert figures["sharpe"] == pytest.approx(summarize(returns, 8760)["sharpe"], rel=1e-12)
     assert figures["fees"] == float(book.portfolio.fees_paid) and book.portfolio.fees_paid > Decimal(0)
+
+
+def test_workers_give_the_same_result(candles: Path) -> None:
+    from tradepipe.settings import load_settings
+    from tradepipe.walkforward.data import load_market
+    from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
+
+    config = config_from_settings(load_settings(timeframe="1h", symbols="BTC/USDT,ETH/USDT"), window_days=5)
+    market = load_market(candles, config.symbols, "1h")
+    specs = default_strategies(config, ["max_sharpe", "risk_parity"])
+    one = run_walk_forward(market, config, specs, end_ms=int(market.timeline[24 * 12]))
+    two = run_walk_forward(market, config, specs, end_ms=int(market.timeline[24 * 12]), workers=2)
+    assert one.skipped == two.skipped
+    for key, book in one.books.items():
+        other = two.books[key]
+        assert (book.equity, book.fees, book.traded, book.portfolio) == (other.equity, other.fees, other.traded, other.portfolio)
+        assert [(d.day_ms, d.weights, d.reason) for d in book.decisions] == [(d.day_ms, d.weights, d.reason) for d in other.decisions]

@@ -160,7 +160,7 @@ def walk_forward_sweep(context: dg.AssetExecutionContext, config: WalkForwardSwe
 
 
 walk_forward_sweep_job = dg.define_asset_job(
-    "walk_forward_sweep",
+    "walk_forward_sweep_job",
     selection=dg.AssetSelection.assets(walk_forward_sweep),
     partitions_def=sweep_partitions,
     description="Backfill this job over the partitions to run the experiments (one run each, side by side).",

@@ -224,19 +224,22 @@ def cycle_inputs(
     unavailable: Mapping[str, str],
     agents: Sequence[Any],
     rules: Mapping[str, MarketRules],
+    context: AgentContext | None = None,
+    step_ms: int | None = None,
 ) -> CycleInputs:
     """``TradingRunner._run_in_transaction``'s inputs, from the in-memory book."""
+    step = step_ms or _step(config)
     day = bar_open_ms // DAY_MS
     if book.last_day is not None and day != book.last_day:
         book.day_start_equity = book.last_equity  # load_book_state: a new UTC day starts at the last snapshot's equity
     return CycleInputs(
         book=config.book,
         bar_open_ms=bar_open_ms,
-        timeframe_ms=_step(config),
+        timeframe_ms=step,
         histories=histories,
         unavailable=unavailable,
         agents=agents,
-        context=AgentContext(now_ms=bar_open_ms + _step(config), headlines=None),
+        context=context or AgentContext(now_ms=bar_open_ms + step, headlines=None),
         weights=book.weights,
         portfolio=book.portfolio,
         pending=book.pending,
@@ -362,12 +365,15 @@ def run_walk_forward(
     checkpoint_every_s: float = 30.0,
     resume: bool = False,
     on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None = None,
+    workers: int = 1,
 ) -> EngineRun:
     """Run every strategy through the live loop over ``market`` (see the module docstring).
 
     ``checkpoint``: a file the engine state is saved to every ``checkpoint_every_s`` seconds; with
     ``resume`` a saved state of the same inputs is continued (signals are recomputed: deterministic).
     ``on_cycle(strategy_key, inputs, result)`` sees every cycle (audits, tests).
+    ``workers`` > 1 splits the strategies among forked processes (each strategy's book is independent,
+    so the results are identical); such a run is not checkpointed: interrupted, it starts over.
     """
     started = time.perf_counter()
     if not strategies:
@@ -380,7 +386,6 @@ def run_walk_forward(
     votes = SignalHistory(caches, market, bars)
     cached_agents = [CachedAgent(agent.name, caches) for agent in agents]
     rules = {symbol: MarketRules(symbol=symbol, **PAPER_RULES) for symbol in config.symbols}
-    step = _step(config)
     fingerprint = _fingerprint(market, config, strategies, bars, signal_mode)
 
     state = _load_checkpoint(checkpoint, fingerprint) if (resume and checkpoint) else None
@@ -389,53 +394,35 @@ def run_walk_forward(
     else:
         books = {spec.key: _new_book(spec, config) for spec in strategies}
         done, skipped = 0, {symbol: {"bars": 0, "reasons": []} for symbol in config.symbols}
-    adaptive = [book for book in books.values() if book.spec.method is not None]
     # A fixed-weight book whose weighted agents never vote never trades (no voter: score 0, target 0):
     # it holds its cash throughout, so it is not cycled.
     idle = {key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)}
     cycled = [book for key, book in books.items() if key not in idle]
-    symbol_rows = {s: np.searchsorted(market.bars[s].timestamps, bars, side="right") - 1 for s in config.symbols}
-    last_report = last_save = time.perf_counter()
-    loop_started = time.perf_counter()
+    loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle)
     done_at_start = done
-    try:
-        for index in range(done, bars.size):
-            bar = int(bars[index])
-            if index == 0 or int(bars[index - 1]) // DAY_MS != bar // DAY_MS:
-                day_ms = (bar // DAY_MS) * DAY_MS
-                _decide_day(config, adaptive, day_ms, votes, streams_function, policy, index == 0)
-            histories, unavailable, opens = {}, {}, {}
-            for symbol in config.symbols:
-                row = int(symbol_rows[symbol][index])
-                if row < 0:
-                    unavailable[symbol] = f"market data: no {config.timeframe} bars closed by {_iso(bar + step)}"
-                    continue
-                history = market.bars[symbol].window(row, config.history_bars)
-                histories[symbol] = history
-                opens[symbol] = float(history.open[-1])
-            for book in cycled:
-                inputs = cycle_inputs(config, book, bar, histories, unavailable, cached_agents, rules)
-                result = run_cycle(inputs)
-                _record(book, result, inputs, opens)
-                if on_cycle is not None:
-                    on_cycle(book.spec.key, inputs, result)
-            for symbol, reason in (result.skipped.items() if cycled else ()):  # the same for every strategy: recorded once
-                entry = skipped[symbol]
-                entry["bars"] += 1
-                if len(entry["reasons"]) < 5:
-                    entry["reasons"].append(f"{_iso(bar)}: {reason}")
-            done = index + 1
-            now = time.perf_counter()
-            if progress and (now - last_report >= progress_every_s or done == bars.size):
-                progress(Progress(done - done_at_start, bars.size - done_at_start, now - loop_started))
-                last_report = now
-            if checkpoint is not None and now - last_save >= checkpoint_every_s and done < bars.size:
+    groups = _groups(cycled, workers) if workers > 1 and state is None and on_cycle is None else [cycled]
+    if len(groups) > 1:
+        finished, skipped = _run_forked(loop, groups, progress, progress_every_s)
+        books.update(finished)
+        done = bars.size
+    else:
+        last_report = last_save = loop_started = time.perf_counter()
+        try:
+            for index in range(done, bars.size):
+                loop.step(index, cycled, skipped)
+                done = index + 1
+                now = time.perf_counter()
+                if progress and (now - last_report >= progress_every_s or done == bars.size):
+                    progress(Progress(done - done_at_start, bars.size - done_at_start, now - loop_started))
+                    last_report = now
+                if checkpoint is not None and now - last_save >= checkpoint_every_s and done < bars.size:
+                    _save_checkpoint(checkpoint, fingerprint, {"books": books, "done": done, "skipped": skipped})
+                    last_save = now
+        except KeyboardInterrupt:  # keep what is done: the next run with resume continues from here
+            if checkpoint is not None:
                 _save_checkpoint(checkpoint, fingerprint, {"books": books, "done": done, "skipped": skipped})
-                last_save = now
-    except KeyboardInterrupt:  # keep what is done: the next run with resume continues from here
-        if checkpoint is not None:
-            _save_checkpoint(checkpoint, fingerprint, {"books": books, "done": done, "skipped": skipped})
-        raise
+            raise
+    symbol_rows = loop.symbol_rows
     for key in idle:
         book = books[key]
         book.equity = [float(config.starting_cash)] * bars.size
@@ -447,6 +434,105 @@ def run_walk_forward(
         present = (rows >= 0) & (b.timestamps[np.maximum(rows, 0)] == bars)
         closes[symbol] = np.where(present, b.close[np.maximum(rows, 0)], np.nan)
     return EngineRun(config, bars, books, closes, skipped, list(market.notes), time.perf_counter() - started, signal_seconds, done_at_start)
+
+
+class _Loop:
+    """One bar for a set of books: the day's decisions, the histories, every book's cycle."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        market: MarketFrame,
+        bars: np.ndarray,
+        agents: Sequence[Any],
+        rules: Mapping[str, MarketRules],
+        votes: SignalHistory,
+        streams_function: StreamsFunction,
+        policy: WeightPolicy,
+        on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None,
+    ) -> None:
+        self.config, self.market, self.bars, self.agents, self.rules = config, market, bars, agents, rules
+        self.votes, self.streams_function, self.policy, self.on_cycle = votes, streams_function, policy, on_cycle
+        self.step_ms = _step(config)
+        self.symbol_rows = {s: np.searchsorted(market.bars[s].timestamps, bars, side="right") - 1 for s in config.symbols}
+
+    def step(self, index: int, books: Sequence[BookState], skipped: dict[str, dict[str, Any]] | None) -> None:
+        config, bar = self.config, int(self.bars[index])
+        if index == 0 or int(self.bars[index - 1]) // DAY_MS != bar // DAY_MS:
+            adaptive = [book for book in books if book.spec.method is not None]
+            _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0)
+        histories, unavailable, opens = {}, {}, {}
+        for symbol in config.symbols:
+            row = int(self.symbol_rows[symbol][index])
+            if row < 0:
+                unavailable[symbol] = f"market data: no {config.timeframe} bars closed by {_iso(bar + self.step_ms)}"
+                continue
+            history = self.market.bars[symbol].window(row, config.history_bars)
+            histories[symbol] = history
+            opens[symbol] = float(history.open[-1])
+        context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
+        result = None
+        for book in books:
+            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms)
+            result = run_cycle(inputs)
+            _record(book, result, inputs, opens)
+            if self.on_cycle is not None:
+                self.on_cycle(book.spec.key, inputs, result)
+        if skipped is not None and result is not None:
+            for symbol, reason in result.skipped.items():  # the same for every strategy: recorded once
+                entry = skipped[symbol]
+                entry["bars"] += 1
+                if len(entry["reasons"]) < 5:
+                    entry["reasons"].append(f"{_iso(bar)}: {reason}")
+
+
+def _groups(books: Sequence[BookState], workers: int) -> list[list[BookState]]:
+    """Books dealt to ``workers`` groups, adaptive ones first (a daily decision costs more than a cycle)."""
+    ordered = sorted(books, key=lambda b: b.spec.method is None)
+    groups: list[list[BookState]] = [[] for _ in range(min(workers, len(ordered)))]
+    for i, book in enumerate(ordered):
+        groups[i % len(groups)].append(book)
+    return [g for g in groups if g]
+
+
+_FORKED: dict[str, Any] = {}  # what forked workers inherit (set just before the fork)
+
+
+def _forked_worker(group_index: int) -> tuple[dict[str, BookState], dict[str, dict[str, Any]] | None]:
+    loop, groups, counters = _FORKED["loop"], _FORKED["groups"], _FORKED["counters"]
+    books = groups[group_index]
+    skipped = {symbol: {"bars": 0, "reasons": []} for symbol in loop.config.symbols} if group_index == 0 else None
+    for index in range(loop.bars.size):
+        loop.step(index, books, skipped)
+        counters[group_index].value = index + 1
+    return {book.spec.key: book for book in books}, skipped
+
+
+def _run_forked(
+    loop: _Loop, groups: list[list[BookState]], progress: Callable[[Progress], None] | None, progress_every_s: float
+) -> tuple[dict[str, BookState], dict[str, dict[str, Any]]]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    counters = [context.Value("q", 0, lock=False) for _ in groups]
+    _FORKED.update(loop=loop, groups=groups, counters=counters)
+    started = time.perf_counter()
+    try:
+        with context.Pool(len(groups)) as pool:
+            pending = pool.map_async(_forked_worker, range(len(groups)))
+            while not pending.ready():
+                pending.wait(progress_every_s)
+                if progress:
+                    progress(Progress(min(c.value for c in counters), int(loop.bars.size), time.perf_counter() - started))
+            results = pending.get()
+    finally:
+        _FORKED.clear()
+    books: dict[str, BookState] = {}
+    for finished, _ in results:
+        books.update(finished)
+    skipped = results[0][1]
+    assert skipped is not None
+    return books, skipped
 
 
 def _ever_votes(spec: StrategySpec, caches: Mapping[str, Any], config: EngineConfig) -> bool:

@@ -55,6 +55,7 @@ class WalkForwardRequest:
     resamples: int = DEFAULT_RESAMPLES
     seed: int = DEFAULT_SEED
     drop_last_bar: bool = True
+    workers: int = 1  # > 1: strategies split among forked processes (same results, no checkpoint)
     extra: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides (e.g. rebalance_band)
 
 
@@ -156,7 +157,7 @@ def run_request(
         run = run_walk_forward(
             market, config, strategies, start_ms=start_ms, end_ms=end_ms,
             weight_policy=weight_policy, signal_mode=request.signal_mode, progress=progress, progress_every_s=progress_every_s,
-            checkpoint=checkpoint, resume=request.resume,
+            checkpoint=checkpoint, resume=request.resume, workers=request.workers,
             **({"streams_function": streams_function} if streams_function else {}),
         )
     except BaseException as exc:
