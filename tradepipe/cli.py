@@ -85,7 +85,7 @@ def status(as_json: bool, book: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
 @click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
-@click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr.")
+@click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
 def backtest(
     replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool,
     start: str | None, end: str | None, quiet: bool,
@@ -109,7 +109,7 @@ def backtest(
     try:
         summary = run_backtest(
             settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
-            on_progress=None if quiet else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
+            on_progress=None if quiet or as_json else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
         )
     except (BookInUseError, ValueError) as exc:
         click.echo(f"backtest refused: {exc}", err=True)

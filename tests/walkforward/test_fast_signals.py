@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from tradepipe.core.agents import get_agents, validate_history
 from tradepipe.walkforward.data import SymbolBars, load_market

@@ -19,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.walkforward.data import WalkForwardInputError, load_market
 from tradepipe.walkforward.engine import (
@@ -158,7 +159,7 @@ def run_request(
             market, config, strategies, start_ms=start_ms, end_ms=end_ms,
             weight_policy=weight_policy, signal_mode=request.signal_mode, progress=progress, progress_every_s=progress_every_s,
             checkpoint=checkpoint, resume=request.resume, workers=request.workers,
-            **({"streams_function": streams_function} if streams_function else {}),
+            streams_function=streams_function or agent_streams,
         )
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}: {exc}"
