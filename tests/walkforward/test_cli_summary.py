@@ -54,6 +54,7 @@ def test_summary_layout_schema_and_report(candles: Path, tmp_path: Path) -> None
         assert set(comparison) >= {"sharpe_diff_vs_equal", "ci95", "verdict"}
         assert comparison["ci95"] is None or (len(comparison["ci95"]) == 2 and comparison["ci95"][0] <= comparison["ci95"][1])
     assert summary["data"]["bars"] == 24 * 40 and summary["data"]["symbols"] == ["BTC/USDT", "ETH/USDT"]
+    assert summary["config"]["allow_short"] is False  # recorded spot candles: long-only, as tradepipe backtest
     decisions = summary["decisions"]["adaptive:max_sharpe"]
     assert len(decisions) == summary["data"]["days"] - 1  # one decision a day from the second day on
     changes = sum(d["changed"] for d in decisions)
@@ -107,7 +108,7 @@ def test_figures_are_the_books_own(candles: Path) -> None:
     from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
     from tradepipe.walkforward.summary import build_summary
 
-    settings = load_settings(timeframe="1h", symbols="BTC/USDT,ETH/USDT")
+    settings = load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT")
     config = config_from_settings(settings, window_days=10)
     market = load_market(candles, config.symbols, "1h")
     run = run_walk_forward(market, config, default_strategies(config, ["max_sharpe"])[1:2], end_ms=int(market.timeline[400]))
@@ -126,7 +127,7 @@ def test_workers_give_the_same_result(candles: Path) -> None:
     from tradepipe.walkforward.data import load_market
     from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
 
-    config = config_from_settings(load_settings(timeframe="1h", symbols="BTC/USDT,ETH/USDT"), window_days=5)
+    config = config_from_settings(load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT"), window_days=5)
     market = load_market(candles, config.symbols, "1h")
     specs = default_strategies(config, ["max_sharpe", "risk_parity"])
     one = run_walk_forward(market, config, specs, end_ms=int(market.timeline[24 * 12]))

@@ -100,7 +100,12 @@ def known_methods() -> tuple[str, ...]:
 
 
 def engine_config(settings: Any, request: WalkForwardRequest) -> EngineConfig:
-    settings = settings.model_copy(update={"timeframe": request.timeframe, **({"symbols": list(request.symbols)} if request.symbols else {})})
+    """The live settings as ``tradepipe backtest`` reads them for recorded candles: a replay market (so
+    spot rules apply: long-only unless TRADEPIPE_ALLOW_SHORT=1), the request's timeframe and symbols."""
+    update: dict[str, Any] = {"market_source": "replay", "replay_dir": Path(request.data_dir), "timeframe": request.timeframe}
+    if request.symbols:
+        update["symbols"] = list(request.symbols)
+    settings = settings.model_copy(update=update)
     overrides: dict[str, Any] = dict(request.extra)
     if request.fee_bps is not None:
         overrides["fee_bps"] = Decimal(request.fee_bps)

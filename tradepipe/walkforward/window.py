@@ -27,6 +27,7 @@ class _SymbolVotes:
     close: np.ndarray
     value: np.ndarray  # bars x agents (0 where abstained, as the ledger stores it)
     abstained: np.ndarray
+    confidence: np.ndarray
 
 
 class SignalHistory:
@@ -45,7 +46,8 @@ class SignalHistory:
             rows = rows[present]
             rows = rows[table.valid[rows]]
             value = np.where(table.abstained[rows], 0.0, table.value[rows])
-            self._symbols[symbol] = _SymbolVotes(timestamps[rows], market.bars[symbol].close[rows], value, table.abstained[rows])
+            confidence = np.where(table.abstained[rows], 0.0, table.confidence[rows])
+            self._symbols[symbol] = _SymbolVotes(timestamps[rows], market.bars[symbol].close[rows], value, table.abstained[rows], confidence)
 
     def window(self, start_ms: int, end_ms: int) -> SignalWindow:
         """Votes of the bars opened in [start_ms, end_ms)."""
@@ -53,7 +55,9 @@ class SignalHistory:
         for symbol, votes in self._symbols.items():
             lo, hi = np.searchsorted(votes.bar_ms, [start_ms, end_ms], side="left")
             if hi > lo:
-                parts[symbol] = _SymbolVotes(votes.bar_ms[lo:hi], votes.close[lo:hi], votes.value[lo:hi], votes.abstained[lo:hi])
+                parts[symbol] = _SymbolVotes(
+                    votes.bar_ms[lo:hi], votes.close[lo:hi], votes.value[lo:hi], votes.abstained[lo:hi], votes.confidence[lo:hi]
+                )
         return SignalWindow(self.agents, parts)
 
 
@@ -75,8 +79,9 @@ class SignalWindow:
 
     @cached_property
     def frame(self) -> pd.DataFrame:
-        """The table ``load_signals`` returns (bar_ts as naive UTC datetime64: pandas groups tz-aware
-        timestamps as Python objects, six times slower, and no stream function reads the zone)."""
+        """The table ``load_signals`` returns, plus each vote's ``confidence`` (bar_ts as naive UTC
+        datetime64: pandas groups tz-aware timestamps as Python objects, six times slower, and no
+        stream function reads the zone)."""
         parts = []
         for symbol, votes in self._symbols.items():
             n, a = votes.value.shape
@@ -89,11 +94,12 @@ class SignalWindow:
                         "value": votes.value.reshape(-1),
                         "abstained": votes.abstained.reshape(-1),
                         "close": np.repeat(votes.close, a),
+                        "confidence": votes.confidence.reshape(-1),
                     }
                 )
             )
         if not parts:
-            return pd.DataFrame(columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"])
+            return pd.DataFrame(columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close", "confidence"])
         frame = pd.concat(parts, ignore_index=True).sort_values(["bar_ms", "symbol", "agent_name"], kind="stable")
         frame.insert(0, "bar_ts", pd.to_datetime(frame["bar_ms"].to_numpy(), unit="ms"))
         return frame.drop(columns="bar_ms").reset_index(drop=True)
