@@ -98,7 +98,9 @@ def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
             max_turnover_fraction=settings.max_turnover_fraction,
             stop_loss_fraction=settings.stop_loss_fraction,
             daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
-            allow_short=settings.shorts_allowed,
+            # Recorded candles are spot markets: long-only, as `tradepipe backtest` trades them, unless
+            # TRADEPIPE_ALLOW_SHORT says otherwise (the synthetic market's short-selling default does not apply).
+            allow_short=bool(settings.allow_short),
         ),
         rebalance_band=settings.rebalance_band,
         history_bars=max(settings.history_bars, max_history_needed(agents) + 5),
