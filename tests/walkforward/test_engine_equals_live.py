@@ -115,3 +115,22 @@ def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) 
             # equal up to the fast-path votes' 1e-16 differences from the per-bar votes the ledger stored
             assert np.allclose(mine[sorted(mine.columns)].to_numpy(), expected[sorted(expected.columns)].to_numpy(), rtol=0, atol=1e-12)
             assert window.signal_counts() == signal_counts(table)
+
+
+def test_the_engine_sets_every_cycle_input_the_runner_sets() -> None:
+    """A field added to CycleInputs or RiskLimits (a new setting the live runner passes) must be added to
+    walkforward.engine.cycle_inputs / config_from_settings too, or the engine would trade on its default."""
+    from dataclasses import fields
+
+    from tradepipe.core.cycle import CycleInputs
+    from tradepipe.core.risk import RiskLimits
+
+    assert {f.name for f in fields(CycleInputs)} == {
+        "book", "bar_open_ms", "timeframe_ms", "histories", "unavailable", "agents", "context", "weights", "portfolio",
+        "pending", "rules", "limits", "fee_bps", "slippage_bps", "day_start_equity", "halted", "last_marks",
+        "agent_notes", "rebalance_band", "broker_outcomes",
+    }
+    assert {f.name for f in fields(RiskLimits)} == {
+        "max_position_fraction", "max_gross_exposure", "max_turnover_fraction", "stop_loss_fraction",
+        "daily_loss_limit_fraction", "allow_short", "cash_buffer_fraction",
+    }
