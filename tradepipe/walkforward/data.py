@@ -81,11 +81,11 @@ def load_market(directory: str | Path, symbols: Sequence[str], timeframe: str, d
     bars: dict[str, SymbolBars] = {}
     for symbol in symbols:
         try:
-            table = market._table(symbol, timeframe)
+            stamps, *values = market.columns(symbol, timeframe)
         except MarketDataError as exc:
             raise WalkForwardInputError(exc.reason) from None
-        timestamps = np.asarray(table.timestamps, dtype=np.int64)
-        columns = [np.ascontiguousarray(column, dtype=np.float64) for column in table.columns]
+        timestamps = np.asarray(stamps, dtype=np.int64)
+        columns = [np.ascontiguousarray(column, dtype=np.float64) for column in values]
         bars[symbol] = SymbolBars(symbol, timeframe, timestamps, *columns)
     timeline = np.unique(np.concatenate([b.timestamps for b in bars.values()]))
     return MarketFrame(tuple(symbols), timeframe, bars, timeline, tuple(market.warnings) + tuple(coverage_notes(bars, timeline, timeframe)))
