@@ -37,12 +37,13 @@ def _decimal(text: str | None, option: str) -> Decimal | None:
 @click.option("--seed", default=20240909, show_default=True, type=int, help="Seed of the bootstrap.")
 @click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes to split the compared strategies among (same results; a run with more than 1 is not resumable).")
+@click.option("--no-agent-books", is_flag=True, help="Leave out the agent:<name> books (each agent alone): faster when comparing methods.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
 def walkforward(
     data_dir: Path, symbols: str | None, timeframe: str, name: str, start: str | None, end: str | None, methods: str | None,
     fee_bps: str | None, slippage_bps: str | None, window_days: int | None, resume: bool, per_bar_signals: bool,
-    bootstrap_resamples: int, seed: int, keep_last_bar: bool, workers: int, quiet: bool, as_json: bool,
+    bootstrap_resamples: int, seed: int, keep_last_bar: bool, workers: int, no_agent_books: bool, quiet: bool, as_json: bool,
 ) -> None:
     """Walk-forward evaluation of the whole loop (agents, ensemble, risk, paper fills, daily weights)."""
     from tradepipe.settings import SettingsError, load_settings
@@ -62,7 +63,7 @@ def walkforward(
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,
         fee_bps=_decimal(fee_bps, "--fee-bps"), slippage_bps=_decimal(slippage_bps, "--slippage-bps"), window_days=window_days,
         resume=resume, signal_mode="per_bar" if per_bar_signals else "fast", resamples=bootstrap_resamples, seed=seed,
-        drop_last_bar=not keep_last_bar, workers=workers,
+        drop_last_bar=not keep_last_bar, workers=workers, include_agents=not no_agent_books,
     )
     progress = None if quiet else (lambda p: click.echo(p.line(), err=True))
     try:

@@ -54,3 +54,4 @@ def test_sweep_partitions_are_the_experiments(datasets: Path, tmp_path: Path) ->
     assert result.success
     summary = json.loads((tmp_path / "home" / "walkforward" / "sweep-binance_cdd_2017_2021-risk_parity-w14" / "summary.json").read_text())
     assert summary["config"]["methods"] == ["risk_parity"] and summary["config"]["window_days"] == 14
+    assert set(summary["strategies"]) == {"adaptive:risk_parity", "equal_weight", "buy_and_hold"}

@@ -47,7 +47,7 @@ class WalkForwardConfig(dg.Config):
     bootstrap_resamples: int = 2000
 
 
-def _request(config: WalkForwardConfig) -> Any:
+def _request(config: WalkForwardConfig, include_agents: bool = True) -> Any:
     from tradepipe.walkforward.run import WalkForwardRequest
 
     return WalkForwardRequest(
@@ -56,6 +56,7 @@ def _request(config: WalkForwardConfig) -> Any:
         fee_bps=None if config.fee_bps is None else Decimal(str(config.fee_bps)),
         slippage_bps=None if config.slippage_bps is None else Decimal(str(config.slippage_bps)),
         window_days=config.window_days, resume=config.resume, resamples=config.bootstrap_resamples,
+        include_agents=include_agents,
     )
 
 
@@ -154,7 +155,8 @@ def walk_forward_sweep(context: dg.AssetExecutionContext, config: WalkForwardSwe
             data_dir=str(Path(settings.walkforward_data_root) / dataset), name=f"sweep-{dataset}-{method}-w{window}",
             symbols=config.symbols, timeframe=config.timeframe, start=config.start, end=config.end, methods=[method],
             fee_bps=config.fee_bps, slippage_bps=config.slippage_bps, window_days=window, bootstrap_resamples=config.bootstrap_resamples,
-        )
+        ),
+        include_agents=False,  # an experiment compares its method with equal weight and buy-and-hold
     )
     return _run(context, settings, request)
 

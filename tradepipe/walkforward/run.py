@@ -57,6 +57,7 @@ class WalkForwardRequest:
     seed: int = DEFAULT_SEED
     drop_last_bar: bool = True
     workers: int = 1  # > 1: strategies split among forked processes (same results, no checkpoint)
+    include_agents: bool = True  # False: no agent:<name> books (a sweep compares methods, not agents)
     extra: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides (e.g. rebalance_band)
 
 
@@ -159,6 +160,8 @@ def run_request(
     started = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(status_path, {"status": "running", "started_at": started, "name": request.name})
     strategies = default_strategies(config, methods)
+    if not request.include_agents:
+        strategies = [spec for spec in strategies if not spec.key.startswith("agent:")]
     try:
         run = run_walk_forward(
             market, config, strategies, start_ms=start_ms, end_ms=end_ms,
