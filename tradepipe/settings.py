@@ -83,6 +83,12 @@ class Settings(BaseSettings):
     min_sharpe: float = 0.3
     risk_free_rate: float = Field(default=0.0, ge=0, lt=1)
 
+    # Issue 9 (learning loop): turnover controls and the noisy-estimate weighting, defaults from walk-forward evidence.
+    entry_hysteresis: float = Field(default=0.0, ge=0, lt=1)
+    min_hold_bars: int = Field(default=0, ge=0, le=10_000)
+    hedge_learning_rate: float = Field(default=0.5, ge=0, le=10)
+    min_metric_returns: int = Field(default=30, ge=2, le=100_000)
+
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
     smtp_host: str | None = None

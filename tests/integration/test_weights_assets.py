@@ -221,11 +221,12 @@ def _sharpe_of(url: str, day: date, weights: dict[str, float]) -> float:
     """Sharpe of ``weights`` on the day's stored signals, for the recorded improvement."""
     from tradepipe.adapters.db.analytics import load_signals
     from tradepipe.core.optimizer import portfolio_sharpe
-    from tradepipe.core.performance import agent_streams
+    from tradepipe.core.performance import agent_streams, book_rules
+    from tradepipe.settings import load_settings
 
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     with session_factory(url)() as session:
-        streams = agent_streams(load_signals(session, "main", start, start + timedelta(days=1)), 10.0)
+        streams = agent_streams(load_signals(session, "main", start, start + timedelta(days=1)), book_rules(load_settings()))
     table = streams.reindex(columns=AGENTS).fillna(0.0)
     value = portfolio_sharpe(table, weights, 8760.0)
     assert value is not None

@@ -19,7 +19,7 @@ from tradepipe.adapters.db.models import WeightHistory
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
-from tradepipe.core.performance import agent_streams
+from tradepipe.core.performance import agent_streams, book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.settings import load_settings
@@ -68,7 +68,7 @@ def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig)
                 f"agent_performance has no rows for {day_start.date()}: materialise that partition first",
                 allow_retries=False,
             )
-        streams = agent_streams(load_signals(session, settings.book, start, end), float(settings.fee_bps))
+        streams = agent_streams(load_signals(session, settings.book, start, end), book_rules(settings))
         live = current_live_row(session, settings.book)
         current = {k: float(v) for k, v in live.new_weights.items()} if live else settings.default_weights
         decision = decide_weights(

@@ -1,12 +1,37 @@
-"""Per-agent return streams from stored signals, and the per-agent performance rows built on them.
+"""Per-agent return streams as the book trades them, and the per-agent performance rows built on them.
 
-Pure: plain tables in, plain dicts out. The ``agent_performance`` and ``agent_weights`` assets
-call these with what they read from the ledger.
+Pure: plain tables in, plain dicts out. The ``agent_performance`` and ``agent_weights`` assets and
+the walk-forward engine call these with the signals (and bars) the cycles recorded.
+
+What an agent's return stream is
+--------------------------------
+The per-bar return of a *solo book*: the live book's rules with that agent as its only voter
+(weight 1), on every symbol the signals cover, sharing one equity. Per symbol and bar ``t``:
+
+1. the order decided at bar ``t - 1`` fills at bar ``t``'s **open**, moved against the trader by
+   ``slippage_bps``, paying ``fee_bps`` of the notional (``paper.fill_order``);
+2. positions are marked at bar ``t``'s close; a position at or beyond its stop
+   (``stop_loss_fraction`` from its average entry) is closed at the next open (``risk`` step 2);
+3. the vote is ``value x confidence`` (0 when the agent abstains, ``ensemble.effective_vote``); the
+   target is ``ensemble.target_fraction`` (dead band, ``max_position_fraction``, long-only unless
+   ``allow_short``), with the opening hysteresis and minimum holding period of ``ensemble.book_target``;
+4. no order when the held fraction is within ``rebalance_band`` of the target (``cycle._within_band``:
+   closing to flat is never suppressed); else the order is ``target x equity / close - held``.
+
+The stream at row ``t`` is ``equity(close t+1) / equity(close t) - 1`` (indexed by the bar whose
+position earned it, like before). What the solo book leaves out, because it binds rarely and depends
+on the rest of the book: the gross-exposure, turnover and cash caps, the daily-loss halt, exchange
+minimums and amount-step rounding. ``tests/core/test_traded_streams.py`` proves the stream equal to
+a solo-agent book run through ``cycle.run_cycle`` on real candles.
+
+The live ledger keeps each signal's bar close but not the next bar's open: without an ``open``
+column the fill is priced at the decision bar's close (on a 24/7 market the next open is that
+close to within a tick; exactly so in the CDD candles before 2020-08).
 """
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any, Mapping
 
@@ -14,54 +39,181 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.core.attribution import DEFAULT_QUANTUM, split_pnl
-from tradepipe.core.metrics import agent_return_stream, classify_agents, summarize_many
+from tradepipe.core.ensemble import DEFAULT_DEADBAND
+from tradepipe.core.metrics import classify_agents, summarize_many
 
-SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "abstained", "close")
+SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close")
 
 
-def agent_streams(signals: pd.DataFrame, fee_bps: float) -> pd.DataFrame:
-    """Bars x agents table of what following each agent alone would have earned per bar.
+@dataclass(frozen=True)
+class BookRules:
+    """The terms on which the book trades a signal: the same for the live cycle, the streams and
+    the walk-forward (``book_rules(settings)`` builds them from the settings)."""
 
-    ``signals`` has one row per (bar_ts, symbol, agent_name) with the signal ``value``, whether the
-    agent ``abstained`` (held flat) and the bar's ``close``. Per symbol the stream is
-    ``metrics.agent_return_stream`` (position at bar t times the next bar's return, net of
-    ``fee_bps`` on position changes); an agent's stream is the equal-weighted mean over the symbols
-    it covers at each bar. Rows are indexed by the bar whose position earned the return.
+    max_position_fraction: float = 0.25
+    allow_short: bool = False
+    deadband: float = DEFAULT_DEADBAND
+    rebalance_band: float = 0.02
+    fee_bps: float = 10.0
+    slippage_bps: float = 5.0
+    stop_loss_fraction: float = 0.05
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_position_fraction": 0 <= self.max_position_fraction <= 1,
+            "deadband": 0 <= self.deadband < 1,
+            "rebalance_band": 0 <= self.rebalance_band < 1,
+            "fee_bps": 0 <= self.fee_bps,
+            "slippage_bps": 0 <= self.slippage_bps < 1e4,
+            "stop_loss_fraction": 0 <= self.stop_loss_fraction < 1,
+            "entry_hysteresis": 0 <= self.entry_hysteresis < 1,
+            "min_hold_bars": self.min_hold_bars >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"BookRules out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+
+def book_rules(settings: Any) -> BookRules:
+    """The book's rules from a ``Settings`` object (duck-typed: the core does not read settings)."""
+    return BookRules(
+        max_position_fraction=float(settings.max_position_fraction),
+        allow_short=bool(settings.shorts_allowed),
+        rebalance_band=float(settings.rebalance_band),
+        fee_bps=float(settings.fee_bps),
+        slippage_bps=float(settings.slippage_bps),
+        stop_loss_fraction=float(settings.stop_loss_fraction),
+        entry_hysteresis=float(settings.entry_hysteresis),
+        min_hold_bars=int(settings.min_hold_bars),
+    )
+
+
+def book_targets(votes: np.ndarray, held_sign: np.ndarray, bars_held: np.ndarray, rules: BookRules) -> np.ndarray:
+    """``ensemble.book_target`` over arrays: ``votes`` (scores), the held position's sign and age in
+    bars (0 when flat). NaN in ``votes`` stays NaN (no decision)."""
+    strength = np.minimum(1.0, np.abs(votes))
+    fraction = (strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction
+    target = np.where(strength <= rules.deadband, 0.0, np.copysign(fraction, votes))
+    if not rules.allow_short:
+        target = np.where(votes < 0, 0.0, target)
+    opening = (np.sign(target) != held_sign) & (target != 0)
+    target = np.where(opening & (strength <= rules.deadband + rules.entry_hysteresis), 0.0, target)
+    young = (held_sign != 0) & (bars_held < rules.min_hold_bars)
+    target = np.where(young, held_sign * np.nan, target)  # NaN: keep the young position as it is
+    return np.where(np.isnan(votes), np.nan, target)
+
+
+def simulate_books(
+    votes: np.ndarray, close: np.ndarray, open_: np.ndarray | None, rules: BookRules, *, costs: bool = True
+) -> np.ndarray:
+    """Per-bar returns of independent books, one per column of ``votes``, each trading the symbols.
+
+    ``votes`` is bars x books x symbols of scores in [-1, 1] (NaN: the symbol has no bar, so it is
+    neither traded nor re-marked); ``close`` and ``open_`` are bars x symbols (``open_`` None: fills
+    at the decision bar's close). Returns bars-1 x books (see the module docstring for the rules);
+    ``costs=False`` drops fees and slippage (the gross stream).
+    """
+    n_bars, n_books, n_symbols = votes.shape
+    fee = rules.fee_bps / 1e4 if costs else 0.0
+    slip = rules.slippage_bps / 1e4 if costs else 0.0
+    stop = rules.stop_loss_fraction
+    cash = np.ones(n_books)
+    qty = np.zeros((n_books, n_symbols))
+    avg = np.zeros((n_books, n_symbols))
+    opened = np.zeros((n_books, n_symbols))
+    pending = np.zeros((n_books, n_symbols))
+    mark = np.full(n_symbols, np.nan)
+    equity_curve = np.empty((n_bars, n_books))
+    for t in range(n_bars):
+        valid = ~np.isnan(close[t])
+        if t > 0 and pending.any():
+            fill_at = open_[t] if open_ is not None else close[t - 1]
+            fillable = (pending != 0) & (valid & ~np.isnan(fill_at))[None, :]
+            order = np.where(fillable, pending, 0.0)
+            price = np.where(fillable, fill_at[None, :] * (1.0 + slip * np.sign(order)), 0.0)
+            new_qty = qty + order
+            grows = fillable & (np.sign(qty) == np.sign(order))
+            fresh = fillable & ((qty == 0) | (np.sign(new_qty) == -np.sign(qty))) & (new_qty != 0)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                grown_avg = (qty * avg + order * price) / new_qty
+            avg = np.where(fresh, price, np.where(grows & ~fresh, grown_avg, avg))
+            opened = np.where(fresh, t, opened)
+            cash = cash - (order * price).sum(axis=1) - (np.abs(order * price) * fee).sum(axis=1)
+            qty = np.where(fillable & (np.abs(new_qty) < 1e-15 * np.abs(qty).max(initial=1.0)), 0.0, new_qty)
+        pending = np.zeros((n_books, n_symbols))
+        mark = np.where(valid, close[t], mark)
+        held_value = np.where(qty != 0, qty * np.nan_to_num(mark)[None, :], 0.0)
+        equity = cash + held_value.sum(axis=1)
+        equity_curve[t] = equity
+        if t == n_bars - 1:
+            break
+        held_sign = np.sign(qty)
+        tradable = valid[None, :] & ~np.isnan(votes[t])
+        if stop > 0:
+            stopped = tradable & (
+                ((qty > 0) & (mark[None, :] <= avg * (1 - stop))) | ((qty < 0) & (mark[None, :] >= avg * (1 + stop)))
+            )
+        else:
+            stopped = np.zeros_like(tradable)
+        target = book_targets(votes[t], held_sign, np.where(qty != 0, t - opened + 1, 0), rules)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            current = np.where(qty != 0, held_value / equity[:, None], 0.0)
+        within = np.where(qty != 0, np.abs(target - current) < rules.rebalance_band, np.abs(target) < rules.rebalance_band)
+        within &= ~((target == 0) & (qty != 0))
+        trade = tradable & ~np.isnan(target) & ~within & (equity[:, None] > 0)
+        wanted = np.where(trade, np.nan_to_num(target) * equity[:, None] / mark[None, :] - qty, 0.0)
+        pending = np.where(stopped, -qty, wanted)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return equity_curve[1:] / equity_curve[:-1] - 1.0
+
+
+def agent_streams(signals: pd.DataFrame, rules: BookRules, *, costs: bool = True) -> pd.DataFrame:
+    """Bars x agents table of each agent's solo-book return per bar (see the module docstring).
+
+    ``signals`` has one row per (bar_ts, symbol, agent_name) with the signal ``value``,
+    ``confidence``, whether the agent ``abstained`` and the bar's ``close`` (optionally its
+    ``open``). An agent without a row for a symbol's bar makes no decision there (holds).
+    Rows are indexed by the bar whose position earned the return; ``costs=False`` gives the
+    stream before fees and slippage.
     """
     missing = set(SIGNAL_COLUMNS) - set(signals.columns)
     if missing:
         raise ValueError(f"signals table lacks columns {sorted(missing)}")
     if signals.empty:
         return pd.DataFrame(dtype=float)
-    frames: dict[str, list[pd.Series]] = {}
-    ordered = signals.sort_values(["agent_name", "symbol", "bar_ts"])
-    for (agent, symbol), group in ordered.groupby(["agent_name", "symbol"], sort=True):
-        if len(group) < 2:
-            continue
-        positions = np.where(group["abstained"].to_numpy(dtype=bool), 0.0, group["value"].to_numpy(dtype=float))
-        closes = group["close"].to_numpy(dtype=float)
-        try:
-            returns = agent_return_stream(positions, closes, fee_bps)
-        except ValueError as exc:
-            raise ValueError(f"agent {agent!r}, {symbol}: {_name_bar(str(exc), group['bar_ts'])}") from None
-        frames.setdefault(str(agent), []).append(pd.Series(returns, index=group["bar_ts"].to_numpy()[:-1]))
-    columns = {agent: pd.concat(series, axis=1).mean(axis=1) for agent, series in frames.items()}
-    return pd.DataFrame(columns).sort_index().fillna(0.0)
+    bars = pd.Index(sorted(signals["bar_ts"].unique()))
+    symbols = sorted(signals["symbol"].unique())
+    agents = sorted(str(a) for a in signals["agent_name"].unique())
+    prices = signals.drop_duplicates(["bar_ts", "symbol"]).set_index(["bar_ts", "symbol"])
+    close = _price_table(prices["close"], bars, symbols, "close")
+    open_ = _price_table(prices["open"], bars, symbols, "open") if "open" in signals.columns else None
+    abstained = signals["abstained"].astype(bool).to_numpy()
+    value = pd.to_numeric(signals["value"], errors="coerce").to_numpy(dtype=float)
+    confidence = pd.to_numeric(signals["confidence"], errors="coerce").to_numpy(dtype=float)
+    vote = np.where(abstained, 0.0, value * confidence)
+    bad = ~np.isfinite(vote)
+    if bad.any():
+        row = signals.iloc[int(np.argmax(bad))]
+        raise ValueError(f"agent {row['agent_name']!r}, {row['symbol']}: non-finite value or confidence at bar {pd.Timestamp(row['bar_ts']).isoformat()}")
+    cube = np.full((len(bars), len(agents), len(symbols)), np.nan)
+    cube[bars.get_indexer(signals["bar_ts"]), pd.Index(agents).get_indexer(signals["agent_name"].astype(str)), pd.Index(symbols).get_indexer(signals["symbol"])] = vote
+    if len(bars) < 2:
+        return pd.DataFrame(columns=agents, dtype=float)
+    returns = simulate_books(cube, close, open_, rules, costs=costs)
+    return pd.DataFrame(returns, index=bars[:-1], columns=agents)
 
 
-_BAR_INDEX = re.compile(r"\[(\d+)\]|\bat index (\d+)")
-
-
-def _name_bar(message: str, bars: pd.Series) -> str:
-    """Turn metrics' "closes[3] is not positive" / "closes contain nan at index 3" into a message
-    that names the bar's timestamp."""
-    match = _BAR_INDEX.search(message)
-    if match is None:
-        return message
-    index = int(match.group(1) or match.group(2))
-    if not 0 <= index < len(bars):
-        return message
-    return f"{message} (bar {pd.Timestamp(bars.iloc[index]).isoformat()})"
+def _price_table(prices: pd.Series, bars: pd.Index, symbols: list[str], what: str) -> np.ndarray:
+    """bars x symbols of one price column; NaN where a symbol has no bar. A present but missing,
+    non-finite or non-positive price raises, naming the symbol and the bar."""
+    numbers = pd.to_numeric(prices, errors="coerce")
+    bad = ~(np.isfinite(numbers.to_numpy(dtype=float)) & (numbers.to_numpy(dtype=float) > 0))
+    if bad.any():
+        bar_ts, symbol = prices.index[int(np.argmax(bad))]
+        raise ValueError(f"{symbol}: {what} {prices.iloc[int(np.argmax(bad))]!r} is not a positive price at bar {pd.Timestamp(bar_ts).isoformat()}")
+    return numbers.unstack("symbol").reindex(index=bars, columns=symbols).to_numpy(dtype=float)
 
 
 def trade_stats(parts: pd.DataFrame) -> dict[str, dict[str, Any]]:
