@@ -260,7 +260,7 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
         streams = _expected_streams(signals, AGENTS, load_settings()) if len(signals) else pd.DataFrame(columns=AGENTS, dtype=float)
         for agent, row in rows.items():
             assert row.window_days == WINDOW_DAYS
-            _assert_metrics_equal(row, summarize(streams[agent].to_numpy(), PPY_1H))
+            _assert_metrics_equal(row, summarize(streams[agent].to_numpy(), PPY_1H, min_returns=load_settings().min_metric_returns))
             voted = signals[(signals["agent_name"] == agent) & ~signals["abstained"].astype(bool)] if len(signals) else signals
             assert row.total_signals == len(voted)
             parts = [a.pnl for a in attribution if a.agent_name == agent and start.date() <= a.date <= day]
@@ -277,7 +277,7 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
     # the day with no signals at all: every ratio null, reasons stored, everyone flagged as underperformer
     for row in _performance(url, date(2026, 1, 10)).values():
         assert row.sharpe_ratio is None and row.total_return == 0.0 and row.total_signals == 0
-        assert row.null_reasons["sharpe"] == "fewer than 2 returns"
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
         assert row.is_underperformer and not row.is_top_performer
     # sentiment has no headline feed: it always abstains, its stream is flat, its ratios are null (not inf)
     sentiment = _performance(url, date(2026, 1, 12))["sentiment"]
@@ -451,7 +451,7 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     assert perf["breakout"].trade_profit_factor is None and perf["mean_reversion"].trade_win_rate == 0.0
     for row in perf.values():
         assert row.total_signals == 0 and row.sharpe_ratio is None and row.volatility is None
-        assert row.null_reasons["sharpe"] == "fewer than 2 returns"
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
     assert sorted(perf, key=lambda a: perf[a].rank) == sorted(AGENTS)  # all Sharpe null: by name
     event = instance.get_latest_materialization_event(dg.AssetKey("agent_performance"))
     meta = _metadata(event.asset_materialization)

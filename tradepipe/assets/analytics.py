@@ -88,7 +88,8 @@ def agent_performance(context: dg.AssetExecutionContext) -> dg.MaterializeResult
         parts = load_attribution(session, settings.book, start.date(), day_start.date())
         streams = agent_streams(signals, book_rules(settings))
         rows, classification = evaluate_agents(
-            list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate
+            list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate,
+            min_returns=settings.min_metric_returns,
         )
         replace_performance(session, settings.book, day_start.date(), settings.performance_window_days, rows, context.run_id)
     return dg.MaterializeResult(metadata=performance_metadata(rows, classification, start, end, len(streams)))

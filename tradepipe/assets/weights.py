@@ -76,6 +76,7 @@ def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig)
             method=method, min_weight=settings.min_weight, max_weight=settings.max_weight,
             min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
             periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
+            learning_rate=settings.hedge_learning_rate,
         )
         row = WeightHistory(
             book=settings.book, partition_date=day_start.date(), agent_weights=decision.weights,

@@ -249,10 +249,13 @@ def evaluate_agents(
     trades: Mapping[str, Mapping[str, Any]],
     periods_per_year: float,
     risk_free: float = 0.0,
+    min_returns: int = 2,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Performance row per agent plus the ranking, top performers and underperformers."""
+    """Performance row per agent plus the ranking, top performers and underperformers.
+
+    Ratios from fewer than ``min_returns`` returns are ``None`` with the reason (metrics module)."""
     frame = streams.reindex(columns=agents).fillna(0.0) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
-    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents)
+    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents, min_returns=min_returns)
     rows: dict[str, dict[str, Any]] = {}
     for agent in agents:
         trade = trades.get(agent, {})
