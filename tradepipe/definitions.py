@@ -7,6 +7,7 @@ from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.quality import performance_rows_are_valid
+from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
 from tradepipe.settings import load_settings
@@ -31,4 +32,5 @@ defs = dg.Definitions(
     jobs=[trading_cycle_job, performance_job, weights_job, promote_weights],
     schedules=[performance_intraday, performance_finalize, weights_daily],
     sensors=[build_trading_cycle_sensor(trading_cycle_job, settings.sensor_interval_seconds)],
+    resources=build_resources(settings),
 )

@@ -229,3 +229,26 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = [_describe(err) for err in exc.errors()]
         raise SettingsError("invalid tradepipe configuration:\n  " + "\n  ".join(lines)) from None
+
+
+# --- issue 8: the Dagster layer receives the settings through resources --------------------------
+# Secrets never travel in a resource's configuration: the broker and mail resources take them as
+# dg.EnvVar, so the settings a resource carries leave these out.
+SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password"})
+
+
+class _ValuesOnlySettings(Settings):
+    """Settings validated from given values alone: no environment, no .env (the values were read once already)."""
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def, override]
+        return (init_settings,)
+
+
+def settings_from_values(**values: object) -> Settings:
+    """A ``Settings`` from explicit values, validated like ``load_settings`` but reading no environment."""
+    try:
+        return _ValuesOnlySettings(**values)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        lines = [_describe(err) for err in exc.errors()]
+        raise SettingsError("invalid tradepipe configuration:\n  " + "\n  ".join(lines)) from None

@@ -5,18 +5,10 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from tradepipe.adapters.db.models import (
-    Fill,
-    Order,
-    PortfolioSnapshot,
-    PositionRow,
-    SignalRow,
-    TradingCycle,
-    WeightHistory,
-)
+from tradepipe.adapters.db.ledger import latest_cycle, latest_snapshot, ledger_counts, open_positions
+from tradepipe.adapters.db.weights import live_weights as live_weight_set
 
 
 def _money(value: Decimal | None) -> str | None:
@@ -24,25 +16,11 @@ def _money(value: Decimal | None) -> str | None:
 
 
 def portfolio_status(session: Session, book: str) -> dict[str, Any]:
-    snapshot = session.scalars(
-        select(PortfolioSnapshot).where(PortfolioSnapshot.book == book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
-    ).first()
-    cycle = session.scalars(
-        select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)
-    ).first()
-    positions = session.scalars(
-        select(PositionRow).where(PositionRow.book == book, PositionRow.quantity != 0).order_by(PositionRow.symbol)
-    ).all()
-    live_weights = session.scalars(
-        select(WeightHistory)
-        .where(WeightHistory.book == book, WeightHistory.is_live.is_(True))
-        .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
-        .limit(1)
-    ).first()
-    cycles = session.scalar(select(func.count()).select_from(TradingCycle).where(TradingCycle.book == book)) or 0
-    fills = session.scalar(select(func.count()).select_from(Fill).where(Fill.book == book)) or 0
-    orders = session.scalar(select(func.count()).select_from(Order).where(Order.book == book)) or 0
-    signals = session.scalar(select(func.count()).select_from(SignalRow).where(SignalRow.book == book)) or 0
+    snapshot = latest_snapshot(session, book)
+    cycle = latest_cycle(session, book)
+    positions = open_positions(session, book)
+    live_weights = live_weight_set(session, book)
+    counts = ledger_counts(session, book)
     marks = (snapshot.positions if snapshot else {}) or {}
     return {
         "book": book,
@@ -86,7 +64,7 @@ def portfolio_status(session: Session, book: str) -> dict[str, Any]:
             if live_weights is None
             else {"id": live_weights.id, "method": live_weights.method, "promoted_at": live_weights.promoted_at.isoformat() if live_weights.promoted_at else None},
         },
-        "counts": {"cycles": cycles, "signals": signals, "orders": orders, "fills": fills},
+        "counts": counts,
     }
 
 

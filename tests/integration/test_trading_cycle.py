@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-import tradepipe.runner as runner_module
+import tradepipe.cycle_unit as cycle_unit_module
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import datetime_to_ms, ms_to_datetime
 from tradepipe.adapters.db.models import (
@@ -230,17 +230,17 @@ def test_a_bar_older_than_the_books_newest_cycle_is_refused_and_writes_nothing(m
 
 
 def _fail_after_recording(monkeypatch: pytest.MonkeyPatch, error: Exception) -> list[int]:
-    """Make record_cycle write everything (flushed to the database), then fail, as a crash would."""
-    real = runner_module.record_cycle
+    """Make the cycle's last writer run (everything flushed to the database), then fail, as a crash would."""
+    real = cycle_unit_module.record_agent_work
     calls: list[int] = []
 
-    def record_then_crash(session: Any, **kwargs: Any) -> Any:
-        real(session, **kwargs)
+    def record_then_crash(session: Any, *args: Any) -> Any:
+        real(session, *args)
         session.flush()
         calls.append(session.scalar(select(func.count()).select_from(SignalRow)))
         raise error
 
-    monkeypatch.setattr(runner_module, "record_cycle", record_then_crash)
+    monkeypatch.setattr(cycle_unit_module, "record_agent_work", record_then_crash)
     return calls
 
 
@@ -254,7 +254,7 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
     assert pending
     before = counts(url)
 
-    original = runner_module.record_cycle
+    original = cycle_unit_module.record_agent_work
     calls = _fail_after_recording(monkeypatch, RuntimeError("killed mid-cycle"))
     with pytest.raises(RuntimeError, match="killed mid-cycle"):
         runner.run_cycle(BAR0 + M)
@@ -264,7 +264,7 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
     with session_factory(url)() as session:
         assert session.scalars(select(TradingCycle).where(TradingCycle.bar_ts == ms_to_datetime(BAR0 + M))).first() is None
 
-    monkeypatch.setattr(runner_module, "record_cycle", original)  # the process comes back
+    monkeypatch.setattr(cycle_unit_module, "record_agent_work", original)  # the process comes back
     outcome = runner.run_cycle(BAR0 + M)
     assert outcome.status == "traded"
     after = counts(url)

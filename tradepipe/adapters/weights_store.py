@@ -16,10 +16,9 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.weights import live_weights
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 0.5
@@ -89,12 +88,7 @@ class WeightStore:
         if self._sessions is None:
             return None
         with self._sessions() as session:
-            row = session.scalars(
-                select(WeightHistory)
-                .where(WeightHistory.book == self._book, WeightHistory.is_live.is_(True))
-                .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
-                .limit(1)
-            ).first()
+            row = live_weights(session, self._book)
         return _valid(row.new_weights, self._agents) if row else None
 
     def _from_cache_file(self) -> dict[str, float] | None:

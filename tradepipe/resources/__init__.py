@@ -1,0 +1,132 @@
+"""Every system outside the process that the Dagster layer talks to, as a resource, built in one place.
+
+``build_resources(settings)`` is what ``tradepipe.definitions`` hands to ``dg.Definitions``; the keys
+are ``ledger``, ``market``, ``broker``, ``weights_cache`` and ``trading``. The settings object stays
+the single typed reading of ``TRADEPIPE_*``; the resources are how assets, checks, sensors and ops
+receive it. As in Dagster's showcase project (hooli-data-eng-pipelines: one resource set per
+environment, picked when the code location loads), there is one set per environment:
+
+* ``local`` (``make run``, SQLite under TRADEPIPE_HOME): values shown on the Resources page as they are;
+* ``deployment`` (PostgreSQL): the database and Redis URLs, which may carry a password, are
+  ``dg.EnvVar``s whenever they come from the environment, so the UI shows the variable, not the URL;
+* ``test``: plain values only (no environment variable needed), for ``dg.materialize(..., resources=...)``.
+
+Secrets (exchange API key and secret) are ``dg.EnvVar``s in ``local`` and ``deployment``. Nothing here
+connects to anything: resources open connections when an asset first uses them.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Literal
+
+import dagster as dg
+
+from tradepipe.resources.broker import BrokerResource
+from tradepipe.resources.ledger import LedgerDatabase
+from tradepipe.resources.market import MarketDataResource
+from tradepipe.resources.trading import TradingConfigResource
+from tradepipe.resources.weights_cache import WeightsCacheResource
+from tradepipe.settings import ENV_PREFIX, Settings
+
+__all__ = [
+    "BrokerResource",
+    "Environment",
+    "LedgerDatabase",
+    "MarketDataResource",
+    "RESOURCE_KEYS",
+    "TradingConfigResource",
+    "WeightsCacheResource",
+    "build_resources",
+    "environment_of",
+]
+
+Environment = Literal["local", "deployment", "test"]
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading")
+
+
+def environment_of(settings: Settings) -> Environment:
+    """The PostgreSQL deployment when the ledger is on PostgreSQL, else the laptop default."""
+    url = settings.database_url or ""
+    return "deployment" if url.startswith(("postgresql", "postgres")) else "local"
+
+
+def _from_environment(field: str, value: Any) -> Any:
+    """``dg.EnvVar`` for the field's TRADEPIPE_* variable when the process has it, else the value itself."""
+    variable = ENV_PREFIX + field.upper()
+    return dg.EnvVar(variable) if variable in os.environ else value
+
+
+def _secret(field: str) -> Any:
+    """A secret is only ever an ``dg.EnvVar``; missing, it stays empty and the broker says which variable to set."""
+    variable = ENV_PREFIX + field.upper()
+    return dg.EnvVar(variable) if variable in os.environ else None
+
+
+def _plain_secret(settings: Settings, field: str) -> str | None:
+    value = getattr(settings, field)
+    return value.get_secret_value() if value is not None else None
+
+
+def _market(settings: Settings) -> MarketDataResource:
+    return MarketDataResource(
+        source=settings.market_source,
+        seed=settings.seed,
+        symbols=list(settings.symbols),
+        replay_dir=str(settings.replay_dir) if settings.replay_dir is not None else None,
+        exchange=settings.exchange,
+    )
+
+
+def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
+    return BrokerResource(
+        kind=settings.broker,
+        exchange=settings.exchange,
+        live=settings.live,
+        api_key=api_key if settings.broker == "ccxt" else None,
+        secret=secret if settings.broker == "ccxt" else None,
+    )
+
+
+def _local(settings: Settings) -> dict[str, Any]:
+    return {
+        "ledger": LedgerDatabase(url=settings.resolved_database_url),
+        "market": _market(settings),
+        "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
+        "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
+        "trading": TradingConfigResource.from_settings(settings),
+    }
+
+
+def _deployment(settings: Settings) -> dict[str, Any]:
+    database_url = _from_environment("database_url", settings.resolved_database_url)
+    redis_url = _from_environment("redis_url", settings.redis_url)
+    return {
+        "ledger": LedgerDatabase(url=database_url),
+        "market": _market(settings),
+        "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
+        "weights_cache": WeightsCacheResource(redis_url=redis_url),
+        "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+    }
+
+
+def _test(settings: Settings) -> dict[str, Any]:
+    return {
+        "ledger": LedgerDatabase(url=settings.resolved_database_url),
+        "market": _market(settings),
+        "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
+        "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
+        "trading": TradingConfigResource.from_settings(settings),
+    }
+
+
+_RESOURCES_BY_ENVIRONMENT: dict[Environment, Callable[[Settings], dict[str, Any]]] = {
+    "local": _local,
+    "deployment": _deployment,
+    "test": _test,
+}
+
+
+def build_resources(settings: Settings, environment: Environment | None = None) -> dict[str, Any]:
+    """The resources for ``settings`` in ``environment`` (default: the one the settings describe)."""
+    return _RESOURCES_BY_ENVIRONMENT[environment or environment_of(settings)](settings)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tradepipe.adapters.db.models import AgentPerformance, Fill, SignalRow, TradeAttribution, WeightHistory
+from tradepipe.adapters.db.models import AgentPerformance, Fill, SignalRow, TradeAttribution
+# Weight history moved to tradepipe.adapters.db.weights; re-exported because other modules import them from here.
+from tradepipe.adapters.db.weights import live_weights, promote  # noqa: F401
 
 
 def load_signals(session: Session, book: str, start: datetime, end: datetime) -> pd.DataFrame:
@@ -113,23 +115,13 @@ def load_performance(session: Session, book: str, day: date) -> dict[str, dict[s
     return result
 
 
-def live_weights(session: Session, book: str) -> WeightHistory | None:
-    return session.scalars(
-        select(WeightHistory)
-        .where(WeightHistory.book == book, WeightHistory.is_live.is_(True))
-        .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
-        .limit(1)
-    ).first()
-
-
-def promote(session: Session, row: WeightHistory, when: datetime) -> None:
-    """Make ``row`` the book's live weights; exactly one row per book is live."""
-    for other in session.scalars(
-        select(WeightHistory).where(WeightHistory.book == row.book, WeightHistory.is_live.is_(True))
-    ):
-        other.is_live = False
-    row.is_live = True
-    row.promoted_at = when
+def load_performance_columns(session: Session, book: str, day: date, columns: Sequence[str]) -> list[tuple[Any, ...]]:
+    """The partition's ``agent_performance`` rows, only ``columns`` (table column names), by agent."""
+    selected = [getattr(AgentPerformance, name) for name in columns]
+    rows = session.execute(
+        select(*selected).where(AgentPerformance.book == book, AgentPerformance.date == day).order_by(AgentPerformance.agent_name)
+    ).all()
+    return [tuple(row) for row in rows]
 
 
 def to_decimal(value: Any) -> Decimal:

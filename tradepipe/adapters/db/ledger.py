@@ -1,7 +1,8 @@
 """Reading and writing the ledger: the I/O half of a trading cycle.
 
-Everything a cycle writes goes in through ``record_cycle`` inside one transaction, so a cycle killed
-half-way leaves nothing behind and the rerun of the same bar writes it once. The unique keys
+Everything a cycle writes goes in through the ``record_*`` functions (one per table) inside one
+transaction, so a cycle killed half-way leaves nothing behind and the rerun of the same bar writes it
+once. The unique keys
 (book, bar) on cycles and ``client_order_id`` on orders make a second write fail loudly instead of
 double-counting.
 """
@@ -13,7 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any, Mapping
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -27,12 +28,14 @@ from tradepipe.adapters.db.models import (
     PortfolioSnapshot,
     PositionRow,
     SignalRow,
+    TradeAttribution,
     TradingCycle,
 )
-from tradepipe.core.cycle import CycleResult, PendingOrder
+from tradepipe.adapters.db.order_status import OPEN_STATUSES, OrderStatus, move_order
+from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.risk import OrderIntent
-from tradepipe.core.types import BarHistory, Position
+from tradepipe.core.risk import OrderIntent, Rejection
+from tradepipe.core.types import BarHistory, Position, Signal
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -83,13 +86,127 @@ def find_cycle(session: Session, book: str, bar_open_ms: int) -> TradingCycle | 
     ).first()
 
 
-def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState:
-    snapshot = session.scalars(
-        select(PortfolioSnapshot)
-        .where(PortfolioSnapshot.book == book.name, PortfolioSnapshot.bar_ts < ms_to_datetime(bar_open_ms))
-        .order_by(PortfolioSnapshot.bar_ts.desc())
-        .limit(1)
+def latest_cycle(session: Session, book: str) -> TradingCycle | None:
+    return session.scalars(
+        select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)
     ).first()
+
+
+def newest_cycle_bar(session: Session, book: str) -> datetime | None:
+    """The bar of the book's newest cycle: cycles run in bar order, never before it."""
+    return session.scalars(
+        select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)
+    ).first()
+
+
+def start_cycle(session: Session, **values: Any) -> TradingCycle:
+    """Add the cycle's row (status ``running``); flushed, so a second writer of the same bar fails here."""
+    cycle = TradingCycle(status="running", **values)
+    session.add(cycle)
+    session.flush()
+    return cycle
+
+
+def latest_snapshot(session: Session, book: str, before: datetime | None = None) -> PortfolioSnapshot | None:
+    """The book's newest portfolio snapshot (only those of bars before ``before``, when given)."""
+    query = select(PortfolioSnapshot).where(PortfolioSnapshot.book == book)
+    if before is not None:
+        query = query.where(PortfolioSnapshot.bar_ts < before)
+    return session.scalars(query.order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)).first()
+
+
+def open_positions(session: Session, book: str) -> list[PositionRow]:
+    """The book's non-zero positions, by symbol."""
+    return list(
+        session.scalars(
+            select(PositionRow).where(PositionRow.book == book, PositionRow.quantity != 0).order_by(PositionRow.symbol)
+        )
+    )
+
+
+def ledger_counts(session: Session, book: str) -> dict[str, int]:
+    """How many cycles, signals, orders and fills the book has."""
+    models = {"cycles": TradingCycle, "signals": SignalRow, "orders": Order, "fills": Fill}
+    return {
+        name: session.scalar(select(func.count()).select_from(model).where(model.book == book)) or 0
+        for name, model in models.items()
+    }
+
+
+def pending_orders(session: Session, book: str, broker: str) -> list[Order]:
+    """Orders the book decided that ``broker`` has not taken yet, oldest first."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.book == book, Order.status == OrderStatus.PENDING, Order.broker == broker)
+            .order_by(Order.id)
+        )
+    )
+
+
+def open_exchange_orders(session: Session, book: str) -> list[Order]:
+    """The book's ccxt orders not final yet (pending or at the exchange), oldest first."""
+    return list(
+        session.scalars(
+            select(Order)
+            .where(Order.book == book, Order.broker == "ccxt", Order.status.in_(OPEN_STATUSES))
+            .order_by(Order.id)
+        )
+    )
+
+
+def fill_quantities_by_order(session: Session, book: str) -> list[tuple[str, Decimal, Decimal]]:
+    """(client order id, order quantity, fill quantity): one row per fill of the book's orders."""
+    rows = session.execute(
+        select(Order.client_order_id, Order.quantity, Fill.quantity).join(Fill, Fill.order_id == Order.id).where(Order.book == book)
+    ).all()
+    return [(cid, ordered, filled) for cid, ordered, filled in rows]
+
+
+def count_fills(session: Session, book: str) -> int:
+    return session.scalar(select(func.count()).select_from(Fill).where(Fill.book == book)) or 0
+
+
+def book_has_cycles(session: Session, book: str) -> bool:
+    return session.scalars(select(TradingCycle.id).where(TradingCycle.book == book).limit(1)).first() is not None
+
+
+def delete_book(session: Session, book: str) -> None:
+    """Remove every ledger row of ``book`` (the caller names the book: never the live one by accident)."""
+    cycle_ids = select(TradingCycle.id).where(TradingCycle.book == book)
+    fill_ids = select(Fill.id).where(Fill.book == book)
+    session.execute(delete(TradeAttribution).where(TradeAttribution.fill_id.in_(fill_ids)))
+    session.execute(delete(Fill).where(Fill.book == book))
+    session.execute(delete(AgentWorkLog).where(AgentWorkLog.cycle_id.in_(cycle_ids)))
+    for model in (Order, SignalRow, PortfolioSnapshot, PositionRow):
+        session.execute(delete(model).where(model.book == book))
+    session.execute(delete(TradingCycle).where(TradingCycle.book == book))
+    session.execute(delete(Book).where(Book.name == book))
+
+
+def lift_daily_loss_halt(session: Session, book_name: str) -> Decimal | None:
+    """Lift today's halt: losses count from the current equity for the rest of the UTC day.
+
+    Returns that equity, or None when the book is not halted."""
+    book = session.get(Book, book_name)
+    if book is None or book.halted_day is None:
+        return None
+    latest = latest_snapshot(session, book_name)
+    book.risk_reset_day = book.halted_day
+    book.risk_reset_equity = latest.equity if latest else book.starting_cash
+    book.halted_day = None
+    book.halt_reason = f"reset by operator at equity {book.risk_reset_equity} (was: {book.halt_reason})"
+    return book.risk_reset_equity
+
+
+def record_halt(session: Session, book: Book, bar_open_ms: int, reason: str | None) -> None:
+    """The daily-loss halt: the book takes no new risk for the rest of the bar's UTC day."""
+    book.halted_day = today_utc(bar_open_ms)
+    book.halt_reason = reason
+
+
+def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState:
+    snapshot = latest_snapshot(session, book.name, before=ms_to_datetime(bar_open_ms))
     positions = {
         row.symbol: Position(
             symbol=row.symbol,
@@ -103,9 +220,7 @@ def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState
     }
     pending = [
         PendingOrder(intent=order_intent(o), decided_bar_ms=datetime_to_ms(o.bar_ts))
-        for o in session.scalars(
-            select(Order).where(Order.book == book.name, Order.status == "pending", Order.broker == "paper").order_by(Order.id)
-        )
+        for o in pending_orders(session, book.name, "paper")
     ]
     if snapshot is None:
         portfolio = Portfolio(cash=book.starting_cash, positions=positions, realized_pnl=Decimal(0), fees_paid=Decimal(0))
@@ -152,45 +267,14 @@ def record_bars(session: Session, source: str, histories: Mapping[str, BarHistor
     _upsert_ignore(session, MarketBar, rows, ["source", "symbol", "timeframe", "ts"])
 
 
-def _position_rows(session: Session, book: str, portfolio: Portfolio, bar_ts: datetime) -> None:
-    existing = {row.symbol: row for row in session.scalars(select(PositionRow).where(PositionRow.book == book))}
-    for symbol, position in portfolio.positions.items():
-        row = existing.pop(symbol, None) or PositionRow(book=book, symbol=symbol)
-        row.quantity = position.quantity
-        row.average_price = position.average_price
-        row.opening_contributions = dict(position.opening_contributions)
-        row.opened_at = ms_to_datetime(position.opened_ms) if position.opened_ms else bar_ts
-        session.add(row)
-    for row in existing.values():
-        row.quantity = Decimal(0)
-        row.average_price = Decimal(0)
-        row.opening_contributions = {}
-        row.opened_at = None
-
-
-def record_cycle(
-    session: Session,
-    *,
-    cycle: TradingCycle,
-    result: CycleResult,
-    close_by_symbol: Mapping[str, float],
-    broker: str,
-    day_start_equity: Decimal,
-    run_id: str | None,
-) -> PortfolioSnapshot:
-    """Write everything one cycle produced; the caller commits once."""
-    book = cycle.book
-    bar_ts = cycle.bar_ts
-    orders_by_client_id = {
-        o.client_order_id: o
-        for o in session.scalars(
-            select(Order).where(Order.client_order_id.in_([e.fill.client_order_id for e in result.fills] + [c[0].client_order_id for c in result.cancelled]))
-        )
-    }
-    for executed in result.fills:
+def record_fills(session: Session, book: str, fills: list[ExecutedFill], cancelled: list[tuple[OrderIntent, str]], broker: str) -> None:
+    """``fills``: the fills booked this cycle (each order filled once); ``cancelled``: orders that ended without one."""
+    client_ids = [e.fill.client_order_id for e in fills] + [intent.client_order_id for intent, _ in cancelled]
+    orders_by_client_id = {o.client_order_id: o for o in session.scalars(select(Order).where(Order.client_order_id.in_(client_ids)))}
+    for executed in fills:
         fill = executed.fill
         order = orders_by_client_id[fill.client_order_id]
-        order.status = "filled"
+        move_order(order, OrderStatus.FILLED)
         realization = executed.realization
         session.add(
             Fill(
@@ -210,17 +294,17 @@ def record_cycle(
                 opening_contributions=dict(realization.opening_contributions) if realization else {},
             )
         )
-    for intent, reason in result.cancelled:
-        order = orders_by_client_id[intent.client_order_id]
-        order.status = "cancelled"
-        order.reason = f"{order.reason}; cancelled: {reason}"
+    for intent, reason in cancelled:
+        move_order(orders_by_client_id[intent.client_order_id], OrderStatus.CANCELLED, f"cancelled: {reason}")
 
-    for signal in result.signals:
+
+def record_signals(session: Session, cycle: TradingCycle, signals: list[Signal], close_by_symbol: Mapping[str, float]) -> None:
+    for signal in signals:
         session.add(
             SignalRow(
                 cycle_id=cycle.id,
-                book=book,
-                bar_ts=bar_ts,
+                book=cycle.book,
+                bar_ts=cycle.bar_ts,
                 symbol=signal.symbol,
                 agent_name=signal.agent,
                 value=signal.value,
@@ -230,47 +314,72 @@ def record_cycle(
                 close=close_by_symbol.get(signal.symbol),
             )
         )
-    for intent in result.plan.orders:
+
+
+def record_orders(
+    session: Session, cycle: TradingCycle, orders: list[OrderIntent], rejections: list[Rejection], broker: str
+) -> None:
+    """The cycle's orders (``pending`` until the broker takes them) and its risk rejections (final)."""
+    for intent in orders:
         session.add(
             Order(
                 client_order_id=intent.client_order_id,
                 cycle_id=cycle.id,
-                book=book,
-                bar_ts=bar_ts,
+                book=cycle.book,
+                bar_ts=cycle.bar_ts,
                 symbol=intent.symbol,
                 side=intent.side,
                 quantity=intent.quantity,
                 requested_quantity=intent.requested_quantity,
                 reference_price=intent.reference_price,
-                status="pending",
+                status=OrderStatus.PENDING,
                 reason=intent.reason,
                 broker=broker,
                 contributions=dict(intent.contributions),
             )
         )
-    for rejection in result.plan.rejections:
+    for rejection in rejections:
         session.add(
             Order(
                 client_order_id=f"rej-{cycle.id}-{rejection.symbol}-{rejection.kind}"[:64],
                 cycle_id=cycle.id,
-                book=book,
-                bar_ts=bar_ts,
+                book=cycle.book,
+                bar_ts=cycle.bar_ts,
                 symbol=rejection.symbol,
                 side=rejection.side,
                 quantity=Decimal(0),
                 requested_quantity=rejection.requested_quantity,
                 reference_price=None,
-                status="rejected",
+                status=OrderStatus.REJECTED,
                 reason=rejection.reason,
                 reject_kind=rejection.kind,
                 broker=broker,
             )
         )
-    _position_rows(session, book, result.portfolio, bar_ts)
+
+
+def record_positions(session: Session, book: str, portfolio: Portfolio, bar_ts: datetime) -> None:
+    """One row per symbol ever held; a closed position keeps its row at quantity 0."""
+    existing = {row.symbol: row for row in session.scalars(select(PositionRow).where(PositionRow.book == book))}
+    for symbol, position in portfolio.positions.items():
+        row = existing.pop(symbol, None) or PositionRow(book=book, symbol=symbol)
+        row.quantity = position.quantity
+        row.average_price = position.average_price
+        row.opening_contributions = dict(position.opening_contributions)
+        row.opened_at = ms_to_datetime(position.opened_ms) if position.opened_ms else bar_ts
+        session.add(row)
+    for row in existing.values():
+        row.quantity = Decimal(0)
+        row.average_price = Decimal(0)
+        row.opening_contributions = {}
+        row.opened_at = None
+
+
+def record_snapshot(session: Session, cycle: TradingCycle, result: CycleResult, day_start_equity: Decimal) -> PortfolioSnapshot:
     valuation = result.valuation
     snapshot = PortfolioSnapshot(
-        book=book,
-        bar_ts=bar_ts,
+        book=cycle.book,
+        bar_ts=cycle.bar_ts,
         cycle_id=cycle.id,
         cash=valuation.cash,
         positions_value=valuation.positions_value,
@@ -290,6 +399,11 @@ def record_cycle(
         },
     )
     session.add(snapshot)
+    return snapshot
+
+
+def record_agent_work(session: Session, cycle: TradingCycle, result: CycleResult, run_id: str | None) -> None:
+    """One work-log row per agent: how it voted this cycle and how long it took."""
     for agent, seconds in result.agent_seconds.items():
         votes = [s for s in result.signals if s.agent == agent]
         voted = [s for s in votes if not s.abstained]
@@ -299,7 +413,7 @@ def record_cycle(
                 task="signal",
                 status="voted" if voted else "abstained",
                 details={
-                    "bar": bar_ts.isoformat(),
+                    "bar": cycle.bar_ts.isoformat(),
                     "symbols": len(votes),
                     "voted": len(voted),
                     "abstained": len(votes) - len(voted),
@@ -311,7 +425,6 @@ def record_cycle(
                 run_id=run_id,
             )
         )
-    return snapshot
 
 
 def today_utc(ms: int) -> date:

@@ -1,0 +1,51 @@
+"""An order's status and the only moves it may make, enforced here and nowhere else.
+
+    pending ──► submitted ──► filled
+       │            └───────► cancelled
+       ├──► filled              (paper: filled at the next bar's open)
+       ├──► cancelled           (no bar to fill at; never sent before its bar passed)
+       └──► rejected            (risk rules when decided; the exchange when sent)
+
+``filled``, ``cancelled`` and ``rejected`` are final: a final order never changes again, so a fill
+can never be booked twice and a cancelled order never comes back to life.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from tradepipe.adapters.db.models import Order
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # recorded by its cycle, not (known to be) at the exchange yet
+    SUBMITTED = "submitted"  # the exchange holds it
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"
+
+
+OPEN_STATUSES = (OrderStatus.PENDING, OrderStatus.SUBMITTED)
+_ALLOWED: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset(
+        {OrderStatus.SUBMITTED, OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED}
+    ),
+    OrderStatus.SUBMITTED: frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED}),
+    OrderStatus.FILLED: frozenset(),
+    OrderStatus.CANCELLED: frozenset(),
+    OrderStatus.REJECTED: frozenset(),
+}
+
+
+class OrderTransitionError(RuntimeError):
+    """A move the order lifecycle forbids (e.g. filling a cancelled order): a bug, never data to keep."""
+
+
+def move_order(order: Order, to: OrderStatus, note: str | None = None) -> None:
+    """Set ``order``'s status to ``to`` if the lifecycle allows it; ``note`` is appended to its reason."""
+    current = OrderStatus(order.status)
+    if to not in _ALLOWED[current]:
+        raise OrderTransitionError(f"order {order.client_order_id}: {current} -> {to} is not an allowed move")
+    order.status = to
+    if note:
+        order.reason = f"{order.reason}; {note}"

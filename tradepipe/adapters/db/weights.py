@@ -1,0 +1,59 @@
+"""Reads and writes of ``weight_history``: the optimiser's decisions and the one live row per book."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from tradepipe.adapters.db.models import WeightHistory
+
+
+def live_weights(session: Session, book: str) -> WeightHistory | None:
+    """The book's live weight set (the most recently promoted, should two ever be marked live)."""
+    return session.scalars(
+        select(WeightHistory)
+        .where(WeightHistory.book == book, WeightHistory.is_live.is_(True))
+        .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def promote(session: Session, row: WeightHistory, when: datetime) -> None:
+    """Make ``row`` the book's live weights; exactly one row per book is live."""
+    for other in session.scalars(
+        select(WeightHistory).where(WeightHistory.book == row.book, WeightHistory.is_live.is_(True))
+    ):
+        other.is_live = False
+    row.is_live = True
+    row.promoted_at = when
+
+
+def record_weight_decision(session: Session, **values: Any) -> WeightHistory:
+    """Add one optimiser decision (columns of ``weight_history``); flushed so its id is known."""
+    row = WeightHistory(**values)
+    session.add(row)
+    session.flush()
+    return row
+
+
+def find_weight_decision(session: Session, weight_history_id: int) -> WeightHistory | None:
+    return session.get(WeightHistory, weight_history_id)
+
+
+def latest_weight_decision(session: Session, book: str, partition_date: date) -> WeightHistory | None:
+    """The newest decision recorded for the book's partition (a re-materialisation adds a row)."""
+    return session.scalars(
+        select(WeightHistory)
+        .where(WeightHistory.book == book, WeightHistory.partition_date == partition_date)
+        .order_by(WeightHistory.id.desc())
+        .limit(1)
+    ).first()
+
+
+def recent_weight_decisions(session: Session, book: str, limit: int) -> list[WeightHistory]:
+    return list(
+        session.scalars(select(WeightHistory).where(WeightHistory.book == book).order_by(WeightHistory.id.desc()).limit(limit))
+    )
