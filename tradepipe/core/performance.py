@@ -90,21 +90,6 @@ def book_rules(settings: Any) -> BookRules:
     )
 
 
-def book_targets(votes: np.ndarray, held_sign: np.ndarray, bars_held: np.ndarray, rules: BookRules) -> np.ndarray:
-    """``ensemble.book_target`` over arrays: ``votes`` (scores), the held position's sign and age in
-    bars (0 when flat). NaN in ``votes`` stays NaN (no decision)."""
-    strength = np.minimum(1.0, np.abs(votes))
-    fraction = (strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction
-    target = np.where(strength <= rules.deadband, 0.0, np.copysign(fraction, votes))
-    if not rules.allow_short:
-        target = np.where(votes < 0, 0.0, target)
-    opening = (np.sign(target) != held_sign) & (target != 0)
-    target = np.where(opening & (strength <= rules.deadband + rules.entry_hysteresis), 0.0, target)
-    young = (held_sign != 0) & (bars_held < rules.min_hold_bars)
-    target = np.where(young, held_sign * np.nan, target)  # NaN: keep the young position as it is
-    return np.where(np.isnan(votes), np.nan, target)
-
-
 def simulate_books(
     votes: np.ndarray, close: np.ndarray, open_: np.ndarray | None, rules: BookRules, *, costs: bool = True
 ) -> np.ndarray:
@@ -114,59 +99,89 @@ def simulate_books(
     neither traded nor re-marked); ``close`` and ``open_`` are bars x symbols (``open_`` None: fills
     at the decision bar's close). Returns bars-1 x books (see the module docstring for the rules);
     ``costs=False`` drops fees and slippage (the gross stream).
+
+    What does not depend on the path (targets before hysteresis, fill prices) is computed over whole
+    arrays; the band, stops, hysteresis and holding period depend on what each book holds, so one pass
+    over the bars follows each book with plain floats (on arrays this small, numpy's per-call cost is
+    ~50x the arithmetic).
     """
     n_bars, n_books, n_symbols = votes.shape
+    if close.shape != (n_bars, n_symbols) or (open_ is not None and open_.shape != close.shape):
+        raise ValueError(f"votes {votes.shape} do not match close {close.shape}" + ("" if open_ is None else f" / open {open_.shape}"))
     fee = rules.fee_bps / 1e4 if costs else 0.0
     slip = rules.slippage_bps / 1e4 if costs else 0.0
-    stop = rules.stop_loss_fraction
-    cash = np.ones(n_books)
-    qty = np.zeros((n_books, n_symbols))
-    avg = np.zeros((n_books, n_symbols))
-    opened = np.zeros((n_books, n_symbols))
-    pending = np.zeros((n_books, n_symbols))
-    mark = np.full(n_symbols, np.nan)
+    with np.errstate(invalid="ignore"):
+        strength = np.minimum(1.0, np.abs(votes))
+        raw = np.where(strength <= rules.deadband, 0.0, np.copysign((strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction, votes))
+        if not rules.allow_short:
+            raw = np.where(votes < 0, 0.0, raw)
+        opens_needed = strength > rules.deadband + rules.entry_hysteresis
+    fill_base = open_ if open_ is not None else np.vstack([np.full((1, n_symbols), np.nan), close[:-1]])
     equity_curve = np.empty((n_bars, n_books))
-    for t in range(n_bars):
-        valid = ~np.isnan(close[t])
-        if t > 0 and pending.any():
-            fill_at = open_[t] if open_ is not None else close[t - 1]
-            fillable = (pending != 0) & (valid & ~np.isnan(fill_at))[None, :]
-            order = np.where(fillable, pending, 0.0)
-            price = np.where(fillable, fill_at[None, :] * (1.0 + slip * np.sign(order)), 0.0)
-            new_qty = qty + order
-            grows = fillable & (np.sign(qty) == np.sign(order))
-            fresh = fillable & ((qty == 0) | (np.sign(new_qty) == -np.sign(qty))) & (new_qty != 0)
-            with np.errstate(invalid="ignore", divide="ignore"):
-                grown_avg = (qty * avg + order * price) / new_qty
-            avg = np.where(fresh, price, np.where(grows & ~fresh, grown_avg, avg))
-            opened = np.where(fresh, t, opened)
-            cash = cash - (order * price).sum(axis=1) - (np.abs(order * price) * fee).sum(axis=1)
-            qty = np.where(fillable & (np.abs(new_qty) < 1e-15 * np.abs(qty).max(initial=1.0)), 0.0, new_qty)
-        pending = np.zeros((n_books, n_symbols))
-        mark = np.where(valid, close[t], mark)
-        held_value = np.where(qty != 0, qty * np.nan_to_num(mark)[None, :], 0.0)
-        equity = cash + held_value.sum(axis=1)
-        equity_curve[t] = equity
-        if t == n_bars - 1:
-            break
-        held_sign = np.sign(qty)
-        tradable = valid[None, :] & ~np.isnan(votes[t])
-        if stop > 0:
-            stopped = tradable & (
-                ((qty > 0) & (mark[None, :] <= avg * (1 - stop))) | ((qty < 0) & (mark[None, :] >= avg * (1 + stop)))
-            )
-        else:
-            stopped = np.zeros_like(tradable)
-        target = book_targets(votes[t], held_sign, np.where(qty != 0, t - opened + 1, 0), rules)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            current = np.where(qty != 0, held_value / equity[:, None], 0.0)
-        within = np.where(qty != 0, np.abs(target - current) < rules.rebalance_band, np.abs(target) < rules.rebalance_band)
-        within &= ~((target == 0) & (qty != 0))
-        trade = tradable & ~np.isnan(target) & ~within & (equity[:, None] > 0)
-        wanted = np.where(trade, np.nan_to_num(target) * equity[:, None] / mark[None, :] - qty, 0.0)
-        pending = np.where(stopped, -qty, wanted)
+    close_rows = np.where(np.isnan(close), -1.0, close).tolist()  # -1: no bar
+    fill_rows = np.where(np.isnan(fill_base), -1.0, fill_base).tolist()
+    for book in range(n_books):
+        equity_curve[:, book] = _follow_book(
+            np.where(np.isnan(votes[:, book]), np.nan, raw[:, book]).tolist(), opens_needed[:, book].tolist(),
+            close_rows, fill_rows, rules, fee, slip,
+        )
     with np.errstate(invalid="ignore", divide="ignore"):
         return equity_curve[1:] / equity_curve[:-1] - 1.0
+
+
+def _follow_book(
+    targets: list[list[float]], may_open: list[list[bool]], closes: list[list[float]], fills: list[list[float]],
+    rules: BookRules, fee: float, slip: float,
+) -> list[float]:
+    """Equity after each bar of one book (starting at 1.0 in cash); see ``simulate_books``."""
+    symbols = range(len(closes[0]))
+    cash, qty, avg, opened = 1.0, [0.0 for _ in symbols], [0.0 for _ in symbols], [0 for _ in symbols]
+    mark, pending = [0.0 for _ in symbols], [0.0 for _ in symbols]
+    stop, band, min_hold = rules.stop_loss_fraction, rules.rebalance_band, rules.min_hold_bars
+    equity_after: list[float] = []
+    for t, (target_row, open_row, close_row, fill_row) in enumerate(zip(targets, may_open, closes, fills)):
+        for s in symbols:  # 1. last bar's orders fill at this bar's open (cancelled if it has no bar)
+            order = pending[s]
+            if order == 0.0:
+                continue
+            pending[s] = 0.0
+            if close_row[s] < 0 or fill_row[s] < 0:
+                continue
+            price = fill_row[s] * (1.0 + slip if order > 0 else 1.0 - slip)
+            held, after = qty[s], qty[s] + order
+            if held == 0.0 or (after != 0.0 and (after > 0) != (held > 0)):
+                avg[s], opened[s] = price, t
+            elif (order > 0) == (held > 0):
+                avg[s] = (held * avg[s] + order * price) / after
+            cash -= order * price + abs(order * price) * fee
+            qty[s] = 0.0 if abs(after) <= 1e-12 * abs(held) else after
+        value = cash
+        for s in symbols:  # 2. mark at the close (a symbol without a bar keeps its last mark)
+            if close_row[s] > 0:
+                mark[s] = close_row[s]
+            value += qty[s] * mark[s]
+        equity_after.append(value)
+        if value <= 0:
+            continue
+        for s in symbols:  # 3-4. stop-loss, target, band
+            target, held = target_row[s], qty[s]
+            if close_row[s] < 0 or target != target:  # no bar, or no vote (NaN)
+                continue
+            if held > 0 and mark[s] <= avg[s] * (1.0 - stop) and stop > 0 or held < 0 and mark[s] >= avg[s] * (1.0 + stop) and stop > 0:
+                pending[s] = -held
+                continue
+            if held != 0.0 and t - opened[s] + 1 < min_hold:
+                continue
+            held_sign = (held > 0) - (held < 0)
+            if target != 0.0 and ((target > 0) - (target < 0)) != held_sign and not open_row[s]:
+                target = 0.0  # opening hysteresis (ensemble.book_target)
+            if held == 0.0:
+                if abs(target) < band:
+                    continue
+            elif target != 0.0 and abs(target - held * mark[s] / value) < band:
+                continue
+            pending[s] = target * value / mark[s] - held
+    return equity_after
 
 
 def agent_streams(signals: pd.DataFrame, rules: BookRules, *, costs: bool = True) -> pd.DataFrame:
