@@ -452,3 +452,52 @@ def _underperformance_reason(summary: Mapping[str, Any], under_sharpe: float, un
     if win_rate is not None and win_rate < under_win_rate:
         reasons.append(f"win_rate {win_rate:.3f} < {under_win_rate}")
     return "; ".join(reasons)
+
+
+def sharpe_difference_ci(
+    returns: Any,
+    baseline: Any,
+    periods_per_year: float,
+    block: int,
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float | None, tuple[float, float] | None]:
+    """Sharpe(returns) - Sharpe(baseline) and its moving-block bootstrap confidence interval.
+
+    The two streams are resampled together (same blocks of ``block`` consecutive bars, e.g. a week),
+    so their correlation and each one's autocorrelation within a block are kept. Percentile
+    interval at ``level``. ``(None, None)`` when either Sharpe is undefined or there are fewer than
+    two blocks of data. Deterministic for a given ``seed``.
+    """
+    a = _as_float_array(returns, ndim=1, what="returns")
+    b = _as_float_array(baseline, ndim=1, what="baseline")
+    if a.shape != b.shape:
+        raise ValueError(f"returns and baseline differ in length: {a.shape[0]} != {b.shape[0]}")
+    _raise_on_non_finite_vector(a, what="returns")
+    _raise_on_non_finite_vector(b, what="baseline")
+    if block < 1 or not 0 < level < 1:
+        raise ValueError(f"block must be >= 1 and level in (0, 1), got {block} and {level}")
+    n = a.shape[0]
+
+    def sharpe(x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return x.mean(axis=-1) / x.std(axis=-1, ddof=1) * math.sqrt(periods_per_year)
+
+    diff = float(sharpe(a) - sharpe(b))
+    if n < 2 * block or not math.isfinite(diff):
+        return None, None
+    rng = np.random.default_rng(seed)
+    blocks = -(-n // block)
+    draws: list[np.ndarray] = []
+    for chunk in range(0, resamples, 100):  # bounded memory: 100 resamples of n bars at a time
+        size = min(100, resamples - chunk)
+        starts = rng.integers(0, n - block + 1, size=(size, blocks))
+        index = (starts[:, :, None] + np.arange(block)).reshape(size, -1)[:, :n]
+        draws.append(sharpe(a[index]) - sharpe(b[index]))
+    values = np.concatenate(draws)
+    values = values[np.isfinite(values)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return diff, (float(low), float(high))
