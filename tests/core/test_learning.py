@@ -17,7 +17,14 @@ import pytest
 
 from tradepipe.core.agents import get_agents
 from tradepipe.core.ensemble import book_target, combine, target_fraction
-from tradepipe.core.learning import DAY_MS, LearningConfig, VoteTable, compute_votes, ensemble_scores, learn
+from tradepipe.core.learning import (
+    DAY_MS,
+    LearningConfig,
+    VoteTable,
+    compute_votes,
+    ensemble_scores,
+    learn,
+)
 from tradepipe.core.metrics import sharpe_difference_ci, summarize
 from tradepipe.core.performance import BookRules, simulate_books
 from tradepipe.core.regimes import planted_regime_bars

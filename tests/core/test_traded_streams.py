@@ -25,7 +25,7 @@ from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 
 H = 3_600_000
 SYMBOLS = ("BTC/USDT", "ETH/USDT")
-RULES = {s: MarketRules(s, amount_step=D("0.00001"), price_tick=D("0.01"), min_cost=D("10")) for s in SYMBOLS}
+RULES = {s: MarketRules(s, amount_step=D("0.00001"), price_tick=D("0.01"), min_cost=D(10)) for s in SYMBOLS}
 
 
 def _candles(shared_data: Path, symbol: str, bars: int) -> pd.DataFrame:
@@ -38,14 +38,14 @@ def _solo_book(frames: dict[str, pd.DataFrame], agent_name: str, rules: BookRule
     agent = get_agents([agent_name])[0]
     limits = RiskLimits(
         max_position_fraction=D(repr(rules.max_position_fraction)),
-        max_gross_exposure=D("1"),
-        max_turnover_fraction=D("2"),
+        max_gross_exposure=D(1),
+        max_turnover_fraction=D(2),
         stop_loss_fraction=D(repr(rules.stop_loss_fraction)),
-        daily_loss_limit_fraction=D("0"),
+        daily_loss_limit_fraction=D(0),
         allow_short=rules.allow_short,
-        cash_buffer_fraction=D("0"),
+        cash_buffer_fraction=D(0),
     )
-    portfolio, pending, marks = Portfolio(cash=D("100000")), [], {}
+    portfolio, pending, marks = Portfolio(cash=D(100000)), [], {}
     rows, equity = [], []
     n = len(next(iter(frames.values())))
     for i in range(warmup, n):
@@ -59,7 +59,7 @@ def _solo_book(frames: dict[str, pd.DataFrame], agent_name: str, rules: BookRule
                 book="solo", bar_open_ms=bar, timeframe_ms=H, histories=histories, unavailable={}, agents=[agent],
                 context=AgentContext(now_ms=bar + H), weights={agent_name: 1.0}, portfolio=portfolio, pending=pending,
                 rules=RULES, limits=limits, fee_bps=D(repr(rules.fee_bps)), slippage_bps=D(repr(rules.slippage_bps)),
-                day_start_equity=D("100000"), halted=False, last_marks=marks, rebalance_band=rules.rebalance_band,
+                day_start_equity=D(100000), halted=False, last_marks=marks, rebalance_band=rules.rebalance_band,
                 entry_hysteresis=rules.entry_hysteresis, min_hold_bars=min_hold,
             )
         )

@@ -20,8 +20,8 @@ exchange minimums) is left out, as in the streams; the engine has it all.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
 
 import numpy as np
 import pandas as pd

@@ -31,9 +31,11 @@ close to within a tick; exactly so in the CDD candles before 2020-08).
 
 from __future__ import annotations
 
+import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -165,7 +167,7 @@ def _follow_book(
             continue
         for s in symbols:  # 3-4. stop-loss, target, band
             target, held = target_row[s], qty[s]
-            if close_row[s] < 0 or target != target:  # no bar, or no vote (NaN)
+            if close_row[s] < 0 or math.isnan(target):  # no bar, or no vote
                 continue
             if held > 0 and mark[s] <= avg[s] * (1.0 - stop) and stop > 0 or held < 0 and mark[s] >= avg[s] * (1.0 + stop) and stop > 0:
                 pending[s] = -held

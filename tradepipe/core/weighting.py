@@ -26,12 +26,12 @@ little, strong evidence a lot), projected onto the bounds. ``eta = 0`` is equal 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
-
 
 
 @dataclass(frozen=True)
@@ -125,7 +125,12 @@ def decide_weights(
     is hedge's ``eta``.
     """
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
-    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize, portfolio_sharpe
+    from tradepipe.core.optimizer import (
+        OptimizationError,
+        eligible_agents,
+        optimize,
+        portfolio_sharpe,
+    )
 
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
     eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
