@@ -10,7 +10,7 @@ export TRADEPIPE_HOME ?= $(CURDIR)/.tradepipe
 export OPENBLAS_NUM_THREADS ?= 1
 DAGSTER_HOME_DIR := $(TRADEPIPE_HOME)/dagster
 
-.PHONY: run test install migrate bench clean
+.PHONY: run test install migrate bench clean lint
 
 # The lock file pins every package; uv installs it in seconds, pip is the fallback.
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -37,6 +37,11 @@ run: migrate
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Lint (ruff: real mistakes, not style; mypy on tradepipe/): both configured in pyproject.toml.
+lint: install
+	$(BIN)/ruff check tradepipe tests benchmarks
+	$(BIN)/mypy
 
 bench: install
 	@for script in benchmarks/bench_*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

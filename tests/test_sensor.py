@@ -5,14 +5,16 @@ from __future__ import annotations
 import uuid
 from pathlib import Path
 from types import SimpleNamespace
+from typing import Any
 
 import dagster as dg
 import pytest
 import yaml
 
-import tradepipe.sensors.trading_cycle as sensor_module
 from tradepipe.definitions import defs
+from tradepipe.resources import FixedClock, TradingConfigResource
 from tradepipe.sensors.trading_cycle import BAR_TAG, TRADING_CYCLE_TAG, next_bar_to_trade, run_key
+from tradepipe.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 M = 60_000
@@ -64,11 +66,16 @@ def test_run_key_names_the_book_and_the_bar() -> None:
 
 
 @pytest.fixture
-def clock(monkeypatch: pytest.MonkeyPatch) -> SimpleNamespace:
-    """The sensor's wall clock, fixed at NOW_MS; move it with ``clock.now_ms = ...``."""
-    state = SimpleNamespace(now_ms=NOW_MS)
-    monkeypatch.setattr(sensor_module, "time", SimpleNamespace(time=lambda: state.now_ms / 1000))
-    return state
+def clock() -> SimpleNamespace:
+    """The time the sensor's ``clock`` resource shows, NOW_MS; move it with ``clock.now_ms = ...``."""
+    return SimpleNamespace(now_ms=NOW_MS)
+
+
+def tick(instance: dg.DagsterInstance, clock: SimpleNamespace, cursor: str | None = None, **settings: Any) -> dg.SensorEvaluationContext:
+    """A sensor context on ``instance`` with the code location's resources: the settings (``settings``
+    overriding the environment) and a clock standing at ``clock.now_ms``."""
+    resources = {"trading": TradingConfigResource.from_settings(load_settings(**settings)), "clock": FixedClock(now=clock.now_ms)}
+    return dg.build_sensor_context(instance=instance, cursor=cursor, resources=resources)
 
 
 @pytest.fixture
@@ -90,7 +97,7 @@ def test_the_sensor_starts_running_on_its_own_and_ticks_at_least_every_30_second
 def test_the_first_evaluation_requests_a_run_for_the_newest_bar_and_moves_the_cursor(
     sensor: dg.SensorDefinition, instance: dg.DagsterInstance, clock: SimpleNamespace
 ) -> None:
-    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    data = sensor.evaluate_tick(tick(instance, clock))
 
     (request,) = data.run_requests
     assert request.run_key == f"main:{BAR_1M}"
@@ -105,26 +112,24 @@ def test_the_first_evaluation_requests_a_run_for_the_newest_bar_and_moves_the_cu
 def test_a_second_evaluation_within_the_same_bar_skips_and_the_next_bar_is_requested(
     sensor: dg.SensorDefinition, instance: dg.DagsterInstance, clock: SimpleNamespace
 ) -> None:
-    first = sensor.evaluate_tick(dg.build_sensor_context(instance=instance))
+    first = sensor.evaluate_tick(tick(instance, clock))
     clock.now_ms = NOW_MS + 1_000  # 12:34:57.789, the 12:34 bar is still forming
-    second = sensor(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    second = sensor(tick(instance, clock, cursor=first.cursor))
     assert isinstance(second, dg.SkipReason)
     assert "no new closed 1m bar yet" in (second.skip_message or "")
     assert "next in about 2 s" in (second.skip_message or "")  # the 12:34 bar closes at 12:35:00
 
     clock.now_ms = BAR_1M + 2 * M + 1  # 12:35:00.001: the 12:34 bar has closed
-    third = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=first.cursor))
+    third = sensor.evaluate_tick(tick(instance, clock, cursor=first.cursor))
     (request,) = third.run_requests
     assert request.run_key == f"main:{BAR_1M + M}"
     assert third.cursor == str(BAR_1M + M)
 
 
-def test_the_book_and_timeframe_come_from_the_environment_at_each_tick(
-    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, clock: SimpleNamespace, monkeypatch: pytest.MonkeyPatch
+def test_the_book_and_timeframe_come_from_the_trading_resource_at_each_tick(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, clock: SimpleNamespace
 ) -> None:
-    monkeypatch.setenv("TRADEPIPE_BOOK", "paper2")
-    monkeypatch.setenv("TRADEPIPE_TIMEFRAME", "1h")
-    (request,) = sensor.evaluate_tick(dg.build_sensor_context(instance=instance)).run_requests
+    (request,) = sensor.evaluate_tick(tick(instance, clock, book="paper2", timeframe="1h")).run_requests
     assert request.run_key == f"paper2:{BAR_1H}"
     assert request.tags[TRADING_CYCLE_TAG] == "paper2"
     assert request.run_config["ops"]["portfolio_state"]["config"]["bar_open_ms"] == BAR_1H
@@ -150,11 +155,11 @@ def test_no_run_is_requested_while_a_trading_cycle_is_in_flight(
     sensor: dg.SensorDefinition, instance: dg.DagsterInstance, clock: SimpleNamespace, status: dg.DagsterRunStatus, word: str
 ) -> None:
     _add_run(instance, status)
-    context = dg.build_sensor_context(instance=instance, cursor=str(BAR_1M - M))
+    context = tick(instance, clock, cursor=str(BAR_1M - M))
     result = sensor(context)
     assert isinstance(result, dg.SkipReason)
     assert result.skip_message == f"a trading cycle is still {word}"
-    data = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=str(BAR_1M - M)))
+    data = sensor.evaluate_tick(tick(instance, clock, cursor=str(BAR_1M - M)))
     assert data.run_requests == [] and data.cursor == str(BAR_1M - M)  # the bar is requested once the run ends
 
 
@@ -164,7 +169,7 @@ def test_finished_runs_do_not_hold_the_next_cycle_back(
 ) -> None:
     _add_run(instance, status)
     _add_run(instance, dg.DagsterRunStatus.STARTED, job_name="performance")  # another job running is no reason
-    (request,) = sensor.evaluate_tick(dg.build_sensor_context(instance=instance, cursor=str(BAR_1M - M))).run_requests
+    (request,) = sensor.evaluate_tick(tick(instance, clock, cursor=str(BAR_1M - M))).run_requests
     assert request.run_key == f"main:{BAR_1M}"
 
 

@@ -8,20 +8,9 @@ from pathlib import Path
 from typing import Callable
 
 import numpy as np
-from sqlalchemy import delete, select
 
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Book,
-    Fill,
-    Order,
-    PortfolioSnapshot,
-    PositionRow,
-    SignalRow,
-    TradeAttribution,
-    TradingCycle,
-)
+from tradepipe.adapters.db.ledger import book_has_cycles, count_fills, delete_book
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.runner import CycleOutcome, TradingRunner
@@ -47,20 +36,12 @@ class BacktestSummary:
 def reset_book(settings: Settings, book: str) -> None:
     """Remove every ledger row of ``book`` (never the live book by accident: the caller names it)."""
     with session_factory(settings.resolved_database_url).begin() as session:
-        cycle_ids = select(TradingCycle.id).where(TradingCycle.book == book)
-        fill_ids = select(Fill.id).where(Fill.book == book)
-        session.execute(delete(TradeAttribution).where(TradeAttribution.fill_id.in_(fill_ids)))
-        session.execute(delete(Fill).where(Fill.book == book))
-        session.execute(delete(AgentWorkLog).where(AgentWorkLog.cycle_id.in_(cycle_ids)))
-        for model in (Order, SignalRow, PortfolioSnapshot, PositionRow):
-            session.execute(delete(model).where(model.book == book))
-        session.execute(delete(TradingCycle).where(TradingCycle.book == book))
-        session.execute(delete(Book).where(Book.name == book))
+        delete_book(session, book)
 
 
 def _book_has_cycles(settings: Settings, book: str) -> bool:
     with session_factory(settings.resolved_database_url)() as session:
-        return session.scalars(select(TradingCycle.id).where(TradingCycle.book == book).limit(1)).first() is not None
+        return book_has_cycles(session, book)
 
 
 def run_backtest(
@@ -105,7 +86,7 @@ def run_backtest(
             progress(last)
     assert last is not None
     with session_factory(settings.resolved_database_url)() as session:
-        fills = len(session.scalars(select(Fill.id).where(Fill.book == book)).all())
+        fills = count_fills(session, book)
     return BacktestSummary(book, int(bars.size), int(bars[0]), int(bars[-1]), settings.starting_cash, last.equity, fills, skipped)
 
 

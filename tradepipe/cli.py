@@ -6,18 +6,24 @@ import json
 import sys
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import click
 
 from tradepipe.settings import Settings, SettingsError, load_settings
 
 
-def _settings() -> Settings:
+def _settings(**overrides: object) -> Settings:
+    """The settings, checked as at code-location load; a bad value ends the command with its one-line reason."""
+    from tradepipe.preflight import check_settings
+
     try:
-        return load_settings()
+        settings = load_settings(**overrides)
+        check_settings(settings)
     except SettingsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
+    return settings
 
 
 @click.group()
@@ -84,11 +90,7 @@ def backtest(replay_dir: Path, book: str, symbols: str | None, timeframe: str | 
     overrides: dict[str, object] = {"market_source": "replay", "replay_dir": replay_dir, "timeframe": timeframe or "1h"}
     if symbols:
         overrides["symbols"] = symbols
-    try:
-        settings = load_settings(**overrides)
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    settings = _settings(**overrides)
     try:
         summary = run_backtest(settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar)
     except (BookInUseError, ValueError) as exc:
@@ -130,17 +132,13 @@ def weights() -> None:
 @click.option("--json", "as_json", is_flag=True)
 def weights_show(limit: int, as_json: bool) -> None:
     """The live weights and the latest weight_history decisions."""
-    from sqlalchemy import select
-
     from tradepipe.adapters.db.engine import session_factory
-    from tradepipe.adapters.db.models import WeightHistory
+    from tradepipe.adapters.db.weights import recent_weight_decisions
 
     settings = _settings()
     with session_factory(settings.resolved_database_url)() as session:
-        rows = session.scalars(
-            select(WeightHistory).where(WeightHistory.book == settings.book).order_by(WeightHistory.id.desc()).limit(limit)
-        ).all()
-    records = [
+        rows = recent_weight_decisions(session, settings.book, limit)
+    records: list[dict[str, Any]] = [
         {
             "id": r.id,
             "partition": r.partition_date.isoformat() if r.partition_date else None,
@@ -190,26 +188,22 @@ def risk() -> None:
 @risk.command("reset")
 def risk_reset() -> None:
     """Lift today's daily-loss halt: for the rest of the UTC day, losses count from the current equity."""
-    from sqlalchemy import select
-
     from tradepipe.adapters.db.engine import session_factory
-    from tradepipe.adapters.db.models import Book, PortfolioSnapshot
+    from tradepipe.adapters.db.ledger import lift_daily_loss_halt
 
     settings = _settings()
     with session_factory(settings.resolved_database_url).begin() as session:
-        book = session.get(Book, settings.book)
-        if book is None or book.halted_day is None:
-            click.echo("no halt to reset")
-            return
-        latest = session.scalars(
-            select(PortfolioSnapshot).where(PortfolioSnapshot.book == settings.book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
-        ).first()
-        book.risk_reset_day = book.halted_day
-        book.risk_reset_equity = latest.equity if latest else book.starting_cash
-        book.halted_day = None
-        book.halt_reason = f"reset by operator at equity {book.risk_reset_equity} (was: {book.halt_reason})"
-    click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {book.risk_reset_equity}")
+        equity = lift_daily_loss_halt(session, settings.book)
+    if equity is None:
+        click.echo("no halt to reset")
+        return
+    click.echo(f"daily-loss halt lifted for book {settings.book!r}; losses now count from equity {equity}")
 
+
+# issue 9: walk-forward evaluation
+from tradepipe.cli_walkforward import walkforward  # noqa: E402
+
+main.add_command(walkforward)
 
 if __name__ == "__main__":
     main()

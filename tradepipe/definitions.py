@@ -1,4 +1,9 @@
-"""Assembles the Dagster code location: assets, checks, jobs, schedules, sensors."""
+"""Assembles the Dagster code location: assets, checks, jobs, schedules, sensors and resources.
+
+The settings are read once, here, when the code location loads (a bad value stops the load with one
+line naming the variable); everything else receives them through the resources. Nothing connects to
+a database or an exchange until a run uses a resource.
+"""
 
 import dagster as dg
 
@@ -10,9 +15,9 @@ from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.resources import build_resources
 from tradepipe.schedules import performance_finalize, performance_intraday, performance_job, weights_daily, weights_job
 from tradepipe.sensors.trading_cycle import TRADING_CYCLE_TAG, build_trading_cycle_sensor
-from tradepipe.settings import load_settings
+from tradepipe.settings import location_settings
 
-settings = load_settings()
+settings = location_settings()
 CYCLE_MAX_RUNTIME_SECONDS = 300
 
 trading_cycle_job = dg.define_asset_job(

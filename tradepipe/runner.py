@@ -13,6 +13,7 @@ built; the CLI lets the runner build each piece from the settings.
 from __future__ import annotations
 
 import time
+from decimal import Decimal
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -43,12 +44,15 @@ def broker_from_settings(settings: Settings, sessions: sessionmaker[Session], bo
 
 
 def risk_limits(settings: Settings) -> RiskLimits:
+    def exact(fraction: float) -> Decimal:  # repr: 0.1 -> Decimal("0.1"), as RiskLimits itself converts floats
+        return Decimal(repr(fraction))
+
     return RiskLimits(
-        max_position_fraction=settings.max_position_fraction,
-        max_gross_exposure=settings.max_gross_exposure,
-        max_turnover_fraction=settings.max_turnover_fraction,
-        stop_loss_fraction=settings.stop_loss_fraction,
-        daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
+        max_position_fraction=exact(settings.max_position_fraction),
+        max_gross_exposure=exact(settings.max_gross_exposure),
+        max_turnover_fraction=exact(settings.max_turnover_fraction),
+        stop_loss_fraction=exact(settings.stop_loss_fraction),
+        daily_loss_limit_fraction=exact(settings.daily_loss_limit_fraction),
         allow_short=settings.shorts_allowed,
     )
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from datetime import date
 from decimal import Decimal
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal, Mapping, cast
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -120,7 +120,7 @@ class Settings(BaseSettings):
         if not isinstance(value, str):
             return value
         weights: dict[str, float] = {}
-        for item in _split_csv(value):  # type: ignore[union-attr]
+        for item in cast(list[str], _split_csv(value)):
             name, sep, number = item.partition("=")
             if not sep:
                 raise ValueError(f"could not parse {item!r}: expected agent=weight pairs, e.g. momentum=0.3,trend=0.7")
@@ -208,7 +208,7 @@ class Settings(BaseSettings):
         return self.broker == "ccxt" and self.live
 
 
-def _describe(error: dict) -> str:
+def _describe(error: Mapping[str, Any]) -> str:
     location = error.get("loc") or ()
     field = str(location[0]) if location else ""
     variable = ENV_PREFIX + field.upper() if field else "configuration"
@@ -243,6 +243,17 @@ class _ValuesOnlySettings(Settings):
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):  # type: ignore[no-untyped-def, override]
         return (init_settings,)
+
+
+@lru_cache(maxsize=1)
+def location_settings() -> Settings:
+    """The settings the Dagster code location is built from, read once when it loads (its partitions,
+    the sensor's interval and the resources' configuration); a bad value stops the load."""
+    from tradepipe.preflight import check_settings
+
+    settings = load_settings()
+    check_settings(settings)
+    return settings
 
 
 def settings_from_values(**values: object) -> Settings:

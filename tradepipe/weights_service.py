@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from tradepipe.adapters.db.analytics import promote
+from sqlalchemy.orm import Session, sessionmaker
+
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.weights import find_weight_decision, promote
 from tradepipe.adapters.weights_store import WeightStore
 from tradepipe.core.weighting import weight_problems
 from tradepipe.settings import Settings
@@ -36,9 +37,16 @@ class Publication:
 
 
 def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
+    """``publish_weight_set`` on the database and Redis the settings name (the CLI's way)."""
+    return publish_weight_set(settings, session_factory(settings.resolved_database_url), settings.redis_url, weight_history_id)
+
+
+def publish_weight_set(
+    settings: Settings, sessions: sessionmaker[Session], redis_url: str | None, weight_history_id: int
+) -> Publication:
     """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
-    with session_factory(settings.resolved_database_url).begin() as session:
-        row = session.get(WeightHistory, weight_history_id)
+    with sessions.begin() as session:
+        row = find_weight_decision(session, weight_history_id)
         if row is None or row.book != settings.book:
             raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
         problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
@@ -46,5 +54,5 @@ def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
             raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
         promote(session, row, datetime.now(timezone.utc))
         weights = {k: float(v) for k, v in row.new_weights.items()}
-    store = WeightStore(None, settings.redis_url, settings.book, frozenset(weights), settings.default_weights, None)
+    store = WeightStore(None, redis_url, settings.book, frozenset(weights), settings.default_weights, None)
     return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id))

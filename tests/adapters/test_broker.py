@@ -255,7 +255,7 @@ def install(exchange: ccxt.binance, model: FakeBinanceSpot) -> FakeBinanceSpot:
             except Reject as reject:
                 body = json.dumps({"code": reject.code, "msg": reject.msg})
                 exchange.handle_errors(400, "Bad Request", url, method, {}, body, json.loads(body), {}, "")
-                raise AssertionError(f"ccxt did not map {body}")  # pragma: no cover
+                raise AssertionError(f"ccxt did not map {body}") from None  # pragma: no cover
             except LostConnection:
                 raise ccxt.RequestTimeout(f"binance {method} {url}") from None  # what ccxt's fetch raises on a timeout
 

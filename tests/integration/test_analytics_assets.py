@@ -30,6 +30,7 @@ from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.partitions import daily_with_today
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.core.metrics import FLOAT_METRICS, summarize
+from tradepipe.resources import build_resources
 from tradepipe.settings import DEFAULT_AGENTS, load_settings
 
 UTC = timezone.utc
@@ -66,28 +67,35 @@ def url(migrated_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _materialize(instance: dg.DagsterInstance, key: str, *defs: Any, **kwargs: Any) -> dg.ExecuteInProcessResult:
-    result = dg.materialize(list(defs), partition_key=key, instance=instance, raise_on_error=True, **kwargs)
+    result = dg.materialize(list(defs), partition_key=key, instance=instance, raise_on_error=True, resources=resources(), **kwargs)
     assert result.success
     return result
 
 
 # The check alone, in a partitioned job (dg.materialize refuses a check-only selection with a
 # partition key: "no PartitionsDefinition shared by all the provided assets").
-CHECK_JOB = dg.Definitions(
-    assets=[agent_performance],
-    asset_checks=[performance_rows_are_valid],
-    jobs=[
-        dg.define_asset_job(
-            "check_performance", selection=dg.AssetSelection.checks(performance_rows_are_valid), partitions_def=daily_with_today
-        )
-    ],
-).resolve_job_def("check_performance")
+def resources() -> dict[str, Any]:
+    """The code location's resources for the settings the test put in the environment."""
+    return build_resources(load_settings(), "test")
+
+
+def check_job() -> dg.JobDefinition:
+    return dg.Definitions(
+        assets=[agent_performance],
+        asset_checks=[performance_rows_are_valid],
+        jobs=[
+            dg.define_asset_job(
+                "check_performance", selection=dg.AssetSelection.checks(performance_rows_are_valid), partitions_def=daily_with_today
+            )
+        ],
+        resources=resources(),
+    ).resolve_job_def("check_performance")
 
 
 def _run_check(instance: dg.DagsterInstance, key: str) -> tuple[dg.AssetCheckEvaluation, float]:
     """The GX check on its own (the asset is not re-materialised: the check reads the table)."""
     started = time.perf_counter()
-    result = CHECK_JOB.execute_in_process(instance=instance, tags={"dagster/partition": key})
+    result = check_job().execute_in_process(instance=instance, tags={"dagster/partition": key})
     elapsed = time.perf_counter() - started
     assert result.success
     assert result.asset_materializations_for_node("agent_performance") == []

@@ -420,7 +420,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         assert cursor_before is not None and cursor_after is not None
         assert int(cursor_after) == max(all_bars) and int(cursor_after) > int(cursor_before)
         spans = sorted((r.start_time, r.end_time, r.dagster_run.run_id) for r in succeeded)
-        for (start_a, end_a, id_a), (start_b, _, id_b) in zip(spans, spans[1:]):
+        for (_, end_a, id_a), (start_b, _, id_b) in zip(spans, spans[1:]):
             assert end_a is not None and start_b >= end_a, f"runs {id_a} and {id_b} overlapped"
         durations = [end - start for start, end, _ in spans]
 

@@ -42,6 +42,7 @@ from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.cli import main as cli
 from tradepipe.core.risk import client_order_id
+from tradepipe.resources import LedgerDatabase, TradingConfigResource, build_resources
 from tradepipe.core.timeframes import last_closed_bar_open
 from tradepipe.core.types import BarHistory
 from tradepipe.runner import OutOfOrderBarError, TradingRunner
@@ -523,11 +524,17 @@ def test_after_risk_reset_the_next_cycle_may_take_new_risk(
 # --------------------------------------------------------------------------- the Dagster asset and its checks
 
 
+def resources() -> dict[str, Any]:
+    """The code location's resources for the settings the test put in the environment."""
+    return build_resources(load_settings(), "test")
+
+
 def _materialize(instance: dg.DagsterInstance, bar: int) -> dg.ExecuteInProcessResult:
     return dg.materialize(
         [portfolio_state, equity_invariant, no_double_fills],
         instance=instance,
         run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": bar}}}},
+        resources=resources(),
     )
 
 
@@ -589,12 +596,13 @@ def test_the_ledger_checks_fail_on_a_broken_ledger(migrated_url: str, monkeypatc
     runner = TradingRunner(settings_for(url))
     runner.run_cycle(BAR0)
     runner.run_cycle(BAR0 + M)
-    assert equity_invariant().passed and no_double_fills().passed
+    ledger = {"trading": TradingConfigResource.from_settings(settings_for(url)), "ledger": LedgerDatabase(url=url)}
+    assert equity_invariant(**ledger).passed and no_double_fills(**ledger).passed
 
     with session_factory(url).begin() as session:
         snapshot = session.scalars(select(PortfolioSnapshot).order_by(PortfolioSnapshot.bar_ts.desc())).first()
         snapshot.equity += Decimal("0.000000000001")
-    assert not equity_invariant().passed
+    assert not equity_invariant(**ledger).passed
 
     with session_factory(url).begin() as session:
         fill = session.scalars(select(Fill)).first()
@@ -605,7 +613,7 @@ def test_the_ledger_checks_fail_on_a_broken_ledger(migrated_url: str, monkeypatc
                 notional=fill.notional, ts=datetime.now(timezone.utc),
             )
         )
-    check = no_double_fills()
+    check = no_double_fills(**ledger)
     assert not check.passed
     assert check.metadata["overfilled_orders"].value == [fill.client_order_id]
 
@@ -624,6 +632,7 @@ def test_a_sensor_request_launched_long_after_its_bar_is_not_traded(sqlite_url: 
         instance=instance,
         run_config={"ops": {"portfolio_state": {"config": {"bar_open_ms": stale_bar}}}},
         tags={"dagster/sensor_name": "trading_cycle_sensor"},
+        resources=resources(),
     )
     (materialization,) = late.asset_materializations_for_node("portfolio_state")
     assert materialization.metadata["cycle_status"].value == "skipped_stale"

@@ -35,6 +35,7 @@ from tradepipe.assets.partitions import daily_complete
 from tradepipe.assets.weights import agent_weights, live_weights, weights_are_sound
 from tradepipe.cli import main
 from tradepipe.core.weighting import WeightDecision
+from tradepipe.resources import build_resources
 from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import load_settings
 
@@ -56,6 +57,11 @@ def newest_day() -> date:
 
 def day_ms(day: date) -> int:
     return int(datetime(day.year, day.month, day.day, tzinfo=timezone.utc).timestamp() * 1000)
+
+
+def resources() -> dict[str, Any]:
+    """The code location's resources for the settings the test put in the environment."""
+    return build_resources(load_settings(), "test")
 
 
 def configure(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str | None) -> None:
@@ -87,7 +93,7 @@ def next_cycle(bar_ms: int) -> CycleOutcome:
 
 
 def materialize_performance(day: date) -> None:
-    result = dg.materialize([trade_attribution, agent_performance], partition_key=day.isoformat())
+    result = dg.materialize([trade_attribution, agent_performance], partition_key=day.isoformat(), resources=resources())
     assert result.success
 
 
@@ -98,6 +104,7 @@ def materialize_weights(day: date, config: dict[str, Any] | None = None, *, rais
         partition_key=day.isoformat(),
         run_config=run_config,
         raise_on_error=raise_on_error,
+        resources=resources(),
     )
 
 
@@ -335,7 +342,7 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
     assert (payload["weight_history_id"], payload["weights"]) == (good.id, good.new_weights)
 
     # nor can the rejected set be published another way: live_weights on its own, or promotion
-    alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False)
+    alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False, resources=resources())
     assert not alone.success
     assert "not publishable: weights sum to 1.2" in str(alone.failure_data_for_node("live_weights").error.message)
     promoted = CliRunner().invoke(main, ["weights", "promote", str(bad.id)])

@@ -278,12 +278,14 @@ class CcxtBroker:
 
         ``options`` go to the constructor (``max_retries``, ``backoff_s``, ``sleep``, ``fee_price``...).
         """
-        exchange_id = settings.exchange
-        if exchange_id not in ccxt.exchanges:
-            close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
-            hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
-            raise BrokerError(f"TRADEPIPE_EXCHANGE: ccxt {ccxt.__version__} has no exchange {exchange_id!r}{hint}")
-        api_key, secret = _secret(settings.exchange_api_key), _secret(settings.exchange_secret)
+        return cls.connect(
+            settings.exchange, _secret(settings.exchange_api_key), _secret(settings.exchange_secret), live=settings.live, **options
+        )
+
+    @classmethod
+    def connect(cls, exchange_id: str, api_key: str | None, secret: str | None, *, live: bool, **options: Any) -> "CcxtBroker":
+        """A broker for ccxt's ``exchange_id`` with these keys, on its testnet unless ``live``."""
+        check_exchange_id(exchange_id)
         missing = [name for name, value in ((API_KEY_VARIABLE, api_key), (SECRET_VARIABLE, secret)) if not value]
         if missing:
             raise BrokerError(
@@ -293,7 +295,7 @@ class CcxtBroker:
         exchange = getattr(ccxt, exchange_id)(
             {"apiKey": api_key, "secret": secret, "enableRateLimit": True, "options": {"defaultType": "spot"}}
         )
-        return cls(exchange, live=settings.live, **options)
+        return cls(exchange, live=live, **options)
 
     def _enable_sandbox(self) -> None:
         exchange = self.exchange
@@ -606,6 +608,13 @@ class CcxtBroker:
 
 
 # ---------------------------------------------------------------------- helpers
+
+
+def check_exchange_id(exchange_id: str) -> None:
+    if exchange_id not in ccxt.exchanges:
+        close = difflib.get_close_matches(exchange_id, ccxt.exchanges, n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else " (see ccxt.exchanges)"
+        raise BrokerError(f"TRADEPIPE_EXCHANGE: ccxt {ccxt.__version__} has no exchange {exchange_id!r}{hint}")
 
 
 def _secret(value: Any) -> str | None:

@@ -14,12 +14,11 @@ from tradepipe.adapters.db.analytics import (
     replace_performance,
     signal_counts,
 )
-from tradepipe.adapters.db.engine import session_factory
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams, book_rules, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
-from tradepipe.settings import load_settings
+from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
 
 @dg.asset(
@@ -29,10 +28,12 @@ from tradepipe.settings import load_settings
     kinds={"python", "sql"},
     description="Each realised P&L of the UTC day split among the agents whose signals opened the position.",
 )
-def trade_attribution(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = load_settings()
+def trade_attribution(
+    context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
+) -> dg.MaterializeResult:
+    settings = trading.settings()
     start, end = partition_bounds(context)
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with ledger.sessions().begin() as session:
         fills = load_realized_fills(session, settings.book, start, end)
         rows = []
         for fill in fills:
@@ -78,12 +79,14 @@ def trade_attribution(context: dg.AssetExecutionContext) -> dg.MaterializeResult
     kinds={"python", "sql"},
     description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions).",
 )
-def agent_performance(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = load_settings()
+def agent_performance(
+    context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
+) -> dg.MaterializeResult:
+    settings = trading.settings()
     day_start, day_end = partition_bounds(context)
     start, end = performance_window(day_end, settings.performance_window_days)
     ppy = periods_per_year(settings.resolved_timeframe)
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with ledger.sessions().begin() as session:
         signals = load_signals(session, settings.book, start, end)
         parts = load_attribution(session, settings.book, start.date(), day_start.date())
         streams = agent_streams(signals, book_rules(settings))

@@ -9,9 +9,10 @@ from datetime import datetime, timedelta, timezone
 
 import dagster as dg
 
-from tradepipe.settings import load_settings
+from tradepipe.settings import location_settings
 
-_START = load_settings().partitions_start.isoformat()
+# Partitions are the code location's structure, fixed when it loads (TRADEPIPE_PARTITIONS_START).
+_START = location_settings().partitions_start.isoformat()
 
 daily_with_today = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC", end_offset=1)
 daily_complete = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC")

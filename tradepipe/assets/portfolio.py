@@ -5,15 +5,21 @@ as an equity curve.
 """
 
 
-import time
 from typing import Any
 
 import dagster as dg
 
 from tradepipe.assets.metadata import table
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
+from tradepipe.resources import (
+    BrokerResource,
+    LedgerDatabase,
+    MarketDataResource,
+    TradingConfigResource,
+    WallClock,
+    WeightsCacheResource,
+)
 from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import load_settings
 
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
@@ -69,15 +75,32 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str) -> dict[str, A
     kinds={"python", "sql"},
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
-def portfolio_state(context: dg.AssetExecutionContext, config: TradingCycleConfig) -> dg.MaterializeResult:
-    settings = load_settings()
-    newest = last_closed_bar_open(int(time.time() * 1000), settings.resolved_timeframe)
+def portfolio_state(
+    context: dg.AssetExecutionContext,
+    config: TradingCycleConfig,
+    trading: TradingConfigResource,
+    ledger: LedgerDatabase,
+    market: MarketDataResource,
+    broker: BrokerResource,
+    weights_cache: WeightsCacheResource,
+    clock: WallClock,
+) -> dg.MaterializeResult:
+    settings = trading.settings()
+    timeframe = settings.resolved_timeframe
+    newest = last_closed_bar_open(clock.now_ms(), timeframe)
     bar = newest if config.bar_open_ms is None else config.bar_open_ms
-    if _launched_by_sensor(context) and newest - bar > _stale_after_ms(settings.resolved_timeframe):
+    if _launched_by_sensor(context) and newest - bar > _stale_after_ms(timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
         context.log.warning(f"bar {bar} is stale (newest closed bar {newest}): not traded")
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
-    runner = TradingRunner(settings)
+    sessions = ledger.sessions()
+    runner = TradingRunner(
+        settings,
+        market=market.build(),
+        sessions=sessions,
+        broker=broker.build(sessions, settings.book, timeframe),
+        redis_url=weights_cache.redis_url,
+    )
     outcome = runner.run_cycle(bar, run_id=context.run_id)
     context.log.info(
         f"cycle {outcome.status} for bar {bar}: equity {outcome.equity:.2f}, "

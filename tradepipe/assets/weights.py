@@ -12,18 +12,20 @@ from typing import Any
 
 import dagster as dg
 
-from tradepipe.adapters.db.analytics import live_weights as current_live_row
+from sqlalchemy.orm import Session, sessionmaker
+
 from tradepipe.adapters.db.analytics import load_performance, load_signals
-from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.weights import latest_weight_decision, record_weight_decision
+from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_complete, partition_bounds, performance_window
 from tradepipe.core.performance import agent_streams, book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
-from tradepipe.settings import load_settings
-from tradepipe.weights_service import UnsoundWeightsError, publish_weights
+from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
+from tradepipe.weights_service import UnsoundWeightsError, publish_weight_set
 
 
 class AgentWeightsConfig(dg.Config):
@@ -55,13 +57,15 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
     kinds={"python", "sql"},
     description="Optimised agent weights for the window ending at the partition's end; recorded in weight_history.",
 )
-def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig) -> dg.MaterializeResult:
-    settings = load_settings()
+def agent_weights(
+    context: dg.AssetExecutionContext, config: AgentWeightsConfig, trading: TradingConfigResource, ledger: LedgerDatabase
+) -> dg.MaterializeResult:
+    settings = trading.settings()
     method = config.method or settings.optimizer_method
     replay = _is_replay(context, config)
     day_start, day_end = partition_bounds(context)
     start, end = performance_window(day_end, settings.performance_window_days)
-    with session_factory(settings.resolved_database_url).begin() as session:
+    with ledger.sessions().begin() as session:
         performance = load_performance(session, settings.book, day_start.date())
         if not performance:
             raise dg.Failure(
@@ -78,7 +82,8 @@ def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig)
             periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
             learning_rate=settings.hedge_learning_rate,
         )
-        row = WeightHistory(
+        row = record_weight_decision(
+            session,
             book=settings.book, partition_date=day_start.date(), agent_weights=decision.weights,
             old_weights=current, new_weights=decision.weights, method=method,
             window_days=settings.performance_window_days, window_start=start, window_end=end,
@@ -86,8 +91,6 @@ def agent_weights(context: dg.AssetExecutionContext, config: AgentWeightsConfig)
             return_improvement=decision.return_improvement, weights_updated=decision.updated,
             reason=("replay: " if replay else "") + decision.reason, is_replay=replay, run_id=context.run_id,
         )
-        session.add(row)
-        session.flush()
         history_id = row.id
     return dg.MaterializeResult(metadata=weights_metadata(history_id, decision, current, method, replay, start, end))
 
@@ -110,23 +113,17 @@ def weights_metadata(history_id: int, decision: Any, old: dict[str, float], meth
     }
 
 
-def _latest_decision(partition_date: str) -> WeightHistory | None:
-    from sqlalchemy import select
-
-    settings = load_settings()
-    with session_factory(settings.resolved_database_url)() as session:
-        return session.scalars(
-            select(WeightHistory)
-            .where(WeightHistory.book == settings.book, WeightHistory.partition_date == datetime.fromisoformat(partition_date).date())
-            .order_by(WeightHistory.id.desc())
-            .limit(1)
-        ).first()
+def _latest_decision(sessions: sessionmaker[Session], book: str, partition_key: str) -> WeightHistory | None:
+    with sessions() as session:
+        return latest_weight_decision(session, book, datetime.fromisoformat(partition_key).date())
 
 
 @dg.asset_check(asset=agent_weights, blocking=True, partitions_def=daily_complete, description="weights sum to 1 (1e-9), within bounds, finite, known agents")
-def weights_are_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
-    settings = load_settings()
-    row = _latest_decision(context.partition_key)
+def weights_are_sound(
+    context: dg.AssetCheckExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
+) -> dg.AssetCheckResult:
+    settings = trading.settings()
+    row = _latest_decision(ledger.sessions(), settings.book, context.partition_key)
     if row is None:
         return dg.AssetCheckResult(passed=False, metadata={"problem": "no weight_history row for this partition"})
     problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
@@ -141,9 +138,11 @@ def weights_are_sound(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckRe
     kinds={"python", "redis"},
     description="Publishes the newest partition's weights (database live row + Redis); replays are never published here.",
 )
-def live_weights(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
-    settings = load_settings()
-    row = _latest_decision(context.partition_key)
+def live_weights(
+    context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase, weights_cache: WeightsCacheResource
+) -> dg.MaterializeResult:
+    settings = trading.settings()
+    row = _latest_decision(ledger.sessions(), settings.book, context.partition_key)
     if row is None:
         raise dg.Failure(f"no agent_weights decision recorded for {context.partition_key}")
     if row.is_replay:
@@ -152,7 +151,7 @@ def live_weights(context: dg.AssetExecutionContext) -> dg.MaterializeResult:
         action = f"current weights kept ({row.reason})"
     else:
         try:  # re-checked here too: live_weights may be materialised without its upstream check
-            publication = publish_weights(settings, row.id)
+            publication = publish_weight_set(settings, ledger.sessions(), weights_cache.redis_url, row.id)
         except UnsoundWeightsError as exc:
             raise dg.Failure(str(exc), allow_retries=False) from exc
         action = f"published weight_history {row.id} to the database" + (" and Redis" if publication.redis else "")
@@ -165,8 +164,14 @@ class PromoteConfig(dg.Config):
 
 
 @dg.op(description="Make a recorded weight set (e.g. a replay) the live weights.")
-def promote_weight_set(context: dg.OpExecutionContext, config: PromoteConfig) -> None:
-    publication = publish_weights(load_settings(), config.weight_history_id)
+def promote_weight_set(
+    context: dg.OpExecutionContext,
+    config: PromoteConfig,
+    trading: TradingConfigResource,
+    ledger: LedgerDatabase,
+    weights_cache: WeightsCacheResource,
+) -> None:
+    publication = publish_weight_set(trading.settings(), ledger.sessions(), weights_cache.redis_url, config.weight_history_id)
     context.log.info(f"promoted weight_history {publication.weight_history_id}: {publication.weights} (redis: {publication.redis})")
 
 

@@ -5,20 +5,15 @@ that import costs seconds and never belongs on the trading-cycle path)."""
 from decimal import Decimal
 
 import dagster as dg
-from sqlalchemy import select
 
-from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import Fill, Order, PortfolioSnapshot
-from tradepipe.settings import load_settings
+from tradepipe.adapters.db.ledger import fill_quantities_by_order, latest_snapshot
+from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
 
 @dg.asset_check(asset="portfolio_state", description="equity = cash + sum(quantity x mark) on the latest snapshot, exactly")
-def equity_invariant() -> dg.AssetCheckResult:
-    settings = load_settings()
-    with session_factory(settings.resolved_database_url)() as session:
-        snapshot = session.scalars(
-            select(PortfolioSnapshot).where(PortfolioSnapshot.book == settings.book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
-        ).first()
+def equity_invariant(trading: TradingConfigResource, ledger: LedgerDatabase) -> dg.AssetCheckResult:
+    with ledger.sessions()() as session:
+        snapshot = latest_snapshot(session, trading.settings().book)
     if snapshot is None:
         return dg.AssetCheckResult(passed=True, metadata={"note": "no snapshot yet"})
     positions_value = sum(
@@ -32,14 +27,9 @@ def equity_invariant() -> dg.AssetCheckResult:
 
 
 @dg.asset_check(asset="portfolio_state", description="no order filled twice and no fill larger than its order")
-def no_double_fills() -> dg.AssetCheckResult:
-    settings = load_settings()
-    with session_factory(settings.resolved_database_url)() as session:
-        rows = session.execute(
-            select(Order.client_order_id, Order.quantity, Fill.quantity)
-            .join(Fill, Fill.order_id == Order.id)
-            .where(Order.book == settings.book)
-        ).all()
+def no_double_fills(trading: TradingConfigResource, ledger: LedgerDatabase) -> dg.AssetCheckResult:
+    with ledger.sessions()() as session:
+        rows = fill_quantities_by_order(session, trading.settings().book)
     # Summed in Python: money is exact text on SQLite, where SUM() would go through floats.
     filled: dict[str, Decimal] = {}
     ordered: dict[str, Decimal] = {}

@@ -14,12 +14,11 @@ from typing import TYPE_CHECKING, Any, Sequence
 
 import dagster as dg
 import pandas as pd
-from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import AgentPerformance
+from tradepipe.adapters.db.analytics import load_performance_columns
 from tradepipe.assets.partitions import daily_with_today
-from tradepipe.settings import load_settings
+from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
 if TYPE_CHECKING:  # type names only; the module itself is imported lazily
     from great_expectations.core import ExpectationSuiteValidationResult
@@ -40,14 +39,11 @@ _RATIO_COLUMNS = ("sharpe_ratio", "sortino_ratio", "calmar_ratio", "profit_facto
 _EXAMPLES = 5
 
 
-def load_performance_frame(url: str, book: str, day: date) -> pd.DataFrame:
+def load_performance_frame(sessions: sessionmaker[Session], book: str, day: date) -> pd.DataFrame:
     """The partition's ``agent_performance`` rows as a DataFrame (nulls as NaN/None)."""
-    columns = [getattr(AgentPerformance, name) for name in CHECKED_COLUMNS]
-    with session_factory(url)() as session:
-        rows = session.execute(
-            select(*columns).where(AgentPerformance.book == book, AgentPerformance.date == day).order_by(AgentPerformance.agent_name)
-        ).all()
-    frame = pd.DataFrame([tuple(row) for row in rows], columns=list(CHECKED_COLUMNS))
+    with sessions() as session:
+        rows = load_performance_columns(session, book, day, CHECKED_COLUMNS)
+    frame = pd.DataFrame(rows, columns=list(CHECKED_COLUMNS))
     for name in CHECKED_COLUMNS[2:]:
         frame[name] = pd.to_numeric(frame[name], errors="coerce").astype(float)
     return frame
@@ -107,6 +103,7 @@ def describe_failures(result: "ExpectationSuiteValidationResult") -> list[dict[s
         if outcome.success:
             continue
         config = outcome.expectation_config
+        assert config is not None  # every result of a suite run names its expectation
         details = outcome.result or {}
         entry = {
             "expectation": config.type,
@@ -148,12 +145,14 @@ def _plain(value: Any) -> Any:
         "total_signals >= 0, ratios finite (undefined ones null)."
     ),
 )
-def performance_rows_are_valid(context: dg.AssetCheckExecutionContext) -> dg.AssetCheckResult:
+def performance_rows_are_valid(
+    context: dg.AssetCheckExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
+) -> dg.AssetCheckResult:
     started = time.perf_counter()
-    settings = load_settings()
+    settings = trading.settings()
     day = context.partition_time_window.start.date()
     agents = list(settings.agents)
-    frame = load_performance_frame(settings.resolved_database_url, settings.book, day)
+    frame = load_performance_frame(ledger.sessions(), settings.book, day)
     result = validate_performance(frame, agents)
     failed = describe_failures(result)
     statistics = result.statistics or {}

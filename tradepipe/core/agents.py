@@ -184,9 +184,27 @@ def _bar_time(history: BarHistory, index: int) -> str:
     return stamp.strftime("%Y-%m-%dT%H:%MZ")
 
 
-def _first(mask: np.ndarray) -> int | None:
+def _first(mask: np.ndarray | np.bool_) -> int | None:
     hits = np.flatnonzero(mask)
     return int(hits[0]) if hits.size else None
+
+
+def _all_sound(t: np.ndarray, o: np.ndarray, h: np.ndarray, l: np.ndarray, c: np.ndarray, v: np.ndarray) -> bool:
+    """True when no check of :func:`validate_history` can fail (every cycle asks, for every symbol).
+
+    A finite high at or above max(open, close) and a positive low at or below min(open, close)
+    make every price finite and positive and high >= low; NaN fails every comparison.
+    """
+    with np.errstate(invalid="ignore"):
+        return bool(
+            (t[1:] > t[:-1]).all()
+            and np.isfinite(h).all()
+            and (l > 0).all()
+            and (l <= np.minimum(o, c)).all()
+            and (np.maximum(o, c) <= h).all()
+            and np.isfinite(v).all()
+            and (v >= 0).all()
+        )
 
 
 def validate_history(history: BarHistory) -> str | None:
@@ -204,9 +222,11 @@ def validate_history(history: BarHistory) -> str | None:
     lengths = {name: len(array) for name, array in arrays.items()}
     if any(length != n for length in lengths.values()):
         return f"arrays differ in length: timestamps {n}, " + ", ".join(f"{k} {v}" for k, v in lengths.items())
+    o, h, l, c, v = (np.asarray(array, dtype=np.float64) for array in arrays.values())
+    if _all_sound(history.timestamps, o, h, l, c, v):  # the common case, in a few array passes
+        return None
     if (bad := _first(np.diff(history.timestamps) <= 0)) is not None:
         return f"timestamps not strictly increasing at bar {_bar_time(history, bad + 1)}"
-    o, h, l, c, v = (np.asarray(array, dtype=np.float64) for array in arrays.values())
     prices = np.vstack([o, h, l, c])
     checks = (
         (~np.isfinite(prices).all(axis=0), "non-finite price"),
@@ -497,6 +517,7 @@ def sentiment(history: BarHistory, context: AgentContext) -> Vote:
     note = _ignored_note(future, stale, other)
     if not weights:
         return abstain("no recent headlines" + note)
+    assert newest_age is not None  # set with the first weight
     total = math.fsum(weights)
     value = math.fsum(w * s for w, s in zip(weights, scores)) / total
     reason = f"VADER {value:+.2f} over {len(weights)} headline(s) on {asset}, newest {newest_age / HOUR_MS:.1f}h old{note}"

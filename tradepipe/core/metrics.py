@@ -273,7 +273,7 @@ def _equity_metrics(rows: FloatArray, ppy: float) -> tuple[dict[str, np.ndarray]
     equity = np.cumprod(1.0 + rows, axis=1)
     # prod(1 + r) is the last point of the (sequentially multiplied) equity curve.
     total_return = equity[:, -1] - 1.0 if n else np.zeros(rows.shape[0])
-    max_drawdown = _max_drawdown(equity, rows)
+    max_drawdown = _max_drawdown(equity, rows)  # type: ignore[arg-type]  # numpy's stubs widen cumprod to floating[Any]
     cagr = (1.0 + total_return) ** (ppy / n) - 1.0 if n else np.full(rows.shape[0], np.nan)
     metrics = {
         "total_return": total_return,

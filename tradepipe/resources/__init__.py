@@ -1,7 +1,7 @@
 """Every system outside the process that the Dagster layer talks to, as a resource, built in one place.
 
 ``build_resources(settings)`` is what ``tradepipe.definitions`` hands to ``dg.Definitions``; the keys
-are ``ledger``, ``market``, ``broker``, ``weights_cache`` and ``trading``. The settings object stays
+are ``ledger``, ``market``, ``broker``, ``weights_cache``, ``trading`` and ``clock``. The settings object stays
 the single typed reading of ``TRADEPIPE_*``; the resources are how assets, checks, sensors and ops
 receive it. As in Dagster's showcase project (hooli-data-eng-pipelines: one resource set per
 environment, picked when the code location loads), there is one set per environment:
@@ -23,6 +23,7 @@ from typing import Any, Callable, Literal
 import dagster as dg
 
 from tradepipe.resources.broker import BrokerResource
+from tradepipe.resources.clock import FixedClock, WallClock
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
@@ -32,17 +33,19 @@ from tradepipe.settings import ENV_PREFIX, Settings
 __all__ = [
     "BrokerResource",
     "Environment",
+    "FixedClock",
     "LedgerDatabase",
     "MarketDataResource",
     "RESOURCE_KEYS",
     "TradingConfigResource",
+    "WallClock",
     "WeightsCacheResource",
     "build_resources",
     "environment_of",
 ]
 
 Environment = Literal["local", "deployment", "test"]
-RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading")
+RESOURCE_KEYS = ("ledger", "market", "broker", "weights_cache", "trading", "clock")
 
 
 def environment_of(settings: Settings) -> Environment:
@@ -95,6 +98,7 @@ def _local(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "clock": WallClock(),
     }
 
 
@@ -107,6 +111,7 @@ def _deployment(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=redis_url),
         "trading": TradingConfigResource.from_settings(settings, database_url=database_url, redis_url=redis_url),
+        "clock": WallClock(),
     }
 
 
@@ -117,6 +122,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
         "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
+        "clock": WallClock(),
     }
 
 

@@ -10,6 +10,10 @@ from typing import Literal
 
 import dagster as dg
 from pydantic import Field
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradepipe.brokers import Broker, ExchangeBroker, PaperBroker
+from tradepipe.core.timeframes import timeframe_ms
 
 
 class BrokerResource(dg.ConfigurableResource):
@@ -23,3 +27,14 @@ class BrokerResource(dg.ConfigurableResource):
     max_retries: int = 3
     """ccxt broker: resends of an ambiguously failed order (each after a look-up by client order id)."""
     backoff_s: float = 1.0
+
+    def build(self, sessions: sessionmaker[Session], book: str, timeframe: str) -> Broker:
+        """The broker the trading cycle of ``book`` sends its orders through."""
+        if self.kind == "paper":
+            return PaperBroker()
+        from tradepipe.adapters.broker import CcxtBroker
+
+        exchange = CcxtBroker.connect(
+            self.exchange, self.api_key, self.secret, live=self.live, max_retries=self.max_retries, backoff_s=self.backoff_s
+        )
+        return ExchangeBroker(exchange, sessions, book, timeframe_ms(timeframe))

@@ -1,19 +1,17 @@
 """The trading-cycle sensor: one run per newly closed bar, keyed by the bar, never two at once.
 
 The decision is a pure function (``next_bar_to_trade``) so it is tested without a clock; the sensor
-only reads the wall clock, the cursor and the in-flight runs. Its cursor (the last bar requested)
+only reads the clock (the ``clock`` resource), the cursor and the in-flight runs. Its cursor (the last bar requested)
 lives in Dagster's instance storage, so it survives a restart of ``dagster dev`` or the daemon; the
 run key makes Dagster itself refuse a second run for the same bar, and the ledger's unique
 (book, bar) key refuses a second cycle even if a run were launched by hand.
 """
 
 
-import time
-
 import dagster as dg
 
 from tradepipe.core.timeframes import last_closed_bar_open, timeframe_ms
-from tradepipe.settings import load_settings
+from tradepipe.resources import TradingConfigResource, WallClock
 
 TRADING_CYCLE_TAG = "tradepipe/trading_cycle"
 BAR_TAG = "tradepipe/bar_open_ms"
@@ -51,17 +49,21 @@ def build_trading_cycle_sensor(job, interval_seconds: int) -> dg.SensorDefinitio
         default_status=dg.DefaultSensorStatus.RUNNING,
         description="Requests one trading_cycle run per newly closed bar (run key = book:bar open ms).",
     )
-    def trading_cycle_sensor(context: dg.SensorEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-        settings = load_settings()
+    def trading_cycle_sensor(
+        context: dg.SensorEvaluationContext, trading: TradingConfigResource, clock: WallClock
+    ) -> dg.RunRequest | dg.SkipReason:
+        settings = trading.settings()
         timeframe = settings.resolved_timeframe
         in_flight = context.instance.get_run_records(
             dg.RunsFilter(job_name=job.name, statuses=IN_FLIGHT), limit=1
         )
         if in_flight:
             return dg.SkipReason(f"a trading cycle is still {in_flight[0].dagster_run.status.value.lower()}")
-        bar = next_bar_to_trade(int(time.time() * 1000), timeframe, context.cursor)
+        now_ms = clock.now_ms()
+        bar = next_bar_to_trade(now_ms, timeframe, context.cursor)
         if bar is None:
-            wait_s = (int(context.cursor) + 2 * timeframe_ms(timeframe) - time.time() * 1000) / 1000
+            assert context.cursor is not None  # without a cursor the newest closed bar is always new
+            wait_s = (int(context.cursor) + 2 * timeframe_ms(timeframe) - now_ms) / 1000
             return dg.SkipReason(f"no new closed {timeframe} bar yet (next in about {max(wait_s, 0):.0f} s)")
         context.update_cursor(str(bar))
         return dg.RunRequest(

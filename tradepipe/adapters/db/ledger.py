@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping
+from typing import Any, Mapping, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -34,7 +34,7 @@ from tradepipe.adapters.db.models import (
 from tradepipe.adapters.db.order_status import OPEN_STATUSES, OrderStatus, move_order
 from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.risk import OrderIntent, Rejection
+from tradepipe.core.risk import OrderIntent, Rejection, Side
 from tradepipe.core.types import BarHistory, Position, Signal
 
 
@@ -60,7 +60,7 @@ def order_intent(order: Order) -> OrderIntent:
     """The core's view of a recorded order."""
     return OrderIntent(
         symbol=order.symbol,
-        side=order.side,
+        side=cast(Side, order.side),
         quantity=order.quantity,
         reference_price=order.reference_price or Decimal(0),
         client_order_id=order.client_order_id,
@@ -126,10 +126,11 @@ def open_positions(session: Session, book: str) -> list[PositionRow]:
 
 def ledger_counts(session: Session, book: str) -> dict[str, int]:
     """How many cycles, signals, orders and fills the book has."""
-    models = {"cycles": TradingCycle, "signals": SignalRow, "orders": Order, "fills": Fill}
     return {
-        name: session.scalar(select(func.count()).select_from(model).where(model.book == book)) or 0
-        for name, model in models.items()
+        "cycles": session.scalar(select(func.count()).select_from(TradingCycle).where(TradingCycle.book == book)) or 0,
+        "signals": session.scalar(select(func.count()).select_from(SignalRow).where(SignalRow.book == book)) or 0,
+        "orders": session.scalar(select(func.count()).select_from(Order).where(Order.book == book)) or 0,
+        "fills": count_fills(session, book),
     }
 
 
