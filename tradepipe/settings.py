@@ -86,7 +86,7 @@ class Settings(BaseSettings):
     # Issue 9 (learning loop): turnover controls and the noisy-estimate weighting, defaults from walk-forward evidence.
     entry_hysteresis: float = Field(default=0.0, ge=0, lt=1)
     min_hold_bars: int = Field(default=0, ge=0, le=10_000)
-    hedge_learning_rate: float = Field(default=0.5, ge=0, le=10)
+    hedge_learning_rate: float = Field(default=0.25, ge=0, le=10)
     min_metric_returns: int = Field(default=20, ge=2, le=100_000)
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)

@@ -108,9 +108,9 @@ def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) 
         for day in (first_day + 2 * DAY_MS, first_day + 40 * DAY_MS, first_day + 75 * DAY_MS):
             start, end = day - config.window_days * DAY_MS, day
             table = load_signals(session, BOOK, ms_to_datetime(start), ms_to_datetime(end))
-            expected = agent_streams(table, float(config.fee_bps))
+            expected = agent_streams(table, config.book_rules)
             window = history.window(start, end)
-            mine = window.fast_agent_streams(float(config.fee_bps))
+            mine = window.fast_agent_streams(config.book_rules)
             assert len(mine) == len(expected) > 0
             # equal up to the fast-path votes' 1e-16 differences from the per-bar votes the ledger stored
             assert np.allclose(mine[sorted(mine.columns)].to_numpy(), expected[sorted(expected.columns)].to_numpy(), rtol=0, atol=1e-12)

@@ -53,7 +53,7 @@ class LearningConfig:
     max_weight: float = 0.40
     min_signals: int = 10
     min_sharpe: float = 0.3
-    learning_rate: float = 0.5
+    learning_rate: float = 0.25
     periods_per_year: float = 8760.0
     min_metric_returns: int = 20
     risk_free: float = 0.0
@@ -116,7 +116,9 @@ def learn(
     fixed: Mapping[str, Mapping[str, float]] | None = None,
 ) -> dict[str, StrategyRun]:
     """Replay the loop: ``adaptive:<method>`` for each method (starting from equal weight) and each
-    ``fixed`` weight set; returns per strategy its out-of-sample per-bar returns over the decided days."""
+    ``fixed`` weight set; returns per strategy its out-of-sample per-bar returns over the decided days.
+
+    A method may carry its own hedge learning rate as ``"hedge@1.0"`` (for sweeps)."""
     agents = list(votes.agents)
     equal = {a: 1.0 / len(agents) for a in agents}
     days = day_starts(votes.bar_ms, config.window_days)
@@ -128,10 +130,12 @@ def learn(
     for day in days:
         streams, rows = window_inputs(votes, rules, config, int(day))
         for method in methods:
+            name, _, rate = method.partition("@")
             decision = decide_weights(
-                agents, rows, streams, current[method], method=method, min_weight=config.min_weight,
+                agents, rows, streams, current[method], method=name, min_weight=config.min_weight,
                 max_weight=config.max_weight, min_signals=config.min_signals, min_sharpe=config.min_sharpe,
-                periods_per_year=config.periods_per_year, risk_free=config.risk_free, learning_rate=config.learning_rate,
+                periods_per_year=config.periods_per_year, risk_free=config.risk_free,
+                learning_rate=float(rate) if rate else config.learning_rate,
             )
             current[method] = dict(decision.weights)
             history[method].append(dict(decision.weights))

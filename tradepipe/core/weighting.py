@@ -34,6 +34,9 @@ import numpy as np
 import pandas as pd
 
 
+METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
+
+
 @dataclass(frozen=True)
 class WeightDecision:
     weights: dict[str, float]
@@ -112,7 +115,7 @@ def decide_weights(
     min_sharpe: float,
     periods_per_year: float,
     risk_free: float = 0.0,
-    learning_rate: float = 0.5,
+    learning_rate: float = 0.25,
 ) -> WeightDecision:
     """New weights for every agent, or the current ones kept with the reason why.
 
