@@ -173,6 +173,8 @@ class CycleUnitOfWork:
                 last_marks=state.last_marks,
                 agent_notes=request.agent_notes,
                 rebalance_band=settings.rebalance_band,
+                entry_hysteresis=settings.entry_hysteresis,
+                min_hold_bars=settings.min_hold_bars,
             )
         )
         # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL

@@ -76,12 +76,18 @@ class Settings(BaseSettings):
 
     performance_window_days: int = Field(default=30, ge=1, le=365)
     partitions_start: date = date(2025, 1, 1)
-    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight"] = "max_sharpe"
+    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight", "hedge"] = "max_sharpe"
     min_weight: float = Field(default=0.05, ge=0, lt=1)
     max_weight: float = Field(default=0.40, gt=0, le=1)
     min_signals: int = Field(default=10, ge=0)
     min_sharpe: float = 0.3
     risk_free_rate: float = Field(default=0.0, ge=0, lt=1)
+
+    # Issue 9 (learning loop): turnover controls and the noisy-estimate weighting, defaults from walk-forward evidence.
+    entry_hysteresis: float = Field(default=0.0, ge=0, lt=1)
+    min_hold_bars: int = Field(default=0, ge=0, le=10_000)
+    hedge_learning_rate: float = Field(default=0.25, ge=0, le=10)
+    min_metric_returns: int = Field(default=20, ge=2, le=100_000)
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 

@@ -108,9 +108,9 @@ def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) 
         for day in (first_day + 2 * DAY_MS, first_day + 40 * DAY_MS, first_day + 75 * DAY_MS):
             start, end = day - config.window_days * DAY_MS, day
             table = load_signals(session, BOOK, ms_to_datetime(start), ms_to_datetime(end))
-            expected = agent_streams(table, float(config.fee_bps))
+            expected = agent_streams(table, config.book_rules)
             window = history.window(start, end)
-            mine = window.fast_agent_streams(float(config.fee_bps))
+            mine = window.fast_agent_streams(config.book_rules)
             assert len(mine) == len(expected) > 0
             # equal up to the fast-path votes' 1e-16 differences from the per-bar votes the ledger stored
             assert np.allclose(mine[sorted(mine.columns)].to_numpy(), expected[sorted(expected.columns)].to_numpy(), rtol=0, atol=1e-12)
@@ -128,7 +128,7 @@ def test_the_engine_sets_every_cycle_input_the_runner_sets() -> None:
     assert {f.name for f in fields(CycleInputs)} == {
         "book", "bar_open_ms", "timeframe_ms", "histories", "unavailable", "agents", "context", "weights", "portfolio",
         "pending", "rules", "limits", "fee_bps", "slippage_bps", "day_start_equity", "halted", "last_marks",
-        "agent_notes", "rebalance_band", "broker_outcomes",
+        "agent_notes", "rebalance_band", "broker_outcomes", "entry_hysteresis", "min_hold_bars",
     }
     assert {f.name for f in fields(RiskLimits)} == {
         "max_position_fraction", "max_gross_exposure", "max_turnover_fraction", "stop_loss_fraction",

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from tradepipe.adapters.db.analytics import signal_counts
-from tradepipe.core.performance import agent_streams
+from tradepipe.core.performance import BookRules, agent_streams
 from tradepipe.walkforward.window import SignalWindow, _SymbolVotes
 
 AGENTS = ("a", "b", "c")
@@ -34,9 +34,10 @@ def test_fast_streams_equal_agent_streams_with_uneven_coverage() -> None:
             "ZZZ/USDT": _votes(rng, full[10:11]),  # one row: skipped, as agent_streams skips it
         },
     )
-    expected = agent_streams(window.frame, 10.0)
-    mine = window.fast_agent_streams(10.0)
-    assert list(mine.index) == list(expected.index)
-    assert np.allclose(mine[list(AGENTS)].to_numpy(), expected[list(AGENTS)].to_numpy(), rtol=0, atol=1e-15)
+    rules = BookRules(fee_bps=10.0)
+    expected = agent_streams(window.frame, rules)
+    mine = window.fast_agent_streams(rules)
+    assert list(mine.index) == list(expected.index) and len(mine) > 250
+    assert np.allclose(mine[list(AGENTS)].to_numpy(), expected[list(AGENTS)].to_numpy(), rtol=0, atol=1e-12)
     assert window.signal_counts() == signal_counts(window.frame)
     assert set(window.frame.columns) >= {"bar_ts", "symbol", "agent_name", "value", "abstained", "close", "confidence"}

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from tradepipe.core.agents import Agent, validate_history
-from tradepipe.core.ensemble import combine, target_fraction
+from tradepipe.core.ensemble import book_target, combine
 from tradepipe.core.ledger import Portfolio, Realization, Valuation, apply_fill, check_equity_invariant, mark_to_market
 from tradepipe.core.paper import Fill, fill_order
 from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, plan_orders
@@ -73,6 +73,9 @@ class CycleInputs:
     agent_notes: Mapping[str, str] = field(default_factory=dict)
     rebalance_band: float = 0.02
     broker_outcomes: Sequence[BrokerOutcome] = ()
+    # Turnover controls (issue 9): see ensemble.book_target and _held_too_briefly.
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
 
 
 @dataclass(frozen=True)
@@ -195,6 +198,16 @@ def _within_band(
     return abs(target - current) < band
 
 
+def _held_too_briefly(portfolio: Portfolio, symbol: str, inputs: CycleInputs) -> bool:
+    """True for a position opened fewer than ``min_hold_bars`` bars ago (the bar it filled in counts
+    as one): it is not rebalanced yet, so one noisy vote cannot close what the last one opened.
+    Stop-losses still apply (the risk manager's own step)."""
+    position = portfolio.positions.get(symbol)
+    if inputs.min_hold_bars <= 0 or position is None or position.quantity == 0:
+        return False
+    return (inputs.bar_open_ms - position.opened_ms) // inputs.timeframe_ms + 1 < inputs.min_hold_bars
+
+
 def run_cycle(inputs: CycleInputs) -> CycleResult:
     usable, skipped = _usable_histories(inputs)
     portfolio, fills, cancelled = _fill_pending(inputs, usable)
@@ -207,9 +220,13 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
     for symbol in sorted(usable):
         decision = combine([s for s in signals if s.symbol == symbol], inputs.weights)
         decisions[symbol] = decision
-        target = target_fraction(
-            decision.score, float(inputs.limits.max_position_fraction), allow_short=inputs.limits.allow_short
+        position = portfolio.positions.get(symbol)
+        held_sign = 0 if position is None or position.quantity == 0 else (1 if position.quantity > 0 else -1)
+        target = book_target(
+            decision.score, float(inputs.limits.max_position_fraction), inputs.limits.allow_short, held_sign, inputs.entry_hysteresis
         )
+        if _held_too_briefly(portfolio, symbol, inputs):
+            continue
         if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
             targets[symbol] = target
 

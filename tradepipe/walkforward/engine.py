@@ -40,7 +40,7 @@ import pandas as pd
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.core.cycle import CycleInputs, CycleResult, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.performance import agent_streams, evaluate_agents
+from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import DAY_MS, periods_per_year
 from tradepipe.core.types import AgentContext, MarketRules
@@ -51,7 +51,7 @@ from tradepipe.walkforward.window import SignalHistory, SignalWindow
 # Paper rules of the live runner (Binance-spot-like), imported lazily there with the runner's adapters.
 PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal(10)}
 
-StreamsFunction = Callable[[pd.DataFrame, float], pd.DataFrame]
+StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
 
 
 @dataclass(frozen=True)
@@ -75,10 +75,25 @@ class EngineConfig:
     min_sharpe: float
     risk_free: float
     book: str = "walkforward"
+    # issue 9 (learning): turnover controls, hedge's learning rate, the metrics' minimum of returns
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
+    learning_rate: float = 0.25
+    min_metric_returns: int = 20
 
     @property
     def periods_per_year(self) -> float:
         return periods_per_year(self.timeframe)
+
+    @property
+    def book_rules(self) -> BookRules:
+        """The terms of the traded streams: the live ``performance.book_rules(settings)``."""
+        return BookRules(
+            max_position_fraction=float(self.limits.max_position_fraction), allow_short=self.limits.allow_short,
+            rebalance_band=self.rebalance_band, fee_bps=float(self.fee_bps), slippage_bps=float(self.slippage_bps),
+            stop_loss_fraction=float(self.limits.stop_loss_fraction), entry_hysteresis=self.entry_hysteresis,
+            min_hold_bars=self.min_hold_bars,
+        )
 
 
 def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
@@ -111,6 +126,10 @@ def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
         min_signals=settings.min_signals,
         min_sharpe=settings.min_sharpe,
         risk_free=settings.risk_free_rate,
+        entry_hysteresis=settings.entry_hysteresis,
+        min_hold_bars=settings.min_hold_bars,
+        learning_rate=settings.hedge_learning_rate,
+        min_metric_returns=settings.min_metric_returns,
     )
     return replace(config, **overrides)
 
@@ -156,7 +175,7 @@ def live_weight_policy(config: EngineConfig) -> WeightPolicy:
             list(config.agents), day.performance, day.streams, dict(current),
             method=method, min_weight=config.min_weight, max_weight=config.max_weight,
             min_signals=config.min_signals, min_sharpe=config.min_sharpe,
-            periods_per_year=config.periods_per_year, risk_free=config.risk_free,
+            periods_per_year=config.periods_per_year, risk_free=config.risk_free, learning_rate=config.learning_rate,
         )
         if not decision.updated:
             return PolicyDecision(dict(current), False, decision.reason)
@@ -174,9 +193,12 @@ def day_inputs(config: EngineConfig, day_ms: int, window: SignalWindow, streams_
 
     ``core.performance.agent_streams`` runs as ``SignalWindow.fast_agent_streams`` (proven equal);
     any other streams function gets the signal table."""
-    fee = float(config.fee_bps)
-    streams = window.fast_agent_streams(fee) if streams_function is agent_streams else streams_function(window.frame, fee)
-    rows, _ = evaluate_agents(list(config.agents), streams, window.signal_counts(), {}, config.periods_per_year, config.risk_free)
+    rules = config.book_rules
+    streams = window.fast_agent_streams(rules) if streams_function is agent_streams else streams_function(window.frame, rules)
+    rows, _ = evaluate_agents(
+        list(config.agents), streams, window.signal_counts(), {}, config.periods_per_year, config.risk_free,
+        min_returns=config.min_metric_returns,
+    )
     return DayInputs(day_ms, window, streams, rows)
 
 
@@ -253,6 +275,8 @@ def cycle_inputs(
         halted=book.halted_day == day,
         last_marks=book.last_marks,
         rebalance_band=config.rebalance_band,
+        entry_hysteresis=config.entry_hysteresis,
+        min_hold_bars=config.min_hold_bars,
     )
 
 

@@ -2,8 +2,8 @@
 
 ``SignalHistory`` keeps every cycled (bar, symbol) vote as arrays; ``window(start, end)`` is the
 analogue of ``adapters.db.analytics.load_signals(book, start, end)``. The live assets then call
-``core.performance.agent_streams`` on that table, which costs 10-60 ms of pandas per day; for that
-function the engine uses :func:`fast_agent_streams`, the same arithmetic on the arrays
+``core.performance.agent_streams`` on that table, which costs pandas time per day; for that
+function the engine uses :func:`fast_agent_streams`, the same simulation on the arrays
 (``tests/walkforward/test_window.py`` proves it equal on real windows). Any other streams function
 is called on the table itself (:meth:`SignalWindow.frame`).
 """
@@ -17,6 +17,7 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
+from tradepipe.core.performance import BookRules, simulate_books
 from tradepipe.walkforward.data import MarketFrame
 from tradepipe.walkforward.signals import SignalCache
 
@@ -92,43 +93,35 @@ class SignalWindow:
                         "symbol": symbol,
                         "agent_name": np.tile(np.array(self.agents, dtype=object), n),
                         "value": votes.value.reshape(-1),
+                        "confidence": votes.confidence.reshape(-1),
                         "abstained": votes.abstained.reshape(-1),
                         "close": np.repeat(votes.close, a),
-                        "confidence": votes.confidence.reshape(-1),
                     }
                 )
             )
         if not parts:
-            return pd.DataFrame(columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close", "confidence"])
+            return pd.DataFrame(columns=["bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close"])
         frame = pd.concat(parts, ignore_index=True).sort_values(["bar_ms", "symbol", "agent_name"], kind="stable")
         frame.insert(0, "bar_ts", pd.to_datetime(frame["bar_ms"].to_numpy(), unit="ms"))
         return frame.drop(columns="bar_ms").reset_index(drop=True)
 
-    def fast_agent_streams(self, fee_bps: float) -> pd.DataFrame:
-        """``core.performance.agent_streams(self.frame, fee_bps)`` computed on the arrays.
-
-        Per (agent, symbol): position = value (0 when abstained) at bar t times the next bar's
-        return, less ``fee_bps`` on |position change| (from flat before the window's first bar), one
-        value per bar but the last; an agent's stream is the mean over the symbols present at a bar.
-        """
-        fee = fee_bps / 1e4
-        per_symbol = []
-        for votes in self._symbols.values():
-            if votes.bar_ms.size < 2:  # agent_streams skips a group of fewer than 2 rows
-                continue
-            close = votes.close
-            held = votes.value[:-1]
-            next_return = close[1:] / close[:-1] - 1.0
-            turnover = np.abs(np.diff(held, axis=0, prepend=0.0))
-            per_symbol.append((votes.bar_ms[:-1], held * next_return[:, None] - fee * turnover))
-        if not per_symbol:
+    def fast_agent_streams(self, rules: BookRules) -> pd.DataFrame:
+        """``core.performance.agent_streams(self.frame, rules)`` computed on the arrays: each agent's
+        solo book (``performance.simulate_books``) over the window's bars, fills at the decision
+        bar's close as the ledger-fed asset prices them."""
+        if not self._symbols:
             return pd.DataFrame(dtype=float)
-        index = np.unique(np.concatenate([bars for bars, _ in per_symbol]))
-        total = np.zeros((index.size, len(self.agents)))
-        count = np.zeros((index.size, 1))
-        for bars, returns in per_symbol:
-            at = np.searchsorted(index, bars)
-            total[at] += returns
-            count[at] += 1
-        streams = total / count
-        return pd.DataFrame(streams, index=pd.to_datetime(index, unit="ms"), columns=list(self.agents))
+        symbols = sorted(self._symbols)
+        index = np.unique(np.concatenate([self._symbols[s].bar_ms for s in symbols]))
+        if index.size < 2:
+            return pd.DataFrame(columns=sorted(self.agents), dtype=float)
+        order = np.argsort(np.array(self.agents, dtype=object))  # agent_streams sorts the agents
+        votes = np.full((index.size, len(self.agents), len(symbols)), np.nan)
+        close = np.full((index.size, len(symbols)), np.nan)
+        for j, symbol in enumerate(symbols):
+            part = self._symbols[symbol]
+            at = np.searchsorted(index, part.bar_ms)
+            votes[at, :, j] = (part.value * part.confidence)[:, order]
+            close[at, j] = part.close
+        returns = simulate_books(votes, close, None, rules)
+        return pd.DataFrame(returns, index=pd.to_datetime(index[:-1], unit="ms"), columns=[self.agents[k] for k in order])
