@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # issue 9: the walk_forward_sweep asset's experiments (one static partition per combination)
     walkforward_data_root: Path | None = None
     walkforward_datasets: Annotated[list[str], NoDecode] = ["binance_cdd_2017_2021"]
-    walkforward_sweep_methods: Annotated[list[str], NoDecode] = ["max_sharpe", "risk_parity", "equal_weight"]
+    walkforward_sweep_methods: Annotated[list[str], NoDecode] = ["max_sharpe", "risk_parity", "equal_weight", "hedge"]
     walkforward_sweep_windows: Annotated[list[int], NoDecode] = [14, 30, 60]
 
     smtp_host: str | None = None

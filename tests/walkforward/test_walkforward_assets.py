@@ -44,7 +44,7 @@ def test_walk_forward_asset_writes_the_files_and_the_metadata(datasets: Path, tm
 
 
 def test_sweep_partitions_are_the_experiments(datasets: Path, tmp_path: Path) -> None:
-    assert sweep_partitions.get_partition_keys() == sweep_keys(["binance_cdd_2017_2021"], ["max_sharpe", "risk_parity", "equal_weight"], [14, 30, 60])
+    assert sweep_partitions.get_partition_keys() == sweep_keys(["binance_cdd_2017_2021"], ["max_sharpe", "risk_parity", "equal_weight", "hedge"], [14, 30, 60])
     assert parse_sweep_key("binance_cdd_2017_2021|risk_parity|w30") == ("binance_cdd_2017_2021", "risk_parity", 30)
     settings = load_settings(home=tmp_path / "home", walkforward_data_root=datasets)
     result = dg.materialize(
