@@ -512,12 +512,20 @@ class _Loop:
                     entry["reasons"].append(f"{_iso(bar)}: {reason}")
 
 
+# An adaptive book's daily decision (streams, performance rows, optimiser) costs about two cycles per bar.
+_ADAPTIVE_COST = 3.0
+
+
 def _groups(books: Sequence[BookState], workers: int) -> list[list[BookState]]:
-    """Books dealt to ``workers`` groups, adaptive ones first (a daily decision costs more than a cycle)."""
-    ordered = sorted(books, key=lambda b: b.spec.method is None)
-    groups: list[list[BookState]] = [[] for _ in range(min(workers, len(ordered)))]
-    for i, book in enumerate(ordered):
-        groups[i % len(groups)].append(book)
+    """Books dealt to ``workers`` groups of about equal work (largest first, each to the lightest group)."""
+    ordered = sorted(books, key=lambda b: b.spec.method is None)  # adaptive first; stable otherwise
+    count = min(workers, len(ordered))
+    groups: list[list[BookState]] = [[] for _ in range(count)]
+    load = [0.0] * count
+    for book in ordered:
+        lightest = load.index(min(load))
+        groups[lightest].append(book)
+        load[lightest] += _ADAPTIVE_COST if book.spec.method is not None else 1.0
     return [g for g in groups if g]
 
 
