@@ -20,6 +20,8 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "live_weights",
         "project_report",
         "day_charts",
+        "walk_forward",  # issue 9
+        "walk_forward_sweep",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {
@@ -30,6 +32,7 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
     }
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job", "data_quality",
+        "walk_forward_sweep_job",
     }
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {

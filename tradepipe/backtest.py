@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -15,6 +16,7 @@ from tradepipe.adapters.market import ReplayMarket
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.runner import CycleOutcome, TradingRunner
 from tradepipe.settings import Settings
+from tradepipe.walkforward.engine import Progress
 
 
 class BookInUseError(RuntimeError):
@@ -54,6 +56,8 @@ def run_backtest(
     drop_last_bar: bool = True,
     reset: bool = False,
     progress: Callable[[CycleOutcome], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = 2.0,
 ) -> BacktestSummary:
     """Trade every closed bar of the replay files (after the agents' warm-up) into ``book``.
 
@@ -76,14 +80,20 @@ def run_backtest(
     if end_ms is not None:
         bars = bars[bars <= end_ms]
     if bars.size == 0:
-        raise ValueError("no bars to trade in the chosen range after the agents' warm-up")
+        first, last_bar = _iso(int(timeline[0])), _iso(int(timeline[-1]))
+        raise ValueError(f"no bars to trade in the chosen range after the agents' {warmup}-bar warm-up (the files cover {first} .. {last_bar})")
     skipped = 0
     last: CycleOutcome | None = None
-    for bar in bars.tolist():
+    started = reported = time.perf_counter()
+    for done, bar in enumerate(bars.tolist(), start=1):
         last = runner.run_cycle(int(bar), run_id=f"backtest:{book}")
         skipped += bool(last.skipped)
         if progress:
             progress(last)
+        now = time.perf_counter()
+        if on_progress and (now - reported >= progress_every_s or done == bars.size):
+            on_progress(Progress(done, int(bars.size), now - started))
+            reported = now
     assert last is not None
     with session_factory(settings.resolved_database_url)() as session:
         fills = count_fills(session, book)
@@ -94,3 +104,9 @@ def _common_timeline(market: ReplayMarket, symbols: list[str], timeframe: str) -
     """Bars present for at least one symbol; a symbol missing a bar is skipped for that cycle."""
     timelines = [market.timeline(symbol, timeframe) for symbol in symbols]
     return np.unique(np.concatenate(timelines))
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

@@ -83,16 +83,34 @@ def status(as_json: bool, book: str | None) -> None:
 @click.option("--reset", is_flag=True, help="Replace the book if it already holds a backtest.")
 @click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def backtest(replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool) -> None:
-    """Run the live trading cycle bar by bar over recorded candles into a separate book."""
+@click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
+@click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
+@click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
+def backtest(
+    replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool,
+    start: str | None, end: str | None, quiet: bool,
+) -> None:
+    """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
+    `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
     from tradepipe.backtest import BookInUseError, run_backtest
+    from tradepipe.walkforward.data import WalkForwardInputError
+    from tradepipe.walkforward.run import parse_time
+
+    try:
+        start_ms, end_ms = parse_time(start), parse_time(end, end=True)
+    except WalkForwardInputError as exc:
+        click.echo(f"backtest refused: {exc}", err=True)
+        sys.exit(2)
 
     overrides: dict[str, object] = {"market_source": "replay", "replay_dir": replay_dir, "timeframe": timeframe or "1h"}
     if symbols:
         overrides["symbols"] = symbols
     settings = _settings(**overrides)
     try:
-        summary = run_backtest(settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar)
+        summary = run_backtest(
+            settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
+            on_progress=None if quiet or as_json else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
+        )
     except (BookInUseError, ValueError) as exc:
         click.echo(f"backtest refused: {exc}", err=True)
         sys.exit(2)
@@ -217,6 +235,11 @@ from tradepipe.cli_deploy import deploy  # noqa: E402  (issue 13)
 
 main.add_command(deploy)
 
+
+# issue 9: walk-forward evaluation
+from tradepipe.cli_walkforward import walkforward  # noqa: E402
+
+main.add_command(walkforward)
 
 if __name__ == "__main__":
     main()

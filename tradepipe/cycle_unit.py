@@ -204,6 +204,8 @@ class CycleUnitOfWork:
                 agent_notes=request.agent_notes,
                 rebalance_band=settings.rebalance_band,
                 wall_clock_ms=request.wall_clock_ms,
+                entry_hysteresis=settings.entry_hysteresis,
+                min_hold_bars=settings.min_hold_bars,
             )
         )
         core_seconds = time.perf_counter() - core_started

@@ -13,6 +13,7 @@ from tradepipe.assets.charts import day_charts, day_charts_every_10_minutes, day
 from tradepipe.assets.market_bars import market_bars, market_bars_expectations, market_bars_tradable
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report, project_report_schedule, report_job
+from tradepipe.assets.walkforward import walk_forward, walk_forward_sweep, walk_forward_sweep_job  # issue 9
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.ledger_quality import (
@@ -78,6 +79,8 @@ defs = dg.Definitions(
         live_weights,
         day_charts,
         project_report,
+        walk_forward,
+        walk_forward_sweep,
     ],
     asset_checks=[
         equity_invariant,
@@ -102,6 +105,7 @@ defs = dg.Definitions(
         day_charts_job,
         report_job,
         data_quality_job,
+        walk_forward_sweep_job,
     ],
     schedules=[
         build_performance_intraday(settings.performance_intraday_cron),

@@ -80,12 +80,18 @@ class Settings(BaseSettings):
 
     performance_window_days: int = Field(default=30, ge=1, le=365)
     partitions_start: date = date(2025, 1, 1)
-    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight"] = "max_sharpe"
+    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight", "hedge"] = "max_sharpe"
     min_weight: float = Field(default=0.05, ge=0, lt=1)
     max_weight: float = Field(default=0.40, gt=0, le=1)
     min_signals: int = Field(default=10, ge=0)
     min_sharpe: float = 0.3
     risk_free_rate: float = Field(default=0.0, ge=0, lt=1)
+
+    # Issue 9 (learning loop): turnover controls and the noisy-estimate weighting, defaults from walk-forward evidence.
+    entry_hysteresis: float = Field(default=0.0, ge=0, lt=1)
+    min_hold_bars: int = Field(default=0, ge=0, le=10_000)
+    hedge_learning_rate: float = Field(default=0.25, ge=0, le=10)
+    min_metric_returns: int = Field(default=20, ge=2, le=100_000)
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
@@ -101,6 +107,12 @@ class Settings(BaseSettings):
     # --- issue 13: scheduled deployment. How often today's performance is refreshed (UTC cron); the
     # deployment test sets "* * * * *" to see the schedule launch a partitioned run within a minute.
     performance_intraday_cron: str = "0 */6 * * *"
+
+    # issue 9: the walk_forward_sweep asset's experiments (one static partition per combination)
+    walkforward_data_root: Path | None = None
+    walkforward_datasets: Annotated[list[str], NoDecode] = ["binance_cdd_2017_2021"]
+    walkforward_sweep_methods: Annotated[list[str], NoDecode] = ["max_sharpe", "risk_parity", "equal_weight", "hedge"]
+    walkforward_sweep_windows: Annotated[list[int], NoDecode] = [14, 30, 60]
 
     smtp_host: str | None = None
     smtp_port: int = Field(default=587, ge=1, le=65535)
@@ -128,7 +140,7 @@ class Settings(BaseSettings):
             raise ValueError(f"could not parse {value!r}: expected a five-field cron string, e.g. 0 */6 * * *")
         return value
 
-    @field_validator("symbols", "agents", "report_recipients", mode="before")
+    @field_validator("symbols", "agents", "report_recipients", "walkforward_datasets", "walkforward_sweep_methods", "walkforward_sweep_windows", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
         return _split_csv(value)

@@ -413,3 +413,20 @@ def test_classify_agents_from_summaries():
     assert result["ranking"] == ["good", "bad"]
     assert result["top_performers"] == ["good"]
     assert list(result["underperformers"]) == ["bad"]
+
+
+def test_ratios_from_fewer_returns_than_the_minimum_are_null_with_the_reason() -> None:
+    # Issue 14: 8 hourly bars annualised gave a Sharpe of -810; below the minimum it is null.
+    eight = [-0.002, -0.001, -0.003, -0.002, -0.0015, -0.002, -0.0025, -0.001]
+    loose = summarize(eight, periods_per_year=8760)
+    assert loose["sharpe"] is not None and loose["sharpe"] < -100  # what the 2-return rule allowed
+    strict = summarize(eight, periods_per_year=8760, min_returns=30)
+    for metric in ("sharpe", "sortino", "volatility", "calmar", "win_rate", "profit_factor"):
+        assert strict[metric] is None and strict["null_reasons"][metric] == "fewer than 30 returns"
+    assert strict["total_return"] == loose["total_return"] and strict["max_drawdown"] == loose["max_drawdown"]
+    enough = summarize(eight * 4, periods_per_year=8760, min_returns=30)
+    assert enough["sharpe"] == summarize(eight * 4, periods_per_year=8760)["sharpe"]
+    many = summarize_many(np.array([eight, eight]).T, 8760, names=["a", "b"], min_returns=30)
+    assert many["a"]["sharpe"] is None and many["b"]["null_reasons"]["sharpe"] == "fewer than 30 returns"
+    with pytest.raises(ValueError, match="min_returns"):
+        summarize(eight, 8760, min_returns=1)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tradepipe.core.attribution import DEFAULT_QUANTUM, UNATTRIBUTED
 from tradepipe.core.metrics import summarize
-from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
+from tradepipe.core.performance import evaluate_agents, split_exact, trade_stats
 
 T0 = pd.Timestamp("2026-01-12T00:00:00Z")
 HOUR = pd.Timedelta(hours=1)
@@ -26,100 +26,6 @@ def _signals(rows: list[tuple[int, str, str, float, bool, float]]) -> pd.DataFra
         [(T0 + i * HOUR, symbol, agent, value, abstained, close) for i, symbol, agent, value, abstained, close in rows],
         columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"],
     )
-
-
-# ---------------------------------------------------------------- agent_streams
-
-
-def test_agent_streams_two_symbols_averaged_abstain_flat_fee_on_changes():
-    signals = _signals(
-        [
-            # X: positions 1, 1, -0.5, 0 over closes 100, 110, 99, 99
-            (0, "X/USDT", "a", 1.0, False, 100.0),
-            (1, "X/USDT", "a", 1.0, False, 110.0),
-            (2, "X/USDT", "a", -0.5, False, 99.0),
-            (3, "X/USDT", "a", 0.0, False, 99.0),
-            # Y: 0.5, abstain (its 0.8 is ignored: flat), 1, 1 over closes 50, 55, 55, 44
-            (0, "Y/USDT", "a", 0.5, False, 50.0),
-            (1, "Y/USDT", "a", 0.8, True, 55.0),
-            (2, "Y/USDT", "a", 1.0, False, 55.0),
-            (3, "Y/USDT", "a", 1.0, False, 44.0),
-        ]
-    )
-    streams = agent_streams(signals, FEE_BPS)
-    # X: bar0 1 * +10% - 0.001 * |1 - 0|      = 0.099
-    #    bar1 1 * -10% - 0                    = -0.1
-    #    bar2 -0.5 * 0% - 0.001 * |-0.5 - 1|  = -0.0015
-    # Y: bar0 0.5 * +10% - 0.001 * 0.5        = 0.0495
-    #    bar1 0 (abstained) - 0.001 * |0 - 0.5| = -0.0005
-    #    bar2 1 * -20% - 0.001 * |1 - 0|      = -0.201
-    expected = [(0.099 + 0.0495) / 2, (-0.1 - 0.0005) / 2, (-0.0015 - 0.201) / 2]
-    assert list(streams.columns) == ["a"]
-    assert list(streams.index) == [T0, T0 + HOUR, T0 + 2 * HOUR]  # the bar whose position earned it
-    assert streams["a"].tolist() == pytest.approx(expected, rel=1e-12)
-    assert expected == pytest.approx([0.07425, -0.05025, -0.10125])
-
-
-def test_agent_streams_mean_over_covered_symbols_and_zero_where_silent():
-    signals = _signals(
-        [
-            (0, "X/USDT", "a", 1.0, False, 100.0),
-            (1, "X/USDT", "a", 1.0, False, 101.0),
-            (2, "X/USDT", "a", 1.0, False, 102.01),
-            # Y only from bar 1: bar 0's mean is X alone
-            (1, "Y/USDT", "a", -1.0, False, 10.0),
-            (2, "Y/USDT", "a", -1.0, False, 9.0),
-            # b always abstains: a flat stream, exactly zero (no fee: the position never changes)
-            (0, "X/USDT", "b", 0.3, True, 100.0),
-            (1, "X/USDT", "b", 0.0, True, 101.0),
-            (2, "X/USDT", "b", 0.0, True, 102.01),
-            # c has a single bar: no return can be computed, so no column
-            (2, "X/USDT", "c", 1.0, False, 102.01),
-        ]
-    )
-    streams = agent_streams(signals, 0.0)
-    assert sorted(streams.columns) == ["a", "b"]
-    assert streams.loc[T0, "a"] == pytest.approx(0.01)  # X only
-    assert streams.loc[T0 + HOUR, "a"] == pytest.approx((0.01 + 0.1) / 2)  # X +1%, short Y -10%
-    assert streams["b"].tolist() == [0.0, 0.0]
-
-
-def test_agent_streams_empty_and_missing_columns():
-    empty = pd.DataFrame(columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"])
-    assert agent_streams(empty, FEE_BPS).empty
-    with pytest.raises(ValueError, match="close"):
-        agent_streams(empty.drop(columns=["close"]), FEE_BPS)
-
-
-def test_agent_streams_nan_close_names_agent_and_bar_timestamp():
-    signals = _signals(
-        [
-            (0, "BTC/USDT", "trend", 1.0, False, 100.0),
-            (1, "BTC/USDT", "trend", 1.0, False, 101.0),
-            (2, "BTC/USDT", "trend", 1.0, False, float("nan")),
-            (3, "BTC/USDT", "trend", 1.0, False, 103.0),
-        ]
-    )
-    with pytest.raises(ValueError) as raised:
-        agent_streams(signals, FEE_BPS)
-    message = str(raised.value)
-    assert "'trend'" in message
-    assert "BTC/USDT" in message
-    assert (T0 + 2 * HOUR).isoformat() in message  # 2026-01-12T02:00:00+00:00
-
-
-def test_agent_streams_missing_close_and_bad_position_name_the_bar():
-    signals = _signals([(0, "ETH/USDT", "momentum", 1.0, False, 10.0), (1, "ETH/USDT", "momentum", 1.0, False, 11.0)])
-    signals["close"] = signals["close"].astype(object)
-    signals.loc[1, "close"] = None  # a NULL close read from the signals table
-    with pytest.raises(ValueError, match=r"'momentum'.*2026-01-12T01:00:00\+00:00"):
-        agent_streams(signals, FEE_BPS)
-    signals = _signals([(0, "ETH/USDT", "momentum", float("nan"), False, 10.0), (1, "ETH/USDT", "momentum", 1.0, False, 11.0)])
-    with pytest.raises(ValueError, match=r"'momentum'.*positions.*2026-01-12T00:00:00\+00:00"):
-        agent_streams(signals, FEE_BPS)
-    # an abstained row's value is never used, so a NaN there is harmless
-    signals.loc[0, "abstained"] = True
-    assert agent_streams(signals, 0.0)["momentum"].tolist() == [0.0]
 
 
 # ---------------------------------------------------------------- trade_stats

@@ -109,8 +109,8 @@ def test_missing_undefined_or_nan_performance_makes_an_agent_ineligible() -> Non
     assert "only 0 signals" in decision.ineligible["sentiment"] and "sharpe undefined" in decision.ineligible["sentiment"]
     assert "retired_agent" not in decision.weights
 
-    no_rows = decide({}, table)
-    assert_kept(no_rows, EQUAL, "no eligible agent")
+    no_rows = decide({}, table)  # issue 9: equal weight, no longer the kept previous weights
+    assert no_rows.updated and no_rows.weights == EQUAL and "no eligible agent" in no_rows.reason
     assert set(no_rows.ineligible) == set(AGENTS)
 
 
@@ -159,7 +159,8 @@ def test_current_weights_of_unknown_or_missing_agents_count_as_zero() -> None:
     current = {"momentum": 0.6, "trend": 0.4, "retired_agent": 0.5}
     decision = decide(perf, table, current=current, method="risk_parity")
     assert decision.current_sharpe == pytest.approx(reference_sharpe(table, {"momentum": 0.6, "trend": 0.4}), rel=1e-9)
-    kept = decide(performance({a: -1.0 for a in AGENTS}), table, current=current)
+    singular = table.assign(breakout=table["trend"])  # the method fails on the window: current weights kept
+    kept = decide(perf, singular, current=current)
     assert kept.weights == {"momentum": 0.6, "trend": 0.4, "mean_reversion": 0.0, "breakout": 0.0, "sentiment": 0.0}
 
 
@@ -175,28 +176,43 @@ def test_same_inputs_give_identical_weights() -> None:
 # --------------------------------------------------------------------------- keep the previous weights
 
 
-def test_fewer_eligible_agents_than_the_bounds_allow_keeps_the_previous_weights() -> None:
+def test_fewer_eligible_agents_than_the_bounds_need_share_all_weight_under_a_feasible_bound() -> None:
+    # Issue 9 changed this: the previous weights were kept (for 17 months on real data); now the
+    # ineligible are dropped and the upper bound widens to 1 / k, so the decision acts.
     table = streams()
     perf = performance({"momentum": 1.5, "trend": 2.0, "mean_reversion": 0.1, "breakout": -1.0, "sentiment": None})
     current = {"momentum": 0.1, "trend": 0.3, "mean_reversion": 0.2, "breakout": 0.2, "sentiment": 0.2}
     decision = decide(perf, table, current=current)  # 2 eligible x max 0.4 = 0.8 < 1
 
-    assert_kept(decision, current, "too_few_agents")
+    assert decision.updated
     assert decision.eligible == ["momentum", "trend"]
     assert set(decision.ineligible) == {"mean_reversion", "breakout", "sentiment"}
+    assert decision.weights["momentum"] + decision.weights["trend"] == pytest.approx(1.0, abs=1e-12)
+    assert all(0.05 - 1e-12 <= decision.weights[a] <= 0.5 + 1e-12 for a in ("momentum", "trend"))
+    assert decision.weights["mean_reversion"] == decision.weights["breakout"] == decision.weights["sentiment"] == 0.0
+    assert "upper bound 0.5" in decision.reason
     assert decision.current_sharpe == pytest.approx(reference_sharpe(table, current), rel=1e-9)
-
-    # with max_weight 0.5 the same two agents are enough
+    assert decision.expected_sharpe == pytest.approx(reference_sharpe(table, decision.weights), rel=1e-9)
+    # the same two agents with max_weight 0.5 given: the same weights
     wider = decide(perf, table, current=current, max_weight=0.5)
-    assert wider.updated and wider.weights["momentum"] + wider.weights["trend"] == pytest.approx(1.0, abs=1e-12)
+    assert wider.weights == pytest.approx(decision.weights, abs=1e-9)
+    # a single eligible agent takes it all
+    alone = decide(performance({"momentum": 1.5, "trend": 0.0, "mean_reversion": 0.1, "breakout": -1.0, "sentiment": None}), table, current=current)
+    assert alone.weights == {"momentum": 1.0, "trend": 0.0, "mean_reversion": 0.0, "breakout": 0.0, "sentiment": 0.0}
 
 
-def test_all_negative_sharpe_keeps_the_previous_weights() -> None:
+def test_no_eligible_agent_returns_to_equal_weight() -> None:
+    # Issue 9 changed this: "no eligible agent" kept the previous weights indefinitely.
     losing = streams(seed=4, means=[-3e-4] * len(AGENTS))
     perf = performance({a: -2.0 for a in AGENTS})
-    assert_kept(decide(perf, losing), EQUAL, "no eligible agent")
+    current = {"momentum": 0.4, "trend": 0.3, "mean_reversion": 0.1, "breakout": 0.1, "sentiment": 0.1}
+    decision = decide(perf, losing, current=current)
+    assert decision.updated and decision.weights == EQUAL
+    assert "no eligible agent" in decision.reason
+    assert decision.sharpe_improvement == pytest.approx(reference_sharpe(losing, EQUAL) - reference_sharpe(losing, current), rel=1e-9)
 
-    # even if the threshold lets them in, max Sharpe refuses a portfolio with no positive return
+    # if the threshold lets them in, max Sharpe refuses a portfolio with no positive return: the
+    # method failed on the window, so the previous weights are kept with the reason
     permissive = decide(perf, losing, min_sharpe=-100.0)
     assert_kept(permissive, EQUAL, "non_positive_returns")
     assert permissive.eligible == AGENTS
@@ -222,3 +238,44 @@ def test_no_return_bars_keeps_the_previous_weights() -> None:
     decision = decide(perf, pd.DataFrame(dtype=float))
     assert_kept(decision, EQUAL, "too_few_bars")
     assert decision.current_sharpe is None
+
+
+# --------------------------------------------------------------------------- hedge (issue 9)
+
+
+def test_hedge_is_softmax_of_the_risk_normalised_cumulative_return_within_bounds() -> None:
+    table = streams(seed=8, bars=720)
+    perf = {a: {"sharpe": 0.1, "signal_count": 50} for a in AGENTS}  # hedge needs votes, not a Sharpe above 0.3
+    decision = decide(perf, table, method="hedge", learning_rate=0.5)
+    values = table.to_numpy()
+    sigma = math.sqrt(np.mean(values.var(axis=0, ddof=1)))
+    z = values.sum(axis=0) / (sigma * math.sqrt(len(values)))
+    raw = np.exp(0.5 * z) / np.exp(0.5 * z).sum()
+    assert np.all((raw > 0.05) & (raw < 0.4))  # bounds do not bind here: the softmax itself
+    assert [decision.weights[a] for a in AGENTS] == pytest.approx(raw.tolist(), rel=1e-9)
+    assert decision.updated and decision.eligible == AGENTS
+    # eta = 0 is equal weight; a large eta piles weight on the best agent up to max_weight
+    assert decide(perf, table, method="hedge", learning_rate=0.0).weights == pytest.approx(EQUAL)
+    greedy = decide(perf, table, method="hedge", learning_rate=50.0).weights
+    best = AGENTS[int(np.argmax(z))]
+    assert greedy[best] == pytest.approx(0.4, abs=1e-9)
+    assert min(greedy.values()) >= 0.05 - 1e-12 and sum(greedy.values()) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_hedge_drops_agents_with_too_few_votes_and_never_freezes() -> None:
+    table = streams(seed=9)
+    perf = {a: {"sharpe": -5.0, "signal_count": 3 if a in ("sentiment", "breakout") else 50} for a in AGENTS}
+    decision = decide(perf, table, method="hedge")
+    assert decision.updated
+    assert decision.weights["sentiment"] == decision.weights["breakout"] == 0.0
+    assert sum(decision.weights[a] for a in ("momentum", "trend", "mean_reversion")) == pytest.approx(1.0, abs=1e-12)
+
+
+def test_weight_problems_accepts_the_feasible_bound_of_few_agents_only() -> None:
+    from tradepipe.core.weighting import weight_problems
+
+    agents = set(AGENTS)
+    assert weight_problems({"momentum": 0.6, "trend": 0.4, "breakout": 0.0}, agents, 0.05, 0.4) != []  # 2 agents: bound 0.5
+    assert weight_problems({"momentum": 0.5, "trend": 0.5}, agents, 0.05, 0.4) == []
+    assert weight_problems({"momentum": 1.0}, agents, 0.05, 0.4) == []
+    assert weight_problems({"momentum": 0.5, "trend": 0.3, "breakout": 0.2}, agents, 0.05, 0.4) != []  # 3 agents: 0.4 holds

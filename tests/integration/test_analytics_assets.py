@@ -2,8 +2,8 @@
 
 The ledger comes from real trading cycles (TradingRunner, synthetic market, 1h bars over
 2026-01-11 and 2026-01-12) and from fills inserted by hand with known P&L and contributions.
-Expected per-agent return streams are recomputed here from the signals table with plain pandas
-(not with core.performance.agent_streams) and summarised with core.metrics.summarize.
+Expected per-agent return streams (each agent's solo book) are recomputed here from the signals
+table bar by bar in plain Python (not with core.performance.agent_streams) and summarised with core.metrics.summarize.
 The Great Expectations check ``performance_rows_are_valid`` runs alongside.
 """
 
@@ -36,7 +36,6 @@ from tradepipe.settings import DEFAULT_AGENTS, load_settings
 UTC = timezone.utc
 AGENTS = list(DEFAULT_AGENTS)
 PPY_1H = 8760.0
-FEE_BPS = 10.0  # the default TRADEPIPE_FEE_BPS
 WINDOW_DAYS = 2
 FIRST_BAR = datetime(2026, 1, 11, tzinfo=UTC)
 BARS = 48  # 2026-01-11 00:00 .. 2026-01-12 23:00
@@ -131,29 +130,60 @@ def _key(rows: list[TradeAttribution]) -> list[tuple[int, str, Decimal, str]]:
 # ---------------------------------------------------------------- independent expectations
 
 
-def _expected_streams(signals: pd.DataFrame, agents: list[str], fee_bps: float) -> pd.DataFrame:
-    """Bars x agents: position (value, or 0 when abstaining) held to the next close, minus the fee
-    on position changes (flat before the first bar), averaged over the symbols an agent covers."""
-    s = signals.sort_values(["agent_name", "symbol", "bar_ts"]).reset_index(drop=True)
-    keys = [s["agent_name"], s["symbol"]]
-    position = s["value"].astype(float).where(~s["abstained"].astype(bool), 0.0)
-    close = s["close"].astype(float)
-    next_close = close.groupby(keys).shift(-1)
-    previous = position.groupby(keys).shift(1).fillna(0.0)
-    s["ret"] = position * (next_close / close - 1.0) - fee_bps / 1e4 * (position - previous).abs()
-    s = s[next_close.notna()]
-    wide = s.pivot_table(index="bar_ts", columns="agent_name", values="ret", aggfunc="mean")
-    return wide.reindex(columns=agents).fillna(0.0).sort_index()
+def _expected_streams(signals: pd.DataFrame, agents: list[str], settings: Any) -> pd.DataFrame:
+    """Bars x agents: each agent's solo book, bar by bar in plain Python (the README's definition):
+    vote value x confidence, target from the dead band and max position (shorts as the settings
+    allow), no order within the rebalance band, the order filled at the decision bar's close (the
+    ledger has no next open) moved by the slippage, the fee on the notional, stop-losses."""
+    max_pos, band, fee, slip = settings.max_position_fraction, settings.rebalance_band, float(settings.fee_bps) / 1e4, float(settings.slippage_bps) / 1e4
+    stop, shorts, deadband = settings.stop_loss_fraction, settings.shorts_allowed, 0.05
+    bars = sorted(signals["bar_ts"].unique())
+    closes = {(r.bar_ts, r.symbol): float(r.close) for r in signals.itertuples()}
+    out: dict[str, list[float]] = {}
+    for agent in agents:
+        votes = {(r.bar_ts, r.symbol): (0.0 if r.abstained else r.value * r.confidence) for r in signals[signals["agent_name"] == agent].itertuples()}
+        cash, qty, avg, pending, marks, equity = 1.0, {}, {}, {}, {}, []
+        for i, bar in enumerate(bars):
+            for symbol, order in pending.items():
+                if (bar, symbol) not in closes:
+                    continue
+                price = marks[symbol] * (1 + slip if order > 0 else 1 - slip)
+                held = qty.get(symbol, 0.0)
+                if held == 0 or (held > 0) != (held + order > 0):
+                    avg[symbol] = price
+                elif (held > 0) == (order > 0):
+                    avg[symbol] = (held * avg[symbol] + order * price) / (held + order)
+                cash -= order * price + abs(order * price) * fee
+                qty[symbol] = held + order if abs(held + order) > 1e-12 * abs(held) else 0.0
+            pending = {}
+            marks.update({sym: c for (b, sym), c in closes.items() if b == bar})
+            value = cash + sum(q * marks[sym] for sym, q in qty.items())
+            equity.append(value)
+            for (b, symbol), vote in votes.items():
+                if b != bar:
+                    continue
+                held = qty.get(symbol, 0.0)
+                if held and ((held > 0 and marks[symbol] <= avg[symbol] * (1 - stop)) or (held < 0 and marks[symbol] >= avg[symbol] * (1 + stop))):
+                    pending[symbol] = -held
+                    continue
+                strength = min(1.0, abs(vote))
+                target = 0.0 if strength <= deadband or (vote < 0 and not shorts) else math.copysign((strength - deadband) / (1 - deadband) * max_pos, vote)
+                current = held * marks[symbol] / value
+                if (held == 0 and abs(target) < band) or (held != 0 and target != 0 and abs(target - current) < band):
+                    continue
+                pending[symbol] = target * value / marks[symbol] - held
+        out[agent] = [equity[i + 1] / equity[i] - 1 for i in range(len(equity) - 1)]
+    return pd.DataFrame(out, index=bars[:-1]).reindex(columns=agents)
 
 
 def _signals_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
     with session_factory(url)() as session:
         rows = session.execute(
-            select(SignalRow.bar_ts, SignalRow.symbol, SignalRow.agent_name, SignalRow.value, SignalRow.abstained, SignalRow.close).where(
+            select(SignalRow.bar_ts, SignalRow.symbol, SignalRow.agent_name, SignalRow.value, SignalRow.confidence, SignalRow.abstained, SignalRow.close).where(
                 SignalRow.bar_ts >= start, SignalRow.bar_ts < end
             )
         ).all()
-    return pd.DataFrame([tuple(r) for r in rows], columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"])
+    return pd.DataFrame([tuple(r) for r in rows], columns=["bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close"])
 
 
 def _assert_metrics_equal(row: AgentPerformance, expected: dict[str, Any]) -> None:
@@ -235,10 +265,10 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
         end = datetime.combine(day + timedelta(days=1), datetime.min.time(), UTC)
         start = end - timedelta(days=WINDOW_DAYS)
         signals = _signals_frame(url, start, end)
-        streams = _expected_streams(signals, AGENTS, FEE_BPS) if len(signals) else pd.DataFrame(columns=AGENTS, dtype=float)
+        streams = _expected_streams(signals, AGENTS, load_settings()) if len(signals) else pd.DataFrame(columns=AGENTS, dtype=float)
         for agent, row in rows.items():
             assert row.window_days == WINDOW_DAYS
-            _assert_metrics_equal(row, summarize(streams[agent].to_numpy(), PPY_1H))
+            _assert_metrics_equal(row, summarize(streams[agent].to_numpy(), PPY_1H, min_returns=load_settings().min_metric_returns))
             voted = signals[(signals["agent_name"] == agent) & ~signals["abstained"].astype(bool)] if len(signals) else signals
             assert row.total_signals == len(voted)
             parts = [a.pnl for a in attribution if a.agent_name == agent and start.date() <= a.date <= day]
@@ -255,7 +285,7 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
     # the day with no signals at all: every ratio null, reasons stored, everyone flagged as underperformer
     for row in _performance(url, date(2026, 1, 10)).values():
         assert row.sharpe_ratio is None and row.total_return == 0.0 and row.total_signals == 0
-        assert row.null_reasons["sharpe"] == "fewer than 2 returns"
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
         assert row.is_underperformer and not row.is_top_performer
     # sentiment has no headline feed: it always abstains, its stream is flat, its ratios are null (not inf)
     sentiment = _performance(url, date(2026, 1, 12))["sentiment"]
@@ -429,7 +459,7 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     assert perf["breakout"].trade_profit_factor is None and perf["mean_reversion"].trade_win_rate == 0.0
     for row in perf.values():
         assert row.total_signals == 0 and row.sharpe_ratio is None and row.volatility is None
-        assert row.null_reasons["sharpe"] == "fewer than 2 returns"
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
     assert sorted(perf, key=lambda a: perf[a].rank) == sorted(AGENTS)  # all Sharpe null: by name
     event = instance.get_latest_materialization_event(dg.AssetKey("agent_performance"))
     meta = _metadata(event.asset_materialization)

@@ -228,11 +228,12 @@ def _sharpe_of(url: str, day: date, weights: dict[str, float]) -> float:
     """Sharpe of ``weights`` on the day's stored signals, for the recorded improvement."""
     from tradepipe.adapters.db.analytics import load_signals
     from tradepipe.core.optimizer import portfolio_sharpe
-    from tradepipe.core.performance import agent_streams
+    from tradepipe.core.performance import agent_streams, book_rules
+    from tradepipe.settings import load_settings
 
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     with session_factory(url)() as session:
-        streams = agent_streams(load_signals(session, "main", start, start + timedelta(days=1)), 10.0)
+        streams = agent_streams(load_signals(session, "main", start, start + timedelta(days=1)), book_rules(load_settings()))
     table = streams.reindex(columns=AGENTS).fillna(0.0)
     value = portfolio_sharpe(table, weights, 8760.0)
     assert value is not None
@@ -353,7 +354,9 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
     assert (outcome.weights_source, outcome.weights) == ("redis", good.new_weights)
 
 
-def test_too_few_or_no_eligible_agents_keep_the_live_weights(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_too_few_or_no_eligible_agents_still_decide_and_publish(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Issue 9 changed this: too few eligible agents (or none) kept the live weights indefinitely;
+    # now the eligible share all weight under a feasible bound, and none eligible is equal weight.
     day = newest_day()
     configure(monkeypatch, sqlite_url, redis_url=None)  # no Redis: the database alone serves the weights
     trade_two_days(day)
@@ -364,30 +367,32 @@ def test_too_few_or_no_eligible_agents_keep_the_live_weights(sqlite_url: str, mo
 
     # a Sharpe threshold only the two best agents clear: 2 x max weight 0.4 < 1
     with session_factory(sqlite_url)() as session:
-        sharpes = sorted(
-            (s for s in session.scalars(sa.select(AgentPerformance.sharpe_ratio).where(AgentPerformance.date == day)) if s is not None),
+        ranked = sorted(
+            ((s, a) for s, a in session.execute(sa.select(AgentPerformance.sharpe_ratio, AgentPerformance.agent_name).where(AgentPerformance.date == day)) if s is not None),
             reverse=True,
         )
-    assert len(sharpes) == 4 and sharpes[1] > sharpes[2]
-    monkeypatch.setenv("TRADEPIPE_MIN_SHARPE", repr((sharpes[1] + sharpes[2]) / 2))
-    kept = materialize_weights(day)
+    assert len(ranked) == 4 and ranked[1][0] > ranked[2][0]
+    monkeypatch.setenv("TRADEPIPE_MIN_SHARPE", repr((ranked[1][0] + ranked[2][0]) / 2))
+    two = materialize_weights(day)
     row = history(sqlite_url)[-1]
-    assert row.weights_updated is False and "too_few_agents" in row.reason
-    assert row.new_weights == row.old_weights == good.new_weights
-    assert check_result(kept).passed
-    assert metadata(kept, "live_weights")["action"].startswith("current weights kept")
-    assert metadata(kept, "agent_weights")["weights_updated"] is False
-    assert len(metadata(kept, "agent_weights")["eligible_agents"]) == 2
+    best_two = {ranked[0][1], ranked[1][1]}
+    assert row.weights_updated is True and "upper bound 0.5" in row.reason
+    assert {a for a, w in row.new_weights.items() if w > 0} == best_two
+    assert sum(row.new_weights.values()) == pytest.approx(1.0, abs=1e-9)
+    assert all(w <= 0.5 + 1e-12 for w in row.new_weights.values())
+    assert check_result(two).passed  # the blocking check accepts the feasible bound
+    assert metadata(two, "live_weights")["action"] == f"published weight_history {row.id} to the database"
+    assert len(metadata(two, "agent_weights")["eligible_agents"]) == 2
 
     monkeypatch.setenv("TRADEPIPE_MIN_SIGNALS", "1000000")
-    materialize_weights(day)
+    none = materialize_weights(day)
     row = history(sqlite_url)[-1]
-    assert row.weights_updated is False and "no eligible agent" in row.reason
-    assert row.new_weights == good.new_weights
-
-    assert live_ids(sqlite_url) == [good.id]
+    assert row.weights_updated is True and "no eligible agent" in row.reason
+    assert row.new_weights == {a: 0.2 for a in AGENTS}
+    assert check_result(none).passed
+    assert live_ids(sqlite_url)[-1] == row.id
     outcome = next_cycle(day_ms(day + timedelta(days=1)))
-    assert (outcome.weights_source, outcome.weights) == ("database", good.new_weights)
+    assert (outcome.weights_source, outcome.weights) == ("database", row.new_weights)
 
 
 def test_weights_need_the_days_performance_first(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -393,6 +393,12 @@ class ReplayMarket:
         """The file's bar open times (ms, sorted, after ``drop_last_bar``), for stepping a backtest in file time."""
         return self._table(symbol, timeframe).timestamps.copy()
 
+    def columns(self, symbol: str, timeframe: str) -> tuple[np.ndarray, ...]:
+        """The file's rows as arrays (timestamp, open, high, low, close, volume; after ``drop_last_bar``), for
+        engines that slice windows themselves (the walk-forward); defective rows kept, as ``closed_bars`` serves them."""
+        table = self._table(symbol, timeframe)
+        return (table.timestamps, *table.columns)
+
     def path_for(self, symbol: str, timeframe: str) -> Path:
         """``BTC/USDT``, ``1h`` -> ``directory/BTC_USDT-1h.parquet`` if it exists, else the ``.csv`` path."""
         stem = f"{symbol.replace('/', '_')}-{timeframe}"

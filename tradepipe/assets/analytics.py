@@ -17,7 +17,7 @@ from tradepipe.adapters.db.analytics import (
 from tradepipe.adapters.db.trades import days_missing_attribution
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
-from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
+from tradepipe.core.performance import agent_streams, book_rules, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
@@ -92,9 +92,10 @@ def agent_performance(
     with ledger.sessions().begin() as session:
         signals = load_signals(session, settings.book, start, end)
         parts = load_attribution(session, settings.book, start.date(), day_start.date())
-        streams = agent_streams(signals, float(settings.fee_bps))
+        streams = agent_streams(signals, book_rules(settings))
         rows, classification = evaluate_agents(
-            list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate
+            list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate,
+            min_returns=settings.min_metric_returns,
         )
         replace_performance(session, settings.book, day_start.date(), settings.performance_window_days, rows, context.run_id)
         missing = days_missing_attribution(session, settings.book, start, day_end)

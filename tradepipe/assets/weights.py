@@ -21,7 +21,7 @@ from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
-from tradepipe.core.performance import agent_streams
+from tradepipe.core.performance import agent_streams, book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
@@ -76,7 +76,7 @@ def agent_weights(
                 f"agent_performance has no rows for {day_start.date()}: materialise that partition first",
                 allow_retries=False,
             )
-        streams = agent_streams(load_signals(session, settings.book, start, end), float(settings.fee_bps))
+        streams = agent_streams(load_signals(session, settings.book, start, end), book_rules(settings))
         live = current_live_row(session, settings.book)
         replay = _is_replay(context, config, live)
         current = {k: float(v) for k, v in live.new_weights.items()} if live else settings.default_weights
@@ -85,6 +85,7 @@ def agent_weights(
             method=method, min_weight=settings.min_weight, max_weight=settings.max_weight,
             min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
             periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
+            learning_rate=settings.hedge_learning_rate,
         )
         row = record_weight_decision(
             session,

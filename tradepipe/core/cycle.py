@@ -27,7 +27,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from tradepipe.core.agents import Agent, validate_history
-from tradepipe.core.ensemble import combine, target_fraction
+from tradepipe.core.ensemble import book_target, combine
 from tradepipe.core.ledger import Portfolio, Realization, Valuation, apply_fill, check_equity_invariant, mark_to_market
 from tradepipe.core.paper import Fill, fill_order
 from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, plan_orders
@@ -78,6 +78,12 @@ class CycleInputs:
     broker_outcomes: Sequence[BrokerOutcome] = ()
     # Wall-clock time of the cycle (ms); a bar opening after it is from the future (issue 12).
     wall_clock_ms: int | None = None
+    # Turnover controls (issue 9): see ensemble.book_target and _held_too_briefly.
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
+    # The guard's verdicts (``guard_verdicts``) when the caller already has them: the walk-forward
+    # engine trades several books on the same bars and judges each bar once, not once per book.
+    guard_verdicts: Mapping[str, str | None] | None = None
 
 
 @dataclass(frozen=True)
@@ -103,20 +109,34 @@ class CycleResult:
     agent_seconds: dict[str, float]
 
 
+def guard_verdicts(
+    histories: Mapping[str, BarHistory], bar_open_ms: int, timeframe_ms: int, wall_clock_ms: int | None = None
+) -> dict[str, str | None]:
+    """The cycle guard's verdict per symbol: None when its bars are fit to trade bar ``bar_open_ms``,
+    else the reason. Bars must have closed by the decision (the close of bar t), and not be later
+    than the clock."""
+    as_of = bar_open_ms + timeframe_ms
+    if wall_clock_ms is not None:
+        as_of = min(as_of, wall_clock_ms)
+    verdicts: dict[str, str | None] = {}
+    for symbol, history in histories.items():
+        if not len(history):
+            verdicts[symbol] = "no closed bars"
+        elif history.last_timestamp != bar_open_ms:
+            verdicts[symbol] = f"newest closed bar is {history.last_timestamp}, expected {bar_open_ms}"
+        else:
+            verdicts[symbol] = validate_history(history, as_of)
+    return verdicts
+
+
 def _usable_histories(inputs: CycleInputs) -> tuple[dict[str, BarHistory], dict[str, str]]:
+    verdicts = inputs.guard_verdicts
+    if verdicts is None:
+        verdicts = guard_verdicts(inputs.histories, inputs.bar_open_ms, inputs.timeframe_ms, inputs.wall_clock_ms)
     usable: dict[str, BarHistory] = {}
     skipped = dict(inputs.unavailable)
-    # Bars must have closed by the decision (the close of bar t), and not be later than the clock.
-    as_of = inputs.bar_open_ms + inputs.timeframe_ms
-    if inputs.wall_clock_ms is not None:
-        as_of = min(as_of, inputs.wall_clock_ms)
     for symbol, history in inputs.histories.items():
-        if not len(history):
-            reason: str | None = "no closed bars"
-        elif history.last_timestamp != inputs.bar_open_ms:
-            reason = f"newest closed bar is {history.last_timestamp}, expected {inputs.bar_open_ms}"
-        else:
-            reason = validate_history(history, as_of)
+        reason = verdicts[symbol]
         if reason is None:
             usable[symbol] = history
         else:
@@ -212,6 +232,16 @@ def _within_band(
     return abs(target - current) < band
 
 
+def _held_too_briefly(portfolio: Portfolio, symbol: str, inputs: CycleInputs) -> bool:
+    """True for a position opened fewer than ``min_hold_bars`` bars ago (the bar it filled in counts
+    as one): it is not rebalanced yet, so one noisy vote cannot close what the last one opened.
+    Stop-losses still apply (the risk manager's own step)."""
+    position = portfolio.positions.get(symbol)
+    if inputs.min_hold_bars <= 0 or position is None or position.quantity == 0:
+        return False
+    return (inputs.bar_open_ms - position.opened_ms) // inputs.timeframe_ms + 1 < inputs.min_hold_bars
+
+
 def run_cycle(inputs: CycleInputs) -> CycleResult:
     usable, skipped = _usable_histories(inputs)
     portfolio, fills, cancelled = _fill_pending(inputs, usable)
@@ -224,9 +254,13 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
     for symbol in sorted(usable):
         decision = combine([s for s in signals if s.symbol == symbol], inputs.weights)
         decisions[symbol] = decision
-        target = target_fraction(
-            decision.score, float(inputs.limits.max_position_fraction), allow_short=inputs.limits.allow_short
+        position = portfolio.positions.get(symbol)
+        held_sign = 0 if position is None or position.quantity == 0 else (1 if position.quantity > 0 else -1)
+        target = book_target(
+            decision.score, float(inputs.limits.max_position_fraction), inputs.limits.allow_short, held_sign, inputs.entry_hysteresis
         )
+        if _held_too_briefly(portfolio, symbol, inputs):
+            continue
         if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
             targets[symbol] = target
 

@@ -24,7 +24,7 @@ from typing import Mapping, Sequence
 
 from tradepipe.core.types import EnsembleDecision, Signal
 
-__all__ = ["DEFAULT_DEADBAND", "combine", "effective_vote", "target_fraction"]
+__all__ = ["DEFAULT_DEADBAND", "book_target", "combine", "effective_vote", "target_fraction"]
 
 DEFAULT_DEADBAND = 0.05
 
@@ -104,3 +104,26 @@ def target_fraction(
         return 0.0
     fraction = (strength - deadband) / (1.0 - deadband) * max_position_fraction
     return math.copysign(fraction, score)
+
+
+def book_target(
+    score: float,
+    max_position_fraction: float,
+    allow_short: bool,
+    held_sign: int,
+    entry_hysteresis: float = 0.0,
+    deadband: float = DEFAULT_DEADBAND,
+) -> float:
+    """``target_fraction`` with opening hysteresis: a turnover control on top of the dead band.
+
+    Keeping (or resizing) a position in the direction already held (``held_sign``: +1 long, -1
+    short, 0 flat) needs ``|score| > deadband``; opening one, from flat or through a flip, needs
+    ``|score| > deadband + entry_hysteresis``. A score that hovers near the dead band's edge
+    therefore stops opening and closing a position every bar. ``entry_hysteresis=0`` is
+    ``target_fraction`` exactly.
+    """
+    target = target_fraction(score, max_position_fraction, allow_short=allow_short, deadband=deadband)
+    opening = target != 0.0 and math.copysign(1, target) != held_sign
+    if opening and min(1.0, abs(score)) <= deadband + entry_hysteresis:
+        return 0.0
+    return target

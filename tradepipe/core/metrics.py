@@ -23,7 +23,9 @@ max_consecutive_*         never (``0`` when there is no such run)
 
 "Fewer than 2 returns" nulls every *ratio* (sharpe, sortino, volatility, calmar, win_rate,
 profit_factor), as DESIGN.md asks; totals, averages and run lengths stay, since they are
-meaningful for a single bar. Any value that would still come out non-finite (overflow on absurd
+meaningful for a single bar. ``min_returns`` raises that minimum (issue 14: a Sharpe annualised
+from 8 hourly bars came out as -810): below it every ratio is ``None`` with the reason
+"fewer than N returns". The performance rows use ``TRADEPIPE_MIN_METRIC_RETURNS`` (default 20). Any value that would still come out non-finite (overflow on absurd
 inputs) is ``None`` with the reason "not finite (numeric overflow)".
 """
 
@@ -94,7 +96,7 @@ class Classification(TypedDict):
 # --------------------------------------------------------------------------------------------
 
 
-def summarize(returns: Any, periods_per_year: float, risk_free: float = 0.0) -> Summary:
+def summarize(returns: Any, periods_per_year: float, risk_free: float = 0.0, min_returns: int = 2) -> Summary:
     """Performance summary of one stream of per-bar simple returns.
 
     ``returns`` is 1-D: a numpy array, list, pandas Series or polars Series, oldest first.
@@ -117,7 +119,7 @@ def summarize(returns: Any, periods_per_year: float, risk_free: float = 0.0) -> 
     """
     vector = _as_float_array(returns, ndim=1, what="returns")
     _raise_on_non_finite_vector(vector, what="returns")
-    return _summarize_rows(vector.reshape(1, -1), periods_per_year, risk_free)[0]
+    return _summarize_rows(vector.reshape(1, -1), periods_per_year, risk_free, min_returns)[0]
 
 
 def summarize_many(
@@ -125,6 +127,7 @@ def summarize_many(
     periods_per_year: float,
     risk_free: float = 0.0,
     names: Sequence[str] | None = None,
+    min_returns: int = 2,
 ) -> dict[str, Summary]:
     """:func:`summarize` for many agents at once, vectorised across columns.
 
@@ -140,7 +143,7 @@ def summarize_many(
     # reduced exactly as summarize() reduces a single series (same floating-point results).
     rows = np.ascontiguousarray(matrix.T)
     _raise_on_non_finite_rows(rows, agent_names)
-    return dict(zip(agent_names, _summarize_rows(rows, periods_per_year, risk_free)))
+    return dict(zip(agent_names, _summarize_rows(rows, periods_per_year, risk_free, min_returns)))
 
 
 def agent_return_stream(positions: Any, closes: Any, fee_bps: float) -> FloatArray:
@@ -206,18 +209,21 @@ def classify_agents(
 # --------------------------------------------------------------------------------------------
 
 
-def _summarize_rows(rows: FloatArray, periods_per_year: float, risk_free: float) -> list[Summary]:
+def _summarize_rows(rows: FloatArray, periods_per_year: float, risk_free: float, min_returns: int = 2) -> list[Summary]:
     _check_rates(periods_per_year, risk_free)
-    values, nulls = _row_metrics(rows, periods_per_year, risk_free)
+    if not (isinstance(min_returns, int) and min_returns >= 2):
+        raise ValueError(f"min_returns must be an integer >= 2, got {min_returns!r}")
+    values, nulls = _row_metrics(rows, periods_per_year, risk_free, min_returns)
     return [_row_summary(values, nulls, i) for i in range(rows.shape[0])]
 
 
 def _row_metrics(
-    rows: FloatArray, ppy: float, risk_free: float
+    rows: FloatArray, ppy: float, risk_free: float, min_returns: int = 2
 ) -> tuple[dict[str, np.ndarray], dict[str, list[tuple[np.ndarray, str]]]]:
     """Raw per-row metric values plus, per metric, the (mask, reason) pairs that null it."""
     n = rows.shape[1]
-    too_short = np.full(rows.shape[0], n < 2)
+    too_short = np.full(rows.shape[0], n < min_returns)
+    short = FEWER_THAN_2 if min_returns == 2 else f"fewer than {min_returns} returns"
     losses_only = np.minimum(rows, 0.0)  # shared by Sortino's downside and the loss sums
     with np.errstate(all="ignore"):  # 0/0 and x/0 are expected; the null masks cover them
         risk, zero_vol, no_downside = _risk_metrics(rows, losses_only, ppy, risk_free)
@@ -226,12 +232,12 @@ def _row_metrics(
     values = {**risk, **equity, **trades}
     values["max_consecutive_wins"], values["max_consecutive_losses"] = _longest_runs(rows)
     nulls = {
-        "sharpe": [(too_short, FEWER_THAN_2), (zero_vol, ZERO_VOLATILITY)],
-        "sortino": [(too_short, FEWER_THAN_2), (zero_vol, ZERO_VOLATILITY), (no_downside, NO_NEGATIVE_RETURNS)],
-        "volatility": [(too_short, FEWER_THAN_2)],
-        "calmar": [(too_short, FEWER_THAN_2), (negative_equity, NEGATIVE_EQUITY), (zero_drawdown, ZERO_DRAWDOWN)],
-        "win_rate": [(too_short, FEWER_THAN_2), (no_nonzero, NO_NONZERO_RETURNS)],
-        "profit_factor": [(too_short, FEWER_THAN_2), (no_losses, NO_LOSSES)],
+        "sharpe": [(too_short, short), (zero_vol, ZERO_VOLATILITY)],
+        "sortino": [(too_short, short), (zero_vol, ZERO_VOLATILITY), (no_downside, NO_NEGATIVE_RETURNS)],
+        "volatility": [(too_short, short)],
+        "calmar": [(too_short, short), (negative_equity, NEGATIVE_EQUITY), (zero_drawdown, ZERO_DRAWDOWN)],
+        "win_rate": [(too_short, short), (no_nonzero, NO_NONZERO_RETURNS)],
+        "profit_factor": [(too_short, short), (no_losses, NO_LOSSES)],
         "avg_win": [(no_wins, NO_WINS)],
         "avg_loss": [(no_losses, NO_LOSSES)],
     }
@@ -446,3 +452,52 @@ def _underperformance_reason(summary: Mapping[str, Any], under_sharpe: float, un
     if win_rate is not None and win_rate < under_win_rate:
         reasons.append(f"win_rate {win_rate:.3f} < {under_win_rate}")
     return "; ".join(reasons)
+
+
+def sharpe_difference_ci(
+    returns: Any,
+    baseline: Any,
+    periods_per_year: float,
+    block: int,
+    *,
+    resamples: int = 2000,
+    level: float = 0.95,
+    seed: int = 0,
+) -> tuple[float | None, tuple[float, float] | None]:
+    """Sharpe(returns) - Sharpe(baseline) and its moving-block bootstrap confidence interval.
+
+    The two streams are resampled together (same blocks of ``block`` consecutive bars, e.g. a week),
+    so their correlation and each one's autocorrelation within a block are kept. Percentile
+    interval at ``level``. ``(None, None)`` when either Sharpe is undefined or there are fewer than
+    two blocks of data. Deterministic for a given ``seed``.
+    """
+    a = _as_float_array(returns, ndim=1, what="returns")
+    b = _as_float_array(baseline, ndim=1, what="baseline")
+    if a.shape != b.shape:
+        raise ValueError(f"returns and baseline differ in length: {a.shape[0]} != {b.shape[0]}")
+    _raise_on_non_finite_vector(a, what="returns")
+    _raise_on_non_finite_vector(b, what="baseline")
+    if block < 1 or not 0 < level < 1:
+        raise ValueError(f"block must be >= 1 and level in (0, 1), got {block} and {level}")
+    n = a.shape[0]
+
+    def sharpe(x: np.ndarray) -> np.ndarray:
+        with np.errstate(all="ignore"):
+            return x.mean(axis=-1) / x.std(axis=-1, ddof=1) * math.sqrt(periods_per_year)
+
+    diff = float(sharpe(a) - sharpe(b))
+    if n < 2 * block or not math.isfinite(diff):
+        return None, None
+    rng = np.random.default_rng(seed)
+    blocks = -(-n // block)
+    draws: list[np.ndarray] = []
+    for chunk in range(0, resamples, 100):  # bounded memory: 100 resamples of n bars at a time
+        size = min(100, resamples - chunk)
+        starts = rng.integers(0, n - block + 1, size=(size, blocks))
+        index = (starts[:, :, None] + np.arange(block)).reshape(size, -1)[:, :n]
+        draws.append(sharpe(a[index]) - sharpe(b[index]))
+    values = np.concatenate(draws)
+    values = values[np.isfinite(values)]
+    tail = (1 - level) / 2 * 100
+    low, high = np.percentile(values, [tail, 100 - tail])
+    return diff, (float(low), float(high))

@@ -1,67 +1,236 @@
-"""Per-agent return streams from stored signals, and the per-agent performance rows built on them.
+"""Per-agent return streams as the book trades them, and the per-agent performance rows built on them.
 
-Pure: plain tables in, plain dicts out. The ``agent_performance`` and ``agent_weights`` assets
-call these with what they read from the ledger.
+Pure: plain tables in, plain dicts out. The ``agent_performance`` and ``agent_weights`` assets and
+the walk-forward engine call these with the signals (and bars) the cycles recorded.
+
+What an agent's return stream is
+--------------------------------
+The per-bar return of a *solo book*: the live book's rules with that agent as its only voter
+(weight 1), on every symbol the signals cover, sharing one equity. Per symbol and bar ``t``:
+
+1. the order decided at bar ``t - 1`` fills at bar ``t``'s **open**, moved against the trader by
+   ``slippage_bps``, paying ``fee_bps`` of the notional (``paper.fill_order``);
+2. positions are marked at bar ``t``'s close; a position at or beyond its stop
+   (``stop_loss_fraction`` from its average entry) is closed at the next open (``risk`` step 2);
+3. the vote is ``value x confidence`` (0 when the agent abstains, ``ensemble.effective_vote``); the
+   target is ``ensemble.target_fraction`` (dead band, ``max_position_fraction``, long-only unless
+   ``allow_short``), with the opening hysteresis and minimum holding period of ``ensemble.book_target``;
+4. no order when the held fraction is within ``rebalance_band`` of the target (``cycle._within_band``:
+   closing to flat is never suppressed); else the order is ``target x equity / close - held``.
+
+The stream at row ``t`` is ``equity(close t+1) / equity(close t) - 1`` (indexed by the bar whose
+position earned it, like before). What the solo book leaves out, because it binds rarely and depends
+on the rest of the book: the gross-exposure, turnover and cash caps, the daily-loss halt, exchange
+minimums and amount-step rounding. ``tests/core/test_traded_streams.py`` proves the stream equal to
+a solo-agent book run through ``cycle.run_cycle`` on real candles.
+
+The live ledger keeps each signal's bar close but not the next bar's open: without an ``open``
+column the fill is priced at the decision bar's close (on a 24/7 market the next open is that
+close to within a tick; exactly so in the CDD candles before 2020-08).
 """
 
 from __future__ import annotations
 
-import re
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from tradepipe.core.attribution import DEFAULT_QUANTUM, split_pnl
-from tradepipe.core.metrics import agent_return_stream, classify_agents, summarize_many
+from tradepipe.core.ensemble import DEFAULT_DEADBAND
+from tradepipe.core.metrics import classify_agents, summarize_many
 
-SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "abstained", "close")
+SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close")
 
 
-def agent_streams(signals: pd.DataFrame, fee_bps: float) -> pd.DataFrame:
-    """Bars x agents table of what following each agent alone would have earned per bar.
+@dataclass(frozen=True)
+class BookRules:
+    """The terms on which the book trades a signal: the same for the live cycle, the streams and
+    the walk-forward (``book_rules(settings)`` builds them from the settings)."""
 
-    ``signals`` has one row per (bar_ts, symbol, agent_name) with the signal ``value``, whether the
-    agent ``abstained`` (held flat) and the bar's ``close``. Per symbol the stream is
-    ``metrics.agent_return_stream`` (position at bar t times the next bar's return, net of
-    ``fee_bps`` on position changes); an agent's stream is the equal-weighted mean over the symbols
-    it covers at each bar. Rows are indexed by the bar whose position earned the return.
+    max_position_fraction: float = 0.25
+    allow_short: bool = False
+    deadband: float = DEFAULT_DEADBAND
+    rebalance_band: float = 0.02
+    fee_bps: float = 10.0
+    slippage_bps: float = 5.0
+    stop_loss_fraction: float = 0.05
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "max_position_fraction": 0 <= self.max_position_fraction <= 1,
+            "deadband": 0 <= self.deadband < 1,
+            "rebalance_band": 0 <= self.rebalance_band < 1,
+            "fee_bps": 0 <= self.fee_bps,
+            "slippage_bps": 0 <= self.slippage_bps < 1e4,
+            "stop_loss_fraction": 0 <= self.stop_loss_fraction < 1,
+            "entry_hysteresis": 0 <= self.entry_hysteresis < 1,
+            "min_hold_bars": self.min_hold_bars >= 0,
+        }
+        bad = [name for name, ok in checks.items() if not ok]
+        if bad:
+            raise ValueError(f"BookRules out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
+
+
+def book_rules(settings: Any) -> BookRules:
+    """The book's rules from a ``Settings`` object (duck-typed: the core does not read settings)."""
+    return BookRules(
+        max_position_fraction=float(settings.max_position_fraction),
+        allow_short=bool(settings.shorts_allowed),
+        rebalance_band=float(settings.rebalance_band),
+        fee_bps=float(settings.fee_bps),
+        slippage_bps=float(settings.slippage_bps),
+        stop_loss_fraction=float(settings.stop_loss_fraction),
+        entry_hysteresis=float(settings.entry_hysteresis),
+        min_hold_bars=int(settings.min_hold_bars),
+    )
+
+
+def simulate_books(
+    votes: np.ndarray, close: np.ndarray, open_: np.ndarray | None, rules: BookRules, *, costs: bool = True
+) -> np.ndarray:
+    """Per-bar returns of independent books, one per column of ``votes``, each trading the symbols.
+
+    ``votes`` is bars x books x symbols of scores in [-1, 1] (NaN: the symbol has no bar, so it is
+    neither traded nor re-marked); ``close`` and ``open_`` are bars x symbols (``open_`` None: fills
+    at the decision bar's close). Returns bars-1 x books (see the module docstring for the rules);
+    ``costs=False`` drops fees and slippage (the gross stream).
+
+    What does not depend on the path (targets before hysteresis, fill prices) is computed over whole
+    arrays; the band, stops, hysteresis and holding period depend on what each book holds, so one pass
+    over the bars follows each book with plain floats (on arrays this small, numpy's per-call cost is
+    ~50x the arithmetic).
+    """
+    n_bars, n_books, n_symbols = votes.shape
+    if close.shape != (n_bars, n_symbols) or (open_ is not None and open_.shape != close.shape):
+        raise ValueError(f"votes {votes.shape} do not match close {close.shape}" + ("" if open_ is None else f" / open {open_.shape}"))
+    fee = rules.fee_bps / 1e4 if costs else 0.0
+    slip = rules.slippage_bps / 1e4 if costs else 0.0
+    with np.errstate(invalid="ignore"):
+        strength = np.minimum(1.0, np.abs(votes))
+        raw = np.where(strength <= rules.deadband, 0.0, np.copysign((strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction, votes))
+        if not rules.allow_short:
+            raw = np.where(votes < 0, 0.0, raw)
+        opens_needed = strength > rules.deadband + rules.entry_hysteresis
+    fill_base = open_ if open_ is not None else np.vstack([np.full((1, n_symbols), np.nan), close[:-1]])
+    equity_curve = np.empty((n_bars, n_books))
+    close_rows = np.where(np.isnan(close), -1.0, close).tolist()  # -1: no bar
+    fill_rows = np.where(np.isnan(fill_base), -1.0, fill_base).tolist()
+    for book in range(n_books):
+        equity_curve[:, book] = _follow_book(
+            np.where(np.isnan(votes[:, book]), np.nan, raw[:, book]).tolist(), opens_needed[:, book].tolist(),
+            close_rows, fill_rows, rules, fee, slip,
+        )
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return equity_curve[1:] / equity_curve[:-1] - 1.0
+
+
+def _follow_book(
+    targets: list[list[float]], may_open: list[list[bool]], closes: list[list[float]], fills: list[list[float]],
+    rules: BookRules, fee: float, slip: float,
+) -> list[float]:
+    """Equity after each bar of one book (starting at 1.0 in cash); see ``simulate_books``."""
+    symbols = range(len(closes[0]))
+    cash, qty, avg, opened = 1.0, [0.0 for _ in symbols], [0.0 for _ in symbols], [0 for _ in symbols]
+    mark, pending = [0.0 for _ in symbols], [0.0 for _ in symbols]
+    stop, band, min_hold = rules.stop_loss_fraction, rules.rebalance_band, rules.min_hold_bars
+    equity_after: list[float] = []
+    for t, (target_row, open_row, close_row, fill_row) in enumerate(zip(targets, may_open, closes, fills)):
+        for s in symbols:  # 1. last bar's orders fill at this bar's open (cancelled if it has no bar)
+            order = pending[s]
+            if order == 0.0:
+                continue
+            pending[s] = 0.0
+            if close_row[s] < 0 or fill_row[s] < 0:
+                continue
+            price = fill_row[s] * (1.0 + slip if order > 0 else 1.0 - slip)
+            held, after = qty[s], qty[s] + order
+            if held == 0.0 or (after != 0.0 and (after > 0) != (held > 0)):
+                avg[s], opened[s] = price, t
+            elif (order > 0) == (held > 0):
+                avg[s] = (held * avg[s] + order * price) / after
+            cash -= order * price + abs(order * price) * fee
+            qty[s] = 0.0 if abs(after) <= 1e-12 * abs(held) else after
+        value = cash
+        for s in symbols:  # 2. mark at the close (a symbol without a bar keeps its last mark)
+            if close_row[s] > 0:
+                mark[s] = close_row[s]
+            value += qty[s] * mark[s]
+        equity_after.append(value)
+        if value <= 0:
+            continue
+        for s in symbols:  # 3-4. stop-loss, target, band
+            target, held = target_row[s], qty[s]
+            if close_row[s] < 0 or math.isnan(target):  # no bar, or no vote
+                continue
+            if held > 0 and mark[s] <= avg[s] * (1.0 - stop) and stop > 0 or held < 0 and mark[s] >= avg[s] * (1.0 + stop) and stop > 0:
+                pending[s] = -held
+                continue
+            if held != 0.0 and t - opened[s] + 1 < min_hold:
+                continue
+            held_sign = (held > 0) - (held < 0)
+            if target != 0.0 and ((target > 0) - (target < 0)) != held_sign and not open_row[s]:
+                target = 0.0  # opening hysteresis (ensemble.book_target)
+            if held == 0.0:
+                if abs(target) < band:
+                    continue
+            elif target != 0.0 and abs(target - held * mark[s] / value) < band:
+                continue
+            pending[s] = target * value / mark[s] - held
+    return equity_after
+
+
+def agent_streams(signals: pd.DataFrame, rules: BookRules, *, costs: bool = True) -> pd.DataFrame:
+    """Bars x agents table of each agent's solo-book return per bar (see the module docstring).
+
+    ``signals`` has one row per (bar_ts, symbol, agent_name) with the signal ``value``,
+    ``confidence``, whether the agent ``abstained`` and the bar's ``close`` (optionally its
+    ``open``). An agent without a row for a symbol's bar makes no decision there (holds).
+    Rows are indexed by the bar whose position earned the return; ``costs=False`` gives the
+    stream before fees and slippage.
     """
     missing = set(SIGNAL_COLUMNS) - set(signals.columns)
     if missing:
         raise ValueError(f"signals table lacks columns {sorted(missing)}")
     if signals.empty:
         return pd.DataFrame(dtype=float)
-    frames: dict[str, list[pd.Series]] = {}
-    ordered = signals.sort_values(["agent_name", "symbol", "bar_ts"])
-    for (agent, symbol), group in ordered.groupby(["agent_name", "symbol"], sort=True):
-        if len(group) < 2:
-            continue
-        positions = np.where(group["abstained"].to_numpy(dtype=bool), 0.0, group["value"].to_numpy(dtype=float))
-        closes = group["close"].to_numpy(dtype=float)
-        try:
-            returns = agent_return_stream(positions, closes, fee_bps)
-        except ValueError as exc:
-            raise ValueError(f"agent {agent!r}, {symbol}: {_name_bar(str(exc), group['bar_ts'])}") from None
-        frames.setdefault(str(agent), []).append(pd.Series(returns, index=group["bar_ts"].to_numpy()[:-1]))
-    columns = {agent: pd.concat(series, axis=1).mean(axis=1) for agent, series in frames.items()}
-    return pd.DataFrame(columns).sort_index().fillna(0.0)
+    bars = pd.Index(sorted(signals["bar_ts"].unique()))
+    symbols = sorted(signals["symbol"].unique())
+    agents = sorted(str(a) for a in signals["agent_name"].unique())
+    prices = signals.drop_duplicates(["bar_ts", "symbol"]).set_index(["bar_ts", "symbol"])
+    close = _price_table(prices["close"], bars, symbols, "close")
+    open_ = _price_table(prices["open"], bars, symbols, "open") if "open" in signals.columns else None
+    abstained = signals["abstained"].astype(bool).to_numpy()
+    value = pd.to_numeric(signals["value"], errors="coerce").to_numpy(dtype=float)
+    confidence = pd.to_numeric(signals["confidence"], errors="coerce").to_numpy(dtype=float)
+    vote = np.where(abstained, 0.0, value * confidence)
+    bad = ~np.isfinite(vote)
+    if bad.any():
+        row = signals.iloc[int(np.argmax(bad))]
+        raise ValueError(f"agent {row['agent_name']!r}, {row['symbol']}: non-finite value or confidence at bar {pd.Timestamp(row['bar_ts']).isoformat()}")
+    cube = np.full((len(bars), len(agents), len(symbols)), np.nan)
+    cube[bars.get_indexer(signals["bar_ts"]), pd.Index(agents).get_indexer(signals["agent_name"].astype(str)), pd.Index(symbols).get_indexer(signals["symbol"])] = vote
+    if len(bars) < 2:
+        return pd.DataFrame(columns=agents, dtype=float)
+    returns = simulate_books(cube, close, open_, rules, costs=costs)
+    return pd.DataFrame(returns, index=bars[:-1], columns=agents)
 
 
-_BAR_INDEX = re.compile(r"\[(\d+)\]|\bat index (\d+)")
-
-
-def _name_bar(message: str, bars: pd.Series) -> str:
-    """Turn metrics' "closes[3] is not positive" / "closes contain nan at index 3" into a message
-    that names the bar's timestamp."""
-    match = _BAR_INDEX.search(message)
-    if match is None:
-        return message
-    index = int(match.group(1) or match.group(2))
-    if not 0 <= index < len(bars):
-        return message
-    return f"{message} (bar {pd.Timestamp(bars.iloc[index]).isoformat()})"
+def _price_table(prices: pd.Series, bars: pd.Index, symbols: list[str], what: str) -> np.ndarray:
+    """bars x symbols of one price column; NaN where a symbol has no bar. A present but missing,
+    non-finite or non-positive price raises, naming the symbol and the bar."""
+    numbers = pd.to_numeric(prices, errors="coerce")
+    bad = ~(np.isfinite(numbers.to_numpy(dtype=float)) & (numbers.to_numpy(dtype=float) > 0))
+    if bad.any():
+        bar_ts, symbol = prices.index[int(np.argmax(bad))]
+        raise ValueError(f"{symbol}: {what} {prices.iloc[int(np.argmax(bad))]!r} is not a positive price at bar {pd.Timestamp(bar_ts).isoformat()}")
+    return numbers.unstack("symbol").reindex(index=bars, columns=symbols).to_numpy(dtype=float)
 
 
 def trade_stats(parts: pd.DataFrame) -> dict[str, dict[str, Any]]:
@@ -97,10 +266,13 @@ def evaluate_agents(
     trades: Mapping[str, Mapping[str, Any]],
     periods_per_year: float,
     risk_free: float = 0.0,
+    min_returns: int = 2,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
-    """Performance row per agent plus the ranking, top performers and underperformers."""
+    """Performance row per agent plus the ranking, top performers and underperformers.
+
+    Ratios from fewer than ``min_returns`` returns are ``None`` with the reason (metrics module)."""
     frame = streams.reindex(columns=agents).fillna(0.0) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
-    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents)
+    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents, min_returns=min_returns)
     rows: dict[str, dict[str, Any]] = {}
     for agent in agents:
         trade = trades.get(agent, {})

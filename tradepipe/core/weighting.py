@@ -1,18 +1,40 @@
-"""Deciding the next agent weights: eligibility, optimisation, and the keep-previous fallbacks.
+"""Deciding the next agent weights: eligibility, the method, and what happens when few agents qualify.
 
-Pure. ``agent_weights`` calls ``decide_weights`` with the window's return streams and performance
-rows, and records the decision (old, new, method, expected improvement, reason) in weight_history.
+Pure. ``agent_weights`` (and the walk-forward engine) call ``decide_weights`` with the window's
+traded return streams (``performance.agent_streams``) and performance rows, and record the decision
+(old, new, method, expected improvement, reason) in weight_history.
+
+A decision never freezes (issue 9). With ``k`` eligible agents:
+
+* ``k = 0``: equal weight over every configured agent (the prior: no agent has shown anything);
+* ``k`` below what the bounds need (``k x max_weight < 1``): the ineligible are dropped and the
+  upper bound becomes ``1 / k`` (the tightest feasible one), so the eligible still share all weight;
+* otherwise the method runs within ``[min_weight, max_weight]``.
+
+Only a method that fails on the window (a singular covariance, no positive expected return, too
+few bars) keeps the previous weights, with the reason recorded.
+
+Methods: the optimiser's ``max_sharpe``, ``risk_parity`` and ``equal_weight`` over the eligible
+agents, and ``hedge``, built for noisy estimates: exponential weights (Hedge, the online
+multiplicative-weights rule) on the window's traded streams, ``w_a ~ exp(eta x z_a)`` with
+``z_a = sum(r_a) / (sigma x sqrt(n))`` the agent's cumulative return in units of its noise
+(``sigma`` pooled over the agents, so ``z`` is a t-statistic and ``eta`` is unit-free), over every
+agent with at least ``min_signals`` votes (no Sharpe threshold: weak evidence moves weight a
+little, strong evidence a lot), projected onto the bounds. ``eta = 0`` is equal weight.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+
+METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
 
 
 @dataclass(frozen=True)
@@ -47,6 +69,39 @@ def _renormalised(weights: dict[str, float], agents: Sequence[str]) -> dict[str,
     return {agent: value / total for agent, value in weights.items()}
 
 
+def feasible_max_weight(count: int, max_weight: float) -> float:
+    """The upper bound used for ``count`` weighted agents: ``max_weight``, raised to ``1 / count``
+    when fewer agents than ``1 / max_weight`` share the weight (so they can still sum to 1)."""
+    return max(max_weight, 1.0 / count) if count else max_weight
+
+
+def project_to_bounds(weights: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """The nearest point (Euclidean) to ``weights`` with ``lo <= w <= hi`` and ``sum(w) = 1``:
+    ``clip(w - tau, lo, hi)`` with ``tau`` found by bisection (the sum is monotone in ``tau``)."""
+    low, high = float(weights.min() - hi), float(weights.max() - lo)
+    for _ in range(200):
+        tau = 0.5 * (low + high)
+        if np.clip(weights - tau, lo, hi).sum() > 1.0:
+            low = tau
+        else:
+            high = tau
+    projected = np.clip(weights - 0.5 * (low + high), lo, hi)
+    return projected / projected.sum()
+
+
+def hedge_weights(streams: pd.DataFrame, learning_rate: float, lo: float, hi: float) -> dict[str, float]:
+    """Exponential weights on risk-normalised cumulative returns (see the module docstring)."""
+    values = streams.to_numpy(dtype=float)
+    n = values.shape[0]
+    sigma = math.sqrt(float(np.mean(values.var(axis=0, ddof=1)))) if n >= 2 else 0.0
+    if not sigma > 0:
+        scores = np.zeros(values.shape[1])
+    else:
+        scores = values.sum(axis=0) / (sigma * math.sqrt(n))
+    raw = np.exp(learning_rate * (scores - scores.max()))
+    return dict(zip(streams.columns, project_to_bounds(raw / raw.sum(), lo, hi).tolist()))
+
+
 def decide_weights(
     agents: Sequence[str],
     performance: Mapping[str, Mapping[str, Any]],
@@ -60,49 +115,89 @@ def decide_weights(
     min_sharpe: float,
     periods_per_year: float,
     risk_free: float = 0.0,
+    learning_rate: float = 0.25,
 ) -> WeightDecision:
     """New weights for every agent, or the current ones kept with the reason why.
 
-    Eligible agents (at least ``min_signals`` votes and Sharpe > ``min_sharpe`` in the window) share
-    the weight within [min_weight, max_weight]. Ineligible agents are dropped to weight 0: they keep
-    voting and being measured, so they come back when their own stream earns it. With too few
-    eligible agents for the bounds, an infeasible or singular problem, or no positive expected
-    return, the current weights are kept.
+    Eligible agents (at least ``min_signals`` votes and Sharpe > ``min_sharpe`` in the window; for
+    ``hedge`` the votes alone) share the weight within [min_weight, max_weight], the upper bound
+    widened to ``1 / k`` for ``k`` eligible agents when the bounds need more; none eligible gives
+    equal weight over all agents. Ineligible agents are dropped to weight 0: they keep voting and
+    being measured, so they come back when their own stream earns it. A method that fails on the
+    window (singular or no positive expected return) keeps the current weights. ``learning_rate``
+    is hedge's ``eta``.
     """
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
-    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize, portfolio_sharpe
+    from tradepipe.core.optimizer import (
+        OptimizationError,
+        eligible_agents,
+        optimize,
+        portfolio_sharpe,
+    )
 
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
-    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=min_sharpe)
+    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
     current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
     current_sharpe = portfolio_sharpe(table, current_full, periods_per_year, risk_free) if len(table) >= 2 else None
     keep = dict(current_full)
+    notes: list[str] = []
     if not eligible:
-        return WeightDecision(keep, False, "kept previous weights: no eligible agent in the window", eligible, ineligible, current_sharpe=current_sharpe)
+        new = {agent: 1.0 / len(agents) for agent in agents}
+        reason = "equal weight: no eligible agent in the window (the prior until an agent earns weight)"
+        return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+    upper = feasible_max_weight(len(eligible), max_weight)
+    if upper > max_weight:
+        notes.append(f"{len(eligible)} eligible agent(s) x max_weight {max_weight} < 1: upper bound {upper:.4g}")
     try:
-        chosen = optimize(table[eligible], method=method, min_weight=min_weight, max_weight=max_weight, periods_per_year=periods_per_year, risk_free=risk_free)
+        if method == "hedge":
+            if len(table) < 2:
+                raise OptimizationError("too_few_bars", f"hedge needs at least 2 bars of returns, got {len(table)}")
+            chosen = hedge_weights(table[eligible], learning_rate, min_weight, upper)
+        else:
+            chosen = optimize(table[eligible], method=method, min_weight=min_weight, max_weight=upper, periods_per_year=periods_per_year, risk_free=risk_free)
     except OptimizationError as exc:
         return WeightDecision(keep, False, f"kept previous weights: {exc.reason}: {exc}", eligible, ineligible, current_sharpe=current_sharpe)
     new = {agent: float(chosen.get(agent, 0.0)) for agent in agents}
-    expected = portfolio_sharpe(table, new, periods_per_year, risk_free)
+    reason = f"{method} over {len(eligible)} eligible agent(s)" + (f"; dropped {sorted(ineligible)}" if ineligible else "") + "".join(f"; {n}" for n in notes)
+    return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+
+
+def _decision(
+    new: dict[str, float],
+    reason: str,
+    eligible: list[str],
+    ineligible: dict[str, str],
+    table: pd.DataFrame,
+    current_full: dict[str, float],
+    current_sharpe: float | None,
+    periods_per_year: float,
+    risk_free: float,
+    notes: list[str],
+) -> WeightDecision:
+    from tradepipe.core.optimizer import portfolio_sharpe
+
+    expected = portfolio_sharpe(table, new, periods_per_year, risk_free) if len(table) >= 2 else None
     improvement = None if expected is None or current_sharpe is None else expected - current_sharpe
     new_return, old_return = _window_return(table, new), _window_return(table, current_full)
     return WeightDecision(
         weights=new,
         updated=True,
-        reason=f"{method} over {len(eligible)} eligible agent(s)" + (f"; dropped {sorted(ineligible)}" if ineligible else ""),
+        reason=reason,
         eligible=eligible,
         ineligible=ineligible,
         expected_sharpe=expected,
         current_sharpe=current_sharpe,
         sharpe_improvement=improvement,
         return_improvement=None if new_return is None or old_return is None else new_return - old_return,
+        notes=notes,
     )
 
 
 def weight_problems(weights: Mapping[str, Any], agents: set[str], min_weight: float, max_weight: float) -> list[str]:
     """Why a weight set must not be published; empty when it is sound. Weight 0 marks a dropped agent.
+
+    The upper bound is ``feasible_max_weight`` of the number of weighted agents (as decided).
 
     The rule of the blocking check ``weights_are_sound`` and of every publication (``publish_weights``).
     """
@@ -116,7 +211,8 @@ def weight_problems(weights: Mapping[str, Any], agents: set[str], min_weight: fl
         problems.append(f"non-finite weights for {nan}")
     elif abs(sum(values.values()) - 1.0) > 1e-9:
         problems.append(f"weights sum to {sum(values.values())!r}, not 1")
-    out = sorted(k for k, v in values.items() if math.isfinite(v) and v != 0 and not (min_weight - 1e-12 <= v <= max_weight + 1e-12))
+    upper = feasible_max_weight(sum(1 for v in values.values() if v != 0), max_weight)
+    out = sorted(k for k, v in values.items() if math.isfinite(v) and v != 0 and not (min_weight - 1e-12 <= v <= upper + 1e-12))
     if out:
-        problems.append(f"outside [{min_weight}, {max_weight}]: {out}")
+        problems.append(f"outside [{min_weight}, {upper:.6g}]: {out}")
     return problems

@@ -22,11 +22,11 @@ from tradepipe.adapters.db.weights import live_weights, promote  # noqa: F401
 def load_signals(session: Session, book: str, start: datetime, end: datetime) -> pd.DataFrame:
     """Signals with bar_ts in [start, end), one row per (bar, symbol, agent)."""
     rows = session.execute(
-        select(SignalRow.bar_ts, SignalRow.symbol, SignalRow.agent_name, SignalRow.value, SignalRow.abstained, SignalRow.close)
+        select(SignalRow.bar_ts, SignalRow.symbol, SignalRow.agent_name, SignalRow.value, SignalRow.confidence, SignalRow.abstained, SignalRow.close)
         .where(SignalRow.book == book, SignalRow.bar_ts >= start, SignalRow.bar_ts < end)
         .order_by(SignalRow.bar_ts)
     ).all()
-    return pd.DataFrame(rows, columns=["bar_ts", "symbol", "agent_name", "value", "abstained", "close"])
+    return pd.DataFrame(rows, columns=["bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close"])
 
 
 def signal_counts(signals: pd.DataFrame) -> dict[str, int]:

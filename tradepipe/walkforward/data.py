@@ -1,0 +1,111 @@
+"""Candles for a walk-forward: the shared CSV/Parquet files, read by ``ReplayMarket``, as arrays.
+
+Every symbol keeps its own rows (a missing hour is missing for that symbol only). The engine trades
+the union of the symbols' bar times; at a bar a symbol lacks, that symbol is skipped for the cycle
+(the live cycle's own rule: its newest closed bar is not the cycle's bar) and the others trade.
+``coverage_notes`` says so in the summary. The files' last rows are dropped by default, as
+``tradepipe backtest`` does: an exchange dump ends with the candle that was still forming.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC
+from pathlib import Path
+
+import numpy as np
+
+from tradepipe.adapters.market import MarketDataError, ReplayMarket
+from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.types import BarHistory
+
+
+class WalkForwardInputError(ValueError):
+    """The request cannot be evaluated (no data in the range, unknown file, ...): one readable line."""
+
+
+@dataclass(frozen=True)
+class SymbolBars:
+    """One symbol's rows, oldest first (defective rows kept: the cycle's guard skips them)."""
+
+    symbol: str
+    timeframe: str
+    timestamps: np.ndarray
+    open: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+    volume: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.timestamps.shape[0])
+
+    def window(self, end_row: int, history_bars: int) -> BarHistory:
+        """The ``history_bars`` rows up to and including ``end_row``: what ``ReplayMarket.closed_bars``
+        gives the live cycle (views, no copy)."""
+        take = slice(max(end_row + 1 - history_bars, 0), end_row + 1)
+        return BarHistory(
+            self.symbol, self.timeframe, self.timestamps[take], self.open[take], self.high[take],
+            self.low[take], self.close[take], self.volume[take],
+        )
+
+
+@dataclass(frozen=True)
+class MarketFrame:
+    """The candles of every symbol plus the bar times the engine steps through."""
+
+    symbols: tuple[str, ...]
+    timeframe: str
+    bars: dict[str, SymbolBars]
+    timeline: np.ndarray  # union of the symbols' bar open times (ms), sorted
+    notes: tuple[str, ...]
+
+    @property
+    def step_ms(self) -> int:
+        return timeframe_ms(self.timeframe)
+
+    def row_at(self, symbol: str, bar_open_ms: int) -> int:
+        """Index of the symbol's newest row opened at or before ``bar_open_ms`` (-1: none yet)."""
+        return int(np.searchsorted(self.bars[symbol].timestamps, bar_open_ms, side="right")) - 1
+
+
+def load_market(directory: str | Path, symbols: Sequence[str], timeframe: str, drop_last_bar: bool = True) -> MarketFrame:
+    """Read ``BASE_QUOTE-TIMEFRAME`` files of ``symbols`` from ``directory`` (see ``ReplayMarket``)."""
+    timeframe_ms(timeframe)  # a bad timeframe fails here, with the accepted spellings
+    if not symbols:
+        raise WalkForwardInputError("no symbols given")
+    if len(set(symbols)) != len(symbols):
+        raise WalkForwardInputError(f"symbols listed more than once: {list(symbols)}")
+    market = ReplayMarket(directory, mode="stepped", drop_last_bar=drop_last_bar)
+    bars: dict[str, SymbolBars] = {}
+    for symbol in symbols:
+        try:
+            stamps, *values = market.columns(symbol, timeframe)
+        except MarketDataError as exc:
+            raise WalkForwardInputError(exc.reason) from None
+        timestamps = np.asarray(stamps, dtype=np.int64)
+        columns = [np.ascontiguousarray(column, dtype=np.float64) for column in values]
+        bars[symbol] = SymbolBars(symbol, timeframe, timestamps, *columns)
+    timeline = np.unique(np.concatenate([b.timestamps for b in bars.values()]))
+    return MarketFrame(tuple(symbols), timeframe, bars, timeline, tuple(market.warnings) + tuple(coverage_notes(bars, timeline, timeframe)))
+
+
+def coverage_notes(bars: dict[str, SymbolBars], timeline: np.ndarray, timeframe: str) -> list[str]:
+    """One line per symbol whose rows do not cover every bar of the union timeline."""
+    notes = []
+    for symbol, b in bars.items():
+        missing = int(timeline.size - b.timestamps.size)
+        if missing:
+            notes.append(
+                f"{symbol}: {missing} of {timeline.size} {timeframe} bars missing "
+                f"(first {_iso(int(b.timestamps[0]))}, last {_iso(int(b.timestamps[-1]))}); "
+                "the symbol is skipped at those bars, the others trade"
+            )
+    return notes
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
