@@ -31,7 +31,7 @@ from tradepipe.weights_service import UnsoundWeightsError, publish_weight_set
 
 class AgentWeightsConfig(dg.Config):
     method: str | None = None
-    """Optimiser for this materialisation (max_sharpe, risk_parity, equal_weight); empty: TRADEPIPE_OPTIMIZER_METHOD."""
+    """Weight method for this materialisation (hedge, max_sharpe, risk_parity, equal_weight); empty: TRADEPIPE_OPTIMIZER_METHOD."""
     replay: bool | None = None
     """Force replay (True) or live (False); empty: a partition older than the newest complete day is a replay."""
 

@@ -55,7 +55,7 @@ class BookRules:
     max_position_fraction: float = 0.25
     allow_short: bool = False
     deadband: float = DEFAULT_DEADBAND
-    rebalance_band: float = 0.02
+    rebalance_band: float = 0.05
     fee_bps: float = 10.0
     slippage_bps: float = 5.0
     stop_loss_fraction: float = 0.05
