@@ -143,7 +143,7 @@ def _expected_streams(signals: pd.DataFrame, agents: list[str], settings: Any) -
     for agent in agents:
         votes = {(r.bar_ts, r.symbol): (0.0 if r.abstained else r.value * r.confidence) for r in signals[signals["agent_name"] == agent].itertuples()}
         cash, qty, avg, pending, marks, equity = 1.0, {}, {}, {}, {}, []
-        for i, bar in enumerate(bars):
+        for bar in bars:
             for symbol, order in pending.items():
                 if (bar, symbol) not in closes:
                     continue
