@@ -61,7 +61,7 @@ def test_different_coverage_and_a_defective_bar_are_recorded(candles: Path, tmp_
     assert any(note.startswith("ETH/USDT: 100 of") and "skipped at those bars" in note for note in summary["notes"])
     eth, btc = summary["skipped"]["ETH/USDT"], summary["skipped"]["BTC/USDT"]
     assert eth["bars"] == 100 - 59 and "market data: no 1h bars closed by" in eth["reasons"][0]
-    assert btc["bars"] == 200 and "non-positive price" in btc["reasons"][0]  # every window holding the bad bar
+    assert btc["bars"] == 200 and "non_positive_price" in btc["reasons"][0]  # every window holding the bad bar
     assert summary["strategies"]["equal_weight"]["fees"] > 0  # the rest traded
 
 

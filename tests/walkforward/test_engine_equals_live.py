@@ -129,6 +129,9 @@ def test_the_engine_sets_every_cycle_input_the_runner_sets() -> None:
         "book", "bar_open_ms", "timeframe_ms", "histories", "unavailable", "agents", "context", "weights", "portfolio",
         "pending", "rules", "limits", "fee_bps", "slippage_bps", "day_start_equity", "halted", "last_marks",
         "agent_notes", "rebalance_band", "broker_outcomes", "entry_hysteresis", "min_hold_bars",
+        # History has no wall clock (each bar's decision time is its close); the engine judges each bar's
+        # guard once for all its books and passes the verdicts.
+        "wall_clock_ms", "guard_verdicts",
     }
     assert {f.name for f in fields(RiskLimits)} == {
         "max_position_fraction", "max_gross_exposure", "max_turnover_fraction", "stop_loss_fraction",
