@@ -31,6 +31,10 @@ from tradepipe.core.timeframes import bars_per_day, periods_per_year
 from tradepipe.settings import DEFAULT_AGENTS
 
 
+def fmt(value: float | None, places: int = 2) -> str:
+    return "   -   " if value is None or not math.isfinite(value) else f"{value:.{places}f}"
+
+
 def load_votes(data: Path, symbols: list[str], timeframe: str, history_bars: int) -> VoteTable:
     key = hashlib.sha1(f"{data.resolve()}|{symbols}|{timeframe}|{history_bars}".encode()).hexdigest()[:12]
     cache = Path(f"/tmp/wflearn_votes_{key}.npz")
@@ -55,10 +59,10 @@ def main() -> None:
     parser.add_argument("--timeframe", default="1h")
     parser.add_argument("--window", type=int, default=30)
     parser.add_argument("--methods", default="max_sharpe,hedge")
-    parser.add_argument("--eta", type=float, default=0.5)
+    parser.add_argument("--eta", type=float, default=0.25)
     parser.add_argument("--hysteresis", type=float, default=0.0)
     parser.add_argument("--min-hold", type=int, default=0)
-    parser.add_argument("--band", type=float, default=0.02)
+    parser.add_argument("--band", type=float, default=0.05)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     symbols = args.symbols.split(",")
@@ -88,9 +92,6 @@ def main() -> None:
     print(f"{args.data.name} {args.symbols} {args.timeframe}: {days:.0f} out-of-sample days, window {args.window} d, eta {args.eta}, "
           f"hysteresis {args.hysteresis}, min hold {args.min_hold}, band {args.band} ({seconds:.0f} s)")
     print(f"{'strategy':26} {'net SR':>7} {'gross SR':>8} {'return':>8} {'maxDD':>7} {'costs':>7} {'changes':>7}  diff vs EW [95% CI]")
-    def fmt(v: object, p: int = 2) -> str:
-        return "   -   " if v is None or (isinstance(v, float) and not math.isfinite(v)) else f"{v:.{p}f}"
-
     for name, row in table.items():
         ci = "" if row["ci95"] is None else f"{row['sharpe_diff_vs_equal']:+.2f} [{row['ci95'][0]:+.2f}, {row['ci95'][1]:+.2f}]"
         print(f"{name:26} {fmt(row['sharpe']):>7} {fmt(row['gross_sharpe']):>8} {fmt(row['total_return'], 3):>8} {fmt(row['max_drawdown'], 3):>7} "

@@ -202,7 +202,7 @@ class CycleUnitOfWork:
                 halted=state.halted,
                 last_marks=state.last_marks,
                 agent_notes=request.agent_notes,
-                rebalance_band=settings.rebalance_band,
+                rebalance_band=settings.resolved_rebalance_band,
                 wall_clock_ms=request.wall_clock_ms,
                 entry_hysteresis=settings.entry_hysteresis,
                 min_hold_bars=settings.min_hold_bars,

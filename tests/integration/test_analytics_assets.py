@@ -135,7 +135,7 @@ def _expected_streams(signals: pd.DataFrame, agents: list[str], settings: Any) -
     vote value x confidence, target from the dead band and max position (shorts as the settings
     allow), no order within the rebalance band, the order filled at the decision bar's close (the
     ledger has no next open) moved by the slippage, the fee on the notional, stop-losses."""
-    max_pos, band, fee, slip = settings.max_position_fraction, settings.rebalance_band, float(settings.fee_bps) / 1e4, float(settings.slippage_bps) / 1e4
+    max_pos, band, fee, slip = settings.max_position_fraction, settings.resolved_rebalance_band, float(settings.fee_bps) / 1e4, float(settings.slippage_bps) / 1e4
     stop, shorts, deadband = settings.stop_loss_fraction, settings.shorts_allowed, 0.05
     bars = sorted(signals["bar_ts"].unique())
     closes = {(r.bar_ts, r.symbol): float(r.close) for r in signals.itertuples()}

@@ -83,7 +83,7 @@ def book_rules(settings: Any) -> BookRules:
     return BookRules(
         max_position_fraction=float(settings.max_position_fraction),
         allow_short=bool(settings.shorts_allowed),
-        rebalance_band=float(settings.rebalance_band),
+        rebalance_band=float(settings.resolved_rebalance_band),
         fee_bps=float(settings.fee_bps),
         slippage_bps=float(settings.slippage_bps),
         stop_loss_fraction=float(settings.stop_loss_fraction),

@@ -117,7 +117,7 @@ def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
             # TRADEPIPE_ALLOW_SHORT says otherwise (the synthetic market's short-selling default does not apply).
             allow_short=bool(settings.allow_short),
         ),
-        rebalance_band=settings.rebalance_band,
+        rebalance_band=settings.resolved_rebalance_band,
         history_bars=max(settings.history_bars, max_history_needed(agents) + 5),
         window_days=settings.performance_window_days,
         default_weights=dict(settings.default_weights),
