@@ -88,6 +88,7 @@ def bench_materialize(bars: Bars, dagster_tmp: Path) -> None:
 
     from tradepipe.assets.portfolio import portfolio_state
     from tradepipe.checks.ledger import equity_invariant, no_double_fills
+    from tradepipe.definitions import defs
 
     (dagster_tmp / "materialize").mkdir()
     with dg.DagsterInstance.local_temp(str(dagster_tmp / "materialize")) as instance:
@@ -96,7 +97,10 @@ def bench_materialize(bars: Bars, dagster_tmp: Path) -> None:
             bar = bars.take()
             start = time.perf_counter()
             result = dg.materialize(
-                [portfolio_state, equity_invariant, no_double_fills], run_config=run_config(bar), instance=instance
+                [portfolio_state, equity_invariant, no_double_fills],
+                run_config=run_config(bar),
+                instance=instance,
+                resources=defs.resources,  # the code location's own
             )
             seconds.append(time.perf_counter() - start)
             assert result.success

@@ -109,6 +109,10 @@ def test_each_environment_has_its_own_resource_set(monkeypatch) -> None:  # type
     local = build_resources(local_settings)
     assert isinstance(local["ledger"], LedgerDatabase) and local["ledger"].url == local_settings.resolved_database_url
     assert local["ledger"].url.startswith("sqlite:///") and isinstance(local["broker"].api_key, dg.EnvVar)
+    monkeypatch.setenv("TRADEPIPE_REDIS_URL", "redis://127.0.0.1:6379/0")
+    assert build_resources(load_settings())["weights_cache"].redis_url == "redis://127.0.0.1:6379/0"  # nothing to hide
+    monkeypatch.setenv("TRADEPIPE_REDIS_URL", f"redis://:{REDIS_PASSWORD}@127.0.0.1:6379/0")
+    assert build_resources(load_settings())["weights_cache"].redis_url == "TRADEPIPE_REDIS_URL"  # a password: the variable
 
     test = build_resources(settings, "test")  # plain values: a test needs no environment
     assert test["ledger"].url == url and test["broker"].api_key == SECRETS["TRADEPIPE_EXCHANGE_API_KEY"]

@@ -6,9 +6,10 @@ the single typed reading of ``TRADEPIPE_*``; the resources are how assets, check
 receive it. As in Dagster's showcase project (hooli-data-eng-pipelines: one resource set per
 environment, picked when the code location loads), there is one set per environment:
 
-* ``local`` (``make run``, SQLite under TRADEPIPE_HOME): values shown on the Resources page as they are;
-* ``deployment`` (PostgreSQL): the database and Redis URLs, which may carry a password, are
-  ``dg.EnvVar``s whenever they come from the environment, so the UI shows the variable, not the URL;
+* ``local`` (``make run``, SQLite under TRADEPIPE_HOME): values shown on the Resources page as they
+  are, except a URL carrying a password, which is shown as its variable (``dg.EnvVar``);
+* ``deployment`` (PostgreSQL): the database and Redis URLs are ``dg.EnvVar``s whenever they come from
+  the environment, so the UI shows where the deployment reads them, never a credential;
 * ``test``: plain values only (no environment variable needed), for ``dg.materialize(..., resources=...)``.
 
 Secrets (exchange API key and secret) are ``dg.EnvVar``s in ``local`` and ``deployment``. Nothing here
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import os
 from typing import Any, Callable, Literal
+from urllib.parse import urlsplit
 
 import dagster as dg
 
@@ -54,10 +56,13 @@ def environment_of(settings: Settings) -> Environment:
     return "deployment" if url.startswith(("postgresql", "postgres")) else "local"
 
 
-def _from_environment(field: str, value: Any) -> Any:
-    """``dg.EnvVar`` for the field's TRADEPIPE_* variable when the process has it, else the value itself."""
+def _url(field: str, value: str | None, *, as_variable: bool) -> Any:
+    """``dg.EnvVar`` for the field's TRADEPIPE_* variable when the process has it and the URL carries a
+    password (or ``as_variable``), else the URL itself."""
     variable = ENV_PREFIX + field.upper()
-    return dg.EnvVar(variable) if variable in os.environ else value
+    if variable not in os.environ:
+        return value
+    return dg.EnvVar(variable) if as_variable or (value and urlsplit(value).password) else value
 
 
 def _address(field: str, value: Any) -> Any:
@@ -112,23 +117,16 @@ def _broker(settings: Settings, api_key: Any, secret: Any) -> BrokerResource:
 
 
 def _local(settings: Settings) -> dict[str, Any]:
-    redis_url = _address("redis_url", settings.redis_url)
-    return {
-        "ledger": _ledger(settings, _address("database_url", settings.resolved_database_url)),
-        "market": _market(settings),
-        "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
-        "weights_cache": WeightsCacheResource(redis_url=redis_url),
-        "trading": TradingConfigResource.from_settings(
-            settings, database_url=_address("database_url", settings.database_url),
-            redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed),
-        ),
-        "clock": WallClock(),
-    }
+    return _configured(settings, urls_as_variables=False)
 
 
 def _deployment(settings: Settings) -> dict[str, Any]:
-    database_url = _from_environment("database_url", settings.resolved_database_url)
-    redis_url = _from_environment("redis_url", settings.redis_url)
+    return _configured(settings, urls_as_variables=True)
+
+
+def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any]:
+    database_url = _url("database_url", settings.resolved_database_url, as_variable=urls_as_variables)
+    redis_url = _url("redis_url", settings.redis_url, as_variable=urls_as_variables)
     return {
         "ledger": _ledger(settings, database_url),
         "market": _market(settings),
