@@ -346,15 +346,15 @@ def readme_commands(marker: str, replacements: dict[str, str]) -> list[list[str]
 
 
 def queue_wait_s(instance: Any, run_id: str) -> float | None:
-    """Seconds between a run's RUN_ENQUEUED and RUN_DEQUEUED events (None if not dequeued yet)."""
+    """Seconds a run spent in the run queue: from RUN_ENQUEUED to RUN_STARTING (the coordinator took it)."""
     from dagster import DagsterEventType
 
     times = {}
-    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_DEQUEUED}):
-        times[entry.dagster_event.event_type] = entry.timestamp
-    if DagsterEventType.RUN_DEQUEUED not in times or DagsterEventType.RUN_ENQUEUED not in times:
+    for entry in instance.all_logs(run_id, of_type={DagsterEventType.RUN_ENQUEUED, DagsterEventType.RUN_STARTING}):
+        times.setdefault(entry.dagster_event.event_type, entry.timestamp)
+    if DagsterEventType.RUN_STARTING not in times or DagsterEventType.RUN_ENQUEUED not in times:
         return None
-    return times[DagsterEventType.RUN_DEQUEUED] - times[DagsterEventType.RUN_ENQUEUED]
+    return times[DagsterEventType.RUN_STARTING] - times[DagsterEventType.RUN_ENQUEUED]
 
 
 # --------------------------------------------------------------------------- the test
