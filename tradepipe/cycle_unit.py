@@ -222,7 +222,7 @@ class CycleUnitOfWork:
         record_snapshot(session, cycle, result, state.day_start_equity)
         record_agent_work(session, cycle, result, request.run_id)
         defects = _bar_defects(request, result.skipped, timeframe_ms(self.timeframe))
-        record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id)
+        record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id, system_health=self.book == settings.book)
         if result.plan.halted and not state.halted:
             record_halt(session, book, bar_open_ms, result.plan.halt_reason)
         cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})

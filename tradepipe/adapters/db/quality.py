@@ -42,10 +42,13 @@ def record_blocked_symbols(
     skipped: Mapping[str, str],
     defects: Mapping[str, Sequence[BarDefect]],
     run_id: str | None,
+    *,
+    system_health: bool = True,
 ) -> None:
     """When symbols were kept out of the cycle: one ``agent_work_log`` row (agent ``data_quality``, task
-    ``market_bars``) and one ``system_metrics`` row per symbol (``skipped``: symbol -> reason;
-    ``defects``: the blocking bar defects behind a reason). A cycle that kept nobody out writes nothing."""
+    ``market_bars``) and, for the live book (``system_health``), one ``system_metrics`` row per symbol
+    (``skipped``: symbol -> reason; ``defects``: the blocking bar defects behind a reason): a backtest's
+    bad bars are not the system's health. A cycle that kept nobody out writes nothing."""
     bar = cycle.bar_ts.isoformat()
     blocked = dict(skipped)
     if not blocked:
@@ -66,6 +69,8 @@ def record_blocked_symbols(
             run_id=run_id,
         )
     )
+    if not system_health:
+        return
     for symbol, reason in sorted(blocked.items()):
         rules = sorted({defect.rule for defect in defects.get(symbol, ())})
         session.add(
