@@ -48,14 +48,18 @@ from typing import Any
 
 import pytest
 
+from tradepipe.core.timeframes import parse_utc_ms
+
 pytestmark = [pytest.mark.e2e, pytest.mark.postgres, pytest.mark.redis, pytest.mark.timeout(900)]
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
 PROCFILE = REPO / "deploy" / "Procfile"
 TRADING_JOB = "trading_cycle"
-BAR_TAG = "tradepipe/bar_open_ms"
-TIMEFRAME = "5s"
+BAR_TAG = "tradepipe/bar_open"  # ISO UTC
+# A paper order fills only at the open of the bar right after its decision (issue 10), so a bar must
+# outlast a run on this machine; on a much slower one set TRADEPIPE_TEST_DEPLOY_TIMEFRAME (e.g. 60s).
+TIMEFRAME = os.environ.get("TRADEPIPE_TEST_DEPLOY_TIMEFRAME", "15s")
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")
 NEW_SYMBOL = "ADA/USDT"  # what the "new code" of phase 3 trades as well
 PHASE_SECONDS = float(os.environ.get("TRADEPIPE_TEST_DEPLOY_PHASE_SECONDS", "300"))
@@ -99,7 +103,7 @@ class Run:
 
     @property
     def bar(self) -> int:
-        return int(self.tags[BAR_TAG])
+        return parse_utc_ms(self.tags[BAR_TAG])
 
     @property
     def finished(self) -> bool:
