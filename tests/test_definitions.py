@@ -28,7 +28,7 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid",
         # issue 12: data quality
         "market_bars_tradable", "market_bars_expectations", "orders_within_risk_limits", "ledger_replays_to_the_book",
-        "signals_expectations", "attribution_expectations",
+        "signals_expectations", "attribution_expectations", "report_matches_schema", "walk_forward_summaries_match_schema",
     }
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job", "data_quality",

@@ -15,6 +15,7 @@ from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report, project_report_schedule, report_job
 from tradepipe.assets.walkforward import walk_forward, walk_forward_sweep, walk_forward_sweep_job  # issue 9
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weights, weights_are_sound
+from tradepipe.checks.document_schemas import report_matches_schema, walk_forward_summaries_match_schema
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
 from tradepipe.checks.ledger_quality import (
     attribution_expectations,
@@ -94,6 +95,8 @@ defs = dg.Definitions(
         ledger_replays_to_the_book,
         signals_expectations,
         attribution_expectations,
+        report_matches_schema,
+        walk_forward_summaries_match_schema,
     ],
     jobs=[
         trading_cycle_job,

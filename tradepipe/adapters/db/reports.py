@@ -391,3 +391,8 @@ def store_email_config(session: Session, **values: Any) -> EmailConfig:
         setattr(row, name, value)
     session.flush()
     return row
+
+
+def latest_reports(session: Session, limit: int) -> list[ProjectReport]:
+    """The newest ``limit`` stored reports, newest first (what the schema check re-validates)."""
+    return list(session.scalars(select(ProjectReport).order_by(ProjectReport.generated_at.desc()).limit(limit)))
