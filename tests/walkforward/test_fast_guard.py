@@ -97,3 +97,37 @@ def test_short_files_and_unequal_arrays_fall_back(cdd_dir: Path) -> None:
     assert window_verdicts(bars, 30, STEP_MS) == [validate_history(bars.window(r, 30), int(bars.timestamps[r]) + STEP_MS) for r in range(60)]
     uneven = SymbolBars("BTC/USDT", "1h", columns["timestamps"], columns["open"], columns["high"], columns["low"], columns["close"][:-1], columns["volume"])
     assert window_verdicts(uneven, HISTORY_BARS, STEP_MS) == _expected(uneven)
+
+
+def test_engine_cycles_get_the_live_guards_verdicts(cdd_dir: Path, tmp_path: Path) -> None:
+    """Every cycle of a walk-forward sees the verdicts guard_verdicts gives its bars: the files' bogus
+    first rows, a NaN close in BTC and an hour ETH lacks (its newest closed bar is not the cycle's)."""
+    from tradepipe.core.cycle import guard_verdicts
+    from tradepipe.settings import load_settings
+    from tradepipe.walkforward.data import load_market
+    from tradepipe.walkforward.engine import StrategySpec, config_from_settings, run_walk_forward
+    from tests.walkforward.conftest import write_slice
+
+    def edit(name: str, lines: list[str]) -> list[str]:
+        if name.startswith("ETH"):
+            return lines[:400] + lines[401:]
+        fields = lines[450].split(",")
+        fields[5] = "nan"
+        return lines[:450] + [",".join(fields)] + lines[451:]
+
+    candles = write_slice(cdd_dir, tmp_path / "cdd", 0, 700, edit)
+    settings = load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT")
+    config = config_from_settings(settings)
+    market = load_market(candles, config.symbols, "1h")
+    seen: list[dict[str, str | None]] = []
+
+    def on_cycle(key, inputs, result) -> None:
+        assert inputs.guard_verdicts == guard_verdicts(inputs.histories, inputs.bar_open_ms, inputs.timeframe_ms)
+        seen.append(dict(inputs.guard_verdicts))
+
+    run_walk_forward(market, config, [StrategySpec("fixed", settings.default_weights)], on_cycle=on_cycle)
+    reasons = [r for verdicts in seen for r in verdicts.values() if r]
+    assert len(seen) > 500
+    assert any("newest closed bar is" in r for r in reasons)
+    assert any("null_value" in r for r in reasons) and any("outlier" in r for r in reasons)
+    assert sum(r is None for verdicts in seen for r in verdicts.values()) > 500
