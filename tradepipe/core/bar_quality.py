@@ -187,20 +187,24 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
     """Per bar (``prices`` in time order): the largest distance / bound over body and wicks (above 1
     is an outlier), and the median close the body was measured against.
 
+    ``prices`` may also hold 2-D arrays (series x bars, e.g. many windows of one file): each row is
+    judged on its own, with the same arithmetic as a 1-D call on that row.
     ``use_later_bars=False`` judges every bar as the newest bar of a live cycle would be judged,
     from the bars before it only (used to prove the rule raises no false alarm in a live loop).
     """
+    one_series = np.ndim(prices["close"]) == 1
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        logs = {name: np.log(np.where(prices[name] > 0, prices[name], np.nan)) for name in PRICE_COLUMNS}
+        logs = {name: np.log(np.where(prices[name] > 0, prices[name], np.nan)).reshape(-1, np.shape(prices[name])[-1]) for name in PRICE_COLUMNS}
         bar_range = logs["high"] - logs["low"]
         bar_range = np.where(bar_range > 0, bar_range, np.nan)  # flat (zero-volume) bars say nothing of the scale
-        stacked = np.vstack([logs["close"], bar_range])
-        sides = [tuple(_side_medians(stacked, reverse)) for reverse in ((False, True) if use_later_bars else (False,))]
+        count = bar_range.shape[0]
+        stacked = np.concatenate([logs["close"], bar_range])
+        sides = [(medians[:count], medians[count:]) for medians in (_side_medians(stacked, reverse) for reverse in ((False, True) if use_later_bars else (False,)))]
         has_before = ~np.isnan(sides[0][0])
-        has_after = ~np.isnan(sides[1][0]) if len(sides) == 2 else np.zeros(len(has_before), dtype=bool)
+        has_after = ~np.isnan(sides[1][0]) if len(sides) == 2 else np.zeros(has_before.shape, dtype=bool)
         scale = np.fmax.reduce([side_scale for _, side_scale in sides])
         ratios = []
-        reference = np.full(len(logs["close"]), np.nan)
+        reference = np.full(logs["close"].shape, np.nan)
         for which, parts, ranges in ((0, ("open", "close"), OUTLIER_BODY_RANGES), (1, ("high", "low"), OUTLIER_WICK_RANGES)):
             # Each price's distance to the nearer side's median (a real move starts at one side's level
             # and ends at the other's); the part's distance is its farthest price's. NaN if missing.
@@ -214,17 +218,20 @@ def outlier_scores(prices: Columns, *, use_later_bars: bool = True) -> tuple[np.
             ratios.append(distance / np.maximum(ranges * np.nan_to_num(scale), floor))
             if which == 0:  # the median the body's farthest price was measured against, for the report
                 farthest = np.argmax(np.where(np.isnan(per_price), -np.inf, per_price), axis=0)
-                price = np.array([logs[name] for name in parts])[farthest, np.arange(len(farthest))]
+                price = np.take_along_axis(np.array([logs[name] for name in parts]), farthest[None], axis=0)[0]
                 side_medians = np.array([side for side, _ in sides])
                 nearer = np.argmin(np.where(np.isnan(side_medians), np.inf, np.abs(side_medians - price)), axis=0)
-                reference = np.exp(side_medians[nearer, np.arange(len(nearer))])
+                reference = np.exp(np.take_along_axis(side_medians, nearer[None], axis=0)[0])
         # Judged by earlier bars only, the close cannot be told from a real crash, but the open can: on a
         # market that trades around the clock a bar opens where the one before closed.
-        previous_close = np.concatenate([[np.nan], logs["close"][:-1]])
+        previous_close = np.concatenate([np.full((count, 1), np.nan), logs["close"][:, :-1]], axis=1)
         gap = np.abs(logs["open"] - previous_close)
         bound = np.maximum(OUTLIER_BODY_RANGES * np.nan_to_num(scale), OUTLIER_TWO_SIDED_FLOOR)
         ratios.append(np.where(has_before & ~has_after, gap / bound, np.nan))
-    return np.fmax.reduce(ratios), reference
+        ratio = np.fmax.reduce(ratios)
+    if one_series:
+        return ratio[0], reference[0]
+    return ratio, reference
 
 
 def bar_columns(

@@ -45,6 +45,7 @@ from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import DAY_MS, periods_per_year
 from tradepipe.core.types import AgentContext, MarketRules
 from tradepipe.walkforward.data import MarketFrame, WalkForwardInputError
+from tradepipe.walkforward.guard import window_verdicts
 from tradepipe.walkforward.signals import CachedAgent, SignalMode, build_signal_caches
 from tradepipe.walkforward.window import SignalHistory, SignalWindow
 
@@ -483,13 +484,15 @@ class _Loop:
         self.votes, self.streams_function, self.policy, self.on_cycle = votes, streams_function, policy, on_cycle
         self.step_ms = _step(config)
         self.symbol_rows = {s: np.searchsorted(market.bars[s].timestamps, bars, side="right") - 1 for s in config.symbols}
+        # The guard's verdict on each row's window, judged once per symbol (equal to guard_verdicts on it).
+        self.row_verdicts = {s: window_verdicts(market.bars[s], config.history_bars, self.step_ms) for s in config.symbols}
 
     def step(self, index: int, books: Sequence[BookState], skipped: dict[str, dict[str, Any]] | None) -> None:
         config, bar = self.config, int(self.bars[index])
         if index == 0 or int(self.bars[index - 1]) // DAY_MS != bar // DAY_MS:
             adaptive = [book for book in books if book.spec.method is not None]
             _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0)
-        histories, unavailable, opens = {}, {}, {}
+        histories, unavailable, opens, guard = {}, {}, {}, {}
         for symbol in config.symbols:
             row = int(self.symbol_rows[symbol][index])
             if row < 0:
@@ -498,8 +501,13 @@ class _Loop:
             history = self.market.bars[symbol].window(row, config.history_bars)
             histories[symbol] = history
             opens[symbol] = float(history.open[-1])
+            # The same bars for every book: judged once. The precomputed verdict is guard_verdicts' own
+            # when the window ends at this bar (decision time: its close); otherwise guard_verdicts says why not.
+            if history.last_timestamp == bar:
+                guard[symbol] = self.row_verdicts[symbol][row]
+            else:
+                guard.update(guard_verdicts({symbol: history}, bar, self.step_ms))
         context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
-        guard = guard_verdicts(histories, bar, self.step_ms)  # the same bars for every book: judged once
         result = None
         for book in books:
             inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard)
