@@ -325,7 +325,7 @@ def test_publish_refuses_unknown_rows_and_other_books(sqlite_db: str, redis_url:
     [
         ({"momentum": 0.4, "trend": 0.4, "mean_reversion": 0.4}, "weights sum to 1.2"),
         ({"momentum": 0.4, "trend": 0.3, "ghost_agent": 0.3}, "unknown agents ['ghost_agent']"),
-        ({"momentum": 0.7, "trend": 0.3}, "outside [0.05, 0.4]: ['momentum']"),
+        ({"momentum": 0.7, "trend": 0.3}, "outside [0.05, 0.5]: ['momentum']"),
         ({"momentum": float("nan"), "trend": 1.0}, "non-finite weights for ['momentum']"),
     ],
 )

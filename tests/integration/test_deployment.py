@@ -441,7 +441,7 @@ def test_deployment_runs_schedules_and_sensors_on_postgres_and_survives_restarts
         with dagster_instance(dagster_home, env, monkeypatch) as instance:
             states = instigator_states(instance)
             assert all(states[key].status in on for key in expected if key[1] != "performance_intraday")
-            cursor = int(states[(InstigatorType.SENSOR, "trading_cycle_sensor")].instigator_data.cursor)  # type: ignore[union-attr]
+            cursor = parse_utc_ms(states[(InstigatorType.SENSOR, "trading_cycle_sensor")].instigator_data.cursor)  # type: ignore[union-attr]
     except BaseException:
         for service in services.values():
             for log in service.logs:
