@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +38,13 @@ def iso(ms: int | None) -> str | None:
 
 
 def money(value: Decimal | None) -> str:
-    return "-" if value is None else format(value.quantize(_CENT), ",f")
+    # Rounding named, not taken from the thread's decimal context (a library may change that): half to
+    # even, as `tradepipe status` rounds.
+    return "-" if value is None else format(value.quantize(_CENT, rounding=ROUND_HALF_EVEN), ",f")
 
 
 def price(value: Decimal | None, places: int) -> str:
-    return "-" if value is None else format(value.quantize(Decimal(1).scaleb(-places)), ",f")
+    return "-" if value is None else format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), ",f")
 
 
 def iso_duration(ms: int) -> str:
