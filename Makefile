@@ -30,7 +30,7 @@ install: $(VENV)/.installed
 migrate: install
 	$(BIN)/tradepipe db upgrade
 
-# issue 14: a first start on the synthetic market trades a warm-up day first (`tradepipe warmup` does
+# a first start on the synthetic market trades a warm-up day first (`tradepipe warmup` does
 # nothing on any other market or on a book that already traded); the terminal shows the UI address,
 # the trading cycles and warnings: services log at WARNING, runs at INFO, library deprecations hidden.
 run: migrate
@@ -56,7 +56,7 @@ bench: install
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
-# --- issue 13: the scheduled deployment on PostgreSQL (README "Scheduled deployment on PostgreSQL").
+# --- the scheduled deployment on PostgreSQL (README "Scheduled deployment on PostgreSQL").
 # Code server, webserver and daemon as three long-lived processes (deploy/Procfile, run by honcho,
 # which also reads a .env file); PROCESSES=daemon (or code, webserver) starts just that one.
 PROCESSES ?=

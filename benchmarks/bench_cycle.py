@@ -25,7 +25,7 @@ from tradepipe.core.cycle import CycleInputs, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
 from tradepipe.core.risk import OrderIntent, RiskLimits, client_order_id, quantize_to_step
 from tradepipe.core.types import AgentContext, BarHistory, Headline, MarketRules, Position
-from tradepipe.runner import PAPER_RULES
+from tradepipe.trading.runner import PAPER_RULES
 
 SYMBOLS = (
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT",
@@ -141,8 +141,8 @@ def time_core(headlines: bool) -> list[float]:
 
 def time_runner() -> list[float]:
     from tradepipe.adapters.db.engine import get_engine, upgrade
-    from tradepipe.runner import TradingRunner
-    from tradepipe.settings import load_settings
+    from tradepipe.trading.runner import TradingRunner
+    from tradepipe.config.settings import load_settings
 
     with tempfile.TemporaryDirectory(prefix="bench_cycle_") as folder:
         cwd = os.getcwd()

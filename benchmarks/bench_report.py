@@ -1,6 +1,6 @@
 """A report over a week of 1-minute cycles (10,080 cycles, 5 agents, 3 symbols): build and render both formats.
 
-Target (issue 11): JSON + HTML (with its SVG charts) in under 5 s on the project machine. The email
+Target: JSON + HTML (with its SVG charts) in under 5 s on the project machine. The email
 (PNG charts, MIME) is timed too, since the asset renders it for every report.
 
     .venv/bin/python benchmarks/bench_report.py [--with-db]
@@ -18,19 +18,8 @@ import sys
 import time
 from datetime import datetime, timedelta, timezone
 
-from tradepipe.core.report import (
-    AgentDay,
-    AgentWork,
-    CycleRecord,
-    EquityPoint,
-    FillRecord,
-    MetricRecord,
-    OrderRecord,
-    ReportInputs,
-    TaskRecord,
-    WeightChange,
-    build_report,
-)
+from tradepipe.core.report_inputs import AgentDay, AgentWork, CycleRecord, EquityPoint, FillRecord, MetricRecord, OrderRecord, ReportInputs, TaskRecord, WeightDecisionRecord
+from tradepipe.core.report import build_report
 from tradepipe.reports.render import compose_email, render_json, render_standalone_html
 
 AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
@@ -59,7 +48,7 @@ def week_of_cycles(seed: int = 11) -> ReportInputs:
         for d in range(5) for rank, agent in enumerate(AGENTS, start=1)
     ]
     weights = [
-        WeightChange(END - timedelta(days=d), "max_sharpe", {a: 0.2 for a in AGENTS},
+        WeightDecisionRecord(END - timedelta(days=d), "max_sharpe", {a: 0.2 for a in AGENTS},
                      {a: w / sum(ws) for a, w in zip(AGENTS, ws)}, "optimised", True, d == 1)
         for d in range(1, 8) for ws in [[rng.uniform(0.05, 0.4) for _ in AGENTS]]
     ]
@@ -84,41 +73,41 @@ def seed_database(url: str, inputs: ReportInputs) -> None:
     from sqlalchemy import insert
 
     from tradepipe.adapters.db.engine import get_engine, upgrade
-    from tradepipe.adapters.db.models import AgentWorkLog, Book, Fill, Order, PortfolioSnapshot, SystemMetric, TradingCycle
+    from tradepipe.adapters.db.models import AgentWorkLogRow, BookRow, FillRow, OrderRow, PortfolioSnapshotRow, SystemMetricRow, TradingCycleRow
 
     upgrade(url)
     engine = get_engine(url)
     with engine.begin() as connection:
-        connection.execute(insert(Book), [{"name": "main", "starting_cash": Decimal(10000), "quote_currency": "USDT"}])
-        connection.execute(insert(TradingCycle), [
+        connection.execute(insert(BookRow), [{"name": "main", "starting_cash": Decimal(10000), "quote_currency": "USDT"}])
+        connection.execute(insert(TradingCycleRow), [
             {"id": i + 1, "book": "main", "bar_ts": p.ts, "timeframe": "1m", "market_source": "synthetic", "status": "succeeded",
              "weights": inputs.current_weights, "weights_source": "redis", "skipped": {}}
             for i, p in enumerate(inputs.equity)
         ])
-        connection.execute(insert(PortfolioSnapshot), [
+        connection.execute(insert(PortfolioSnapshotRow), [
             {"book": "main", "bar_ts": p.ts, "cycle_id": i + 1, "cash": Decimal(str(round(p.cash, 2))),
              "positions_value": Decimal(0), "equity": Decimal(str(round(p.equity, 2))), "realized_pnl": Decimal(0),
              "unrealized_pnl": Decimal(0), "fees_paid": Decimal(0), "day_start_equity": Decimal(10000), "positions": {}}
             for i, p in enumerate(inputs.equity)
         ])
-        connection.execute(insert(AgentWorkLog), [
+        connection.execute(insert(AgentWorkLogRow), [
             {"timestamp": p.ts, "agent_name": a, "task": "signal", "status": "voted", "details": {}, "duration_ms": 2.0, "cycle_id": i + 1}
             for i, p in enumerate(inputs.equity) for a in AGENTS
         ])
-        connection.execute(insert(SystemMetric), [
+        connection.execute(insert(SystemMetricRow), [
             {"timestamp": p.ts, "metric_name": name, "value": 0.1, "tags": {"book": "main", "stage": stage}}
             for p in inputs.equity
             for name, stage in [("cycle_latency_seconds", s) for s in ("market_data", "agents", "risk", "ledger", "total")]
             + [("weights_source", "redis"), ("skipped_symbols", "")]
         ])
         first_cycle = {p.ts: i + 1 for i, p in enumerate(inputs.equity)}
-        connection.execute(insert(Order), [
+        connection.execute(insert(OrderRow), [
             {"id": i + 1, "client_order_id": f"o{i}", "cycle_id": first_cycle.get(f.ts, 1), "book": "main", "bar_ts": f.ts,
              "symbol": f.symbol, "side": "buy", "quantity": Decimal(1), "requested_quantity": Decimal(1), "status": "filled",
              "reason": "", "broker": "paper", "contributions": {}}
             for i, f in enumerate(inputs.fills)
         ])
-        connection.execute(insert(Fill), [
+        connection.execute(insert(FillRow), [
             {"order_id": i + 1, "client_order_id": f"o{i}", "trade_id": f"t{i}", "book": "main", "symbol": f.symbol, "side": "buy",
              "quantity": Decimal(1), "price": Decimal(100), "fee": Decimal(str(f.fee)), "notional": Decimal(100), "ts": f.ts,
              "realized_pnl": Decimal(str(round(f.realized_pnl, 8))), "closed_quantity": Decimal(0), "opening_contributions": {}}

@@ -18,9 +18,9 @@ import sys
 import time
 from pathlib import Path
 
-from tradepipe.settings import load_settings
-from tradepipe.walkforward.data import load_market
-from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
+from tradepipe.config.settings import load_settings
+from tradepipe.research.data import load_market
+from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "binance_cdd_2017_2021"
 TARGET_SECONDS = 60.0

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.learning_experiments import load_votes
-from tradepipe.core.learning import DAY_MS, ensemble_scores
+from tradepipe.research.learning import DAY_MS, ensemble_scores
 from tradepipe.core.metrics import sharpe_difference_ci, summarize
 from tradepipe.core.performance import BookRules, simulate_books
 from tradepipe.core.timeframes import bars_per_day, periods_per_year

@@ -1,6 +1,6 @@
-"""Walk-forward evidence for the learning defaults (issue 9): weighting methods and turnover controls.
+"""Walk-forward evidence for the learning defaults: weighting methods and turnover controls.
 
-Replays the loop with ``tradepipe.core.learning.learn`` (live agents, live decision rules, traded
+Replays the loop with ``tradepipe.research.learning.learn`` (live agents, live decision rules, traded
 streams, next-day weights) on the candles in a data folder and prints, per strategy, net and gross
 Sharpe, total return, turnover proxy (fees), weight changes, and the Sharpe difference vs equal
 weight with its weekly-block bootstrap 95% interval.
@@ -24,11 +24,11 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.core.agents import get_agents
-from tradepipe.core.learning import LearningConfig, VoteTable, compute_votes, learn
+from tradepipe.research.learning import LearningConfig, VoteTable, compute_votes, learn
 from tradepipe.core.metrics import sharpe_difference_ci, summarize
 from tradepipe.core.performance import BookRules
 from tradepipe.core.timeframes import bars_per_day, periods_per_year
-from tradepipe.settings import DEFAULT_AGENTS
+from tradepipe.config.settings import DEFAULT_AGENTS
 
 
 def fmt(value: float | None, places: int = 2) -> str:

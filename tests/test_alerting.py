@@ -1,6 +1,6 @@
 """When the live weights count as stale (pure rule, no clock)."""
 
-from tradepipe.alerting import stale_weights_reason
+from tradepipe.sensors.alerts import stale_weights_reason
 
 H = 3_600_000
 NOW = 1_764_633_600_000

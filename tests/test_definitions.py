@@ -20,13 +20,13 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "live_weights",
         "project_report",
         "day_charts",
-        "walk_forward",  # issue 9
+        "walk_forward",
         "walk_forward_sweep",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {
         "equity_invariant", "no_double_fills", "weights_are_sound", "performance_rows_are_valid",
-        # issue 12: data quality
+        # data quality
         "market_bars_tradable", "market_bars_expectations", "orders_within_risk_limits", "ledger_replays_to_the_book",
         "signals_expectations", "attribution_expectations", "report_matches_schema", "walk_forward_summaries_match_schema",
     }

@@ -7,7 +7,7 @@ import socket
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main
+from tradepipe.cli.main import main
 
 DAGSTER_PG = ("DAGSTER_PG_HOST", "DAGSTER_PG_PORT", "DAGSTER_PG_DB", "DAGSTER_PG_USER", "DAGSTER_PG_PASSWORD")
 

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main as cli
-from tradepipe.preflight import check_settings
-from tradepipe.settings import SettingsError, load_settings
+from tradepipe.cli.main import main as cli
+from tradepipe.config.preflight import check_settings
+from tradepipe.config.settings import SettingsError, load_settings
 
 
 def _problem(**settings: object) -> str:

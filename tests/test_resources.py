@@ -12,7 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from tradepipe.resources import RESOURCE_KEYS, BrokerResource, LedgerDatabase, TradingConfigResource, build_resources
-from tradepipe.settings import SECRET_FIELDS, Settings, load_settings
+from tradepipe.config.settings import SECRET_FIELDS, Settings, load_settings
 
 SECRETS = {
     "TRADEPIPE_EXCHANGE_API_KEY": "key-0f1e2d3c4b5a-NEVER-SHOWN",

@@ -1,4 +1,4 @@
-"""Trading has priority over analytics in the run queue (issue 10): the instance configs and the job tags agree.
+"""Trading has priority over analytics in the run queue: the instance configs and the job tags agree.
 
 The end-to-end daemon test shows it live (a backfill beside the sensor); this one keeps the
 configuration from drifting: whatever the analytics jobs and backfills take, a slot stays free.
@@ -13,7 +13,7 @@ import dagster as dg
 import pytest
 import yaml
 
-from tradepipe.run_pools import ANALYTICS_TAGS, POOL_TAG
+from tradepipe.config.run_pools import ANALYTICS_TAGS, POOL_TAG
 
 REPO = Path(__file__).resolve().parents[1]
 

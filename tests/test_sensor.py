@@ -15,7 +15,7 @@ from tradepipe.definitions import defs
 from tradepipe.core.timeframes import iso_utc
 from tradepipe.resources import FixedClock, TradingConfigResource
 from tradepipe.sensors.trading_cycle import BAR_TAG, TRADING_CYCLE_TAG, next_bar_to_trade, run_key
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 REPO = Path(__file__).resolve().parents[1]
 M = 60_000

@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main
-from tradepipe.settings import DEFAULT_AGENTS, SettingsError, load_settings
+from tradepipe.cli.main import main
+from tradepipe.config.settings import DEFAULT_AGENTS, SettingsError, load_settings
 
 SECRET = "hunter2"
 
@@ -92,7 +92,7 @@ def test_real_money_needs_both_the_ccxt_broker_and_live(monkeypatch: pytest.Monk
 
     monkeypatch.setenv("TRADEPIPE_BROKER", "paper")
     with pytest.raises(SettingsError, match="TRADEPIPE_LIVE=1 needs TRADEPIPE_BROKER=ccxt"):
-        load_settings()  # issue 14: refused, not silently paper
+        load_settings()  # refused, not silently paper
 
 
 # --- parsing -------------------------------------------------------------------------------------
@@ -278,7 +278,7 @@ def test_a_bad_value_in_dotenv_is_reported_like_an_environment_variable(tmp_path
         pytest.param(
             {"TRADEPIPE_LIVE": "maybe"}, "TRADEPIPE_LIVE", ["exactly 0", "or 1"], id="live-not-a-boolean"
         ),
-        # issue 14: strict safety settings
+        # strict safety settings
         pytest.param({"TRADEPIPE_LIVE": "yes"}, "TRADEPIPE_LIVE='yes'", ["exactly 0"], id="live-yes-is-not-1"),
         pytest.param({"TRADEPIPE_LIVE": "true"}, "TRADEPIPE_LIVE='true'", ["exactly 0"], id="live-true-is-not-1"),
         pytest.param({"TRADEPIPE_LIVE": "1"}, "TRADEPIPE_LIVE", ["TRADEPIPE_BROKER=ccxt", "paper"], id="live-with-paper-broker"),
@@ -405,7 +405,7 @@ def test_shorts_only_on_the_synthetic_paper_market_unless_set() -> None:
         load_settings(market_source="ccxt", broker="ccxt", allow_short=True)
 
 
-# --- issue 14: strict safety settings are refused in one line -------------------------------------
+# --- strict safety settings are refused in one line -------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -422,7 +422,7 @@ def test_shorts_only_on_the_synthetic_paper_market_unless_set() -> None:
 def test_cli_refuses_an_unsafe_setting_with_one_line(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> None:
     from click.testing import CliRunner
 
-    from tradepipe.cli import main
+    from tradepipe.cli.main import main
 
     for name, value in env.items():
         monkeypatch.setenv(name, value)

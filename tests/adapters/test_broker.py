@@ -34,9 +34,9 @@ import ccxt
 import pytest
 import requests
 
-from tradepipe.adapters.broker import BrokerError, CcxtBroker, ExchangeOrder, LiveTradingRefused, to_fill
+from tradepipe.adapters.ccxt_broker import BrokerError, CcxtBroker, ExchangeOrder, LiveTradingRefused, to_fill
 from tradepipe.core.risk import OrderIntent, client_order_id
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 API_KEY = "dummy-api-key-0123456789"
 SECRET = "dummy-secret-NEVER-SHOWN-9f8e7d6c"
@@ -585,7 +585,7 @@ def test_signed_requests_go_to_the_testnet_and_never_carry_the_secret(binance: c
 
 @pytest.mark.shared_data
 def test_live_keeps_the_real_urls_and_warns(binance: ccxt.binance, caplog: pytest.LogCaptureFixture):
-    with caplog.at_level(logging.WARNING, logger="tradepipe.adapters.broker"):
+    with caplog.at_level(logging.WARNING, logger="tradepipe.adapters.ccxt_broker"):
         broker = CcxtBroker(binance, live=True, sleep=lambda s: None)
     assert binance.urls["api"]["private"] == MAINNET and not binance.isSandboxModeEnabled
     assert "LIVE trading on binance" in caplog.text and "LIVE" in repr(broker)

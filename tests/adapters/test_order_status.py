@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tradepipe.adapters.db.models import Order
+from tradepipe.adapters.db.models import OrderRow
 from tradepipe.adapters.db.order_status import OrderStatus, OrderTransitionError, move_order
 
 S = OrderStatus
@@ -18,8 +18,8 @@ ALLOWED = {
 }
 
 
-def order(status: OrderStatus) -> Order:
-    return Order(client_order_id="tp-main-1-BTCUSDT-rebalance", status=status, reason="rebalance to 0.25")
+def order(status: OrderStatus) -> OrderRow:
+    return OrderRow(client_order_id="tp-main-1-BTCUSDT-rebalance", status=status, reason="rebalance to 0.25")
 
 
 @pytest.mark.parametrize("start", list(S))

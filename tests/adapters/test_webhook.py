@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import select
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import SystemMetric
+from tradepipe.adapters.db.models import SystemMetricRow
 from tradepipe.adapters.webhook import post_json
 from tradepipe.resources.alerts import AlertsResource
 
@@ -115,7 +115,7 @@ def test_undelivered_alerts_are_recorded_then_retried_never_raised(
 
     assert not failed.delivered
     with sessions() as session:
-        (row,) = session.scalars(select(SystemMetric).where(SystemMetric.metric_name == "alert_undelivered")).all()
+        (row,) = session.scalars(select(SystemMetricRow).where(SystemMetricRow.metric_name == "alert_undelivered")).all()
         assert row.tags["event"] == "trading_cycle_failed" and row.tags["error"] == "connection refused"
         assert row.tags["delivered_at"] is None and row.value == 2
         assert "SECRET-TOKEN" not in json.dumps(row.tags)
@@ -126,7 +126,7 @@ def test_undelivered_alerts_are_recorded_then_retried_never_raised(
 
     assert [b["event"] for b in state.bodies] == ["trading_cycle_failed", "daily_summary"]  # the old one first
     with sessions() as session:
-        (row,) = session.scalars(select(SystemMetric).where(SystemMetric.metric_name == "alert_undelivered")).all()
+        (row,) = session.scalars(select(SystemMetricRow).where(SystemMetricRow.metric_name == "alert_undelivered")).all()
         assert row.tags["delivered_at"] is not None and row.value == 3
     assert up.retry_undelivered(sessions) == 0  # sent once, never twice
     assert "SECRET-TOKEN" not in caplog.text
@@ -144,7 +144,7 @@ def test_the_url_is_an_env_var_secret_in_the_code_location(monkeypatch: pytest.M
     import dagster as dg
 
     from tradepipe.resources import build_resources
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     monkeypatch.setenv("TRADEPIPE_WEBHOOK_URL", "https://hooks.example.com/SECRET-TOKEN")
     settings = load_settings()

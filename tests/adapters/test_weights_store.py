@@ -19,10 +19,10 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.models import WeightHistoryRow
 from tradepipe.adapters.weights_store import WeightStore, WeightsVersion, redis_key
-from tradepipe.settings import load_settings
-from tradepipe.weights_service import UnknownWeightsError, UnsoundWeightsError, publish_weights
+from tradepipe.config.settings import load_settings
+from tradepipe.trading.weight_publishing import UnknownWeightsError, UnsoundWeightsError, publish_weights
 
 AGENTS = frozenset({"momentum", "trend", "mean_reversion", "breakout", "sentiment"})
 DEFAULTS = {a: 0.2 for a in sorted(AGENTS)}
@@ -82,7 +82,7 @@ def get_redis(url: str, book: str = "main") -> dict | None:
 
 def add_row(sessions: sessionmaker[Session], weights: dict, *, live: bool = False, book: str = "main", replay: bool = False) -> int:
     with sessions.begin() as session:
-        row = WeightHistory(
+        row = WeightHistoryRow(
             book=book, partition_date=date(2026, 1, 15), agent_weights=weights, old_weights=DEFAULTS, new_weights=weights,
             method="risk_parity", weights_updated=True, reason="test", is_replay=replay, is_live=live,
             promoted_at=datetime(2026, 1, 16, tzinfo=timezone.utc) if live else None,
@@ -94,7 +94,7 @@ def add_row(sessions: sessionmaker[Session], weights: dict, *, live: bool = Fals
 
 def live_rows(sessions: sessionmaker[Session], book: str = "main") -> list[int]:
     with sessions() as session:
-        return list(session.scalars(sa.select(WeightHistory.id).where(WeightHistory.book == book, WeightHistory.is_live.is_(True))))
+        return list(session.scalars(sa.select(WeightHistoryRow.id).where(WeightHistoryRow.book == book, WeightHistoryRow.is_live.is_(True))))
 
 
 # --------------------------------------------------------------------------- lookup order
@@ -271,7 +271,7 @@ def test_published_weights_are_found_along_the_whole_chain_on_each_database(
     assert get_redis(redis_url)["weight_history_id"] == second
     assert found(store(sessions, redis_url, cache)) == (REPLAY_WEIGHTS, "redis")
     with sessions() as session:
-        row = session.get(WeightHistory, second)
+        row = session.get(WeightHistoryRow, second)
         assert row.promoted_at is not None and row.is_replay  # still marked as a replay, now live
 
     redis.Redis.from_url(redis_url).flushdb()  # Redis lost its data (restart without persistence)

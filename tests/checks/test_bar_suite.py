@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 
 from tradepipe.checks.candle_folder import check_candle_folder
-from tradepipe.cli import main
+from tradepipe.cli.main import main
 
 NOW = 1_800_000_000_000
 H = 3_600_000

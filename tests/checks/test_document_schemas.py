@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from tradepipe.adapters.db.models import ProjectReport
+from tradepipe.adapters.db.models import ProjectReportRow
 from tradepipe.checks.document_schemas import (
     REPORT_SCHEMA_PATH,
     SUMMARY_SCHEMA_PATH,
@@ -13,7 +13,7 @@ from tradepipe.checks.document_schemas import (
 )
 from tradepipe.checks.schemas import load_schema, schema_violations
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 
 def _resources(url: str) -> tuple[LedgerDatabase, TradingConfigResource]:
@@ -24,8 +24,8 @@ def _resources(url: str) -> tuple[LedgerDatabase, TradingConfigResource]:
 def test_a_stored_report_that_breaks_the_schema_is_found(migrated_url: str) -> None:
     ledger, trading = _resources(migrated_url)
     with ledger.sessions().begin() as session:
-        session.add(ProjectReport(summary="edited by hand", content=json.dumps({"schema_version": "1.0"}), partition_key="2026-12-01-10:00"))
-        session.add(ProjectReport(summary="not JSON", content="<html>", partition_key="2026-12-01-12:00"))
+        session.add(ProjectReportRow(summary="edited by hand", content=json.dumps({"schema_version": "1.0"}), partition_key="2026-12-01-10:00"))
+        session.add(ProjectReportRow(summary="not JSON", content="<html>", partition_key="2026-12-01-12:00"))
     documents = latest_report_documents(ledger, trading)
     assert len(documents) == 2
     schema = load_schema(str(REPORT_SCHEMA_PATH))

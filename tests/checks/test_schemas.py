@@ -8,7 +8,7 @@ import dagster as dg
 
 from tradepipe.checks.schemas import json_schema_check, schema_violations
 from tradepipe.resources import build_resources
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",

@@ -1,4 +1,4 @@
-"""The learning loop on arrays (core.learning) and the planted-regime proof (issue 9).
+"""The learning loop on arrays (core.learning) and the planted-regime proof.
 
 Planted regime: a synthetic market (core.regimes) trends for 12 days, then mean-reverts. The loop
 (live agents, traded streams, live decision rules, weights decided from the 4 days before each
@@ -17,7 +17,7 @@ import pytest
 
 from tradepipe.core.agents import get_agents
 from tradepipe.core.ensemble import book_target, combine, target_fraction
-from tradepipe.core.learning import (
+from tradepipe.research.learning import (
     DAY_MS,
     LearningConfig,
     VoteTable,
@@ -27,7 +27,7 @@ from tradepipe.core.learning import (
 )
 from tradepipe.core.metrics import sharpe_difference_ci, summarize
 from tradepipe.core.performance import BookRules, simulate_books
-from tradepipe.core.regimes import planted_regime_bars
+from tradepipe.research.regimes import planted_regime_bars
 from tradepipe.core.types import Signal
 
 DAYS, SWITCH_DAY, WINDOW, ADAPT_DAYS = 24, 12, 4, 5

@@ -416,7 +416,7 @@ def test_classify_agents_from_summaries():
 
 
 def test_ratios_from_fewer_returns_than_the_minimum_are_null_with_the_reason() -> None:
-    # Issue 14: 8 hourly bars annualised gave a Sharpe of -810; below the minimum it is null.
+    # 8 hourly bars annualised gave a Sharpe of -810; below the minimum it is null.
     eight = [-0.002, -0.001, -0.003, -0.002, -0.0015, -0.002, -0.0025, -0.001]
     loose = summarize(eight, periods_per_year=8760)
     assert loose["sharpe"] is not None and loose["sharpe"] < -100  # what the 2-return rule allowed

@@ -109,7 +109,7 @@ def test_missing_undefined_or_nan_performance_makes_an_agent_ineligible() -> Non
     assert "only 0 signals" in decision.ineligible["sentiment"] and "sharpe undefined" in decision.ineligible["sentiment"]
     assert "retired_agent" not in decision.weights
 
-    no_rows = decide({}, table)  # issue 9: equal weight, no longer the kept previous weights
+    no_rows = decide({}, table)  # equal weight, no longer the kept previous weights
     assert no_rows.updated and no_rows.weights == EQUAL and "no eligible agent" in no_rows.reason
     assert set(no_rows.ineligible) == set(AGENTS)
 
@@ -177,7 +177,7 @@ def test_same_inputs_give_identical_weights() -> None:
 
 
 def test_fewer_eligible_agents_than_the_bounds_need_share_all_weight_under_a_feasible_bound() -> None:
-    # Issue 9 changed this: the previous weights were kept (for 17 months on real data); now the
+    # changed this: the previous weights were kept (for 17 months on real data); now the
     # ineligible are dropped and the upper bound widens to 1 / k, so the decision acts.
     table = streams()
     perf = performance({"momentum": 1.5, "trend": 2.0, "mean_reversion": 0.1, "breakout": -1.0, "sentiment": None})
@@ -202,7 +202,7 @@ def test_fewer_eligible_agents_than_the_bounds_need_share_all_weight_under_a_fea
 
 
 def test_no_eligible_agent_returns_to_equal_weight() -> None:
-    # Issue 9 changed this: "no eligible agent" kept the previous weights indefinitely.
+    # changed this: "no eligible agent" kept the previous weights indefinitely.
     losing = streams(seed=4, means=[-3e-4] * len(AGENTS))
     perf = performance({a: -2.0 for a in AGENTS})
     current = {"momentum": 0.4, "trend": 0.3, "mean_reversion": 0.1, "breakout": 0.1, "sentiment": 0.1}
@@ -240,7 +240,7 @@ def test_no_return_bars_keeps_the_previous_weights() -> None:
     assert decision.current_sharpe is None
 
 
-# --------------------------------------------------------------------------- hedge (issue 9)
+# --------------------------------------------------------------------------- hedge
 
 
 def test_hedge_is_softmax_of_the_risk_normalised_cumulative_return_within_bounds() -> None:

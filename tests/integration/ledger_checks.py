@@ -8,10 +8,10 @@ from sqlalchemy import select
 
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import (
-    Fill,
-    PortfolioSnapshot,
+    FillRow,
+    PortfolioSnapshotRow,
     PositionRow,
-    TradingCycle,
+    TradingCycleRow,
 )
 
 STARTING_CASH = Decimal(10000)
@@ -19,11 +19,11 @@ STARTING_CASH = Decimal(10000)
 
 def assert_book_is_a_replay_of_its_fills(url: str, book: str) -> None:
     with session_factory(url)() as session:
-        cycles = list(session.scalars(select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.id)))
+        cycles = list(session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == book).order_by(TradingCycleRow.id)))
         snapshots = list(
-            session.scalars(select(PortfolioSnapshot).where(PortfolioSnapshot.book == book).order_by(PortfolioSnapshot.bar_ts))
+            session.scalars(select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.book == book).order_by(PortfolioSnapshotRow.bar_ts))
         )
-        fills = list(session.scalars(select(Fill).where(Fill.book == book).order_by(Fill.id)))
+        fills = list(session.scalars(select(FillRow).where(FillRow.book == book).order_by(FillRow.id)))
         positions = {
             r.symbol: r.quantity for r in session.scalars(select(PositionRow).where(PositionRow.book == book)) if r.quantity != 0
         }

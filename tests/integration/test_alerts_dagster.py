@@ -15,11 +15,12 @@ from sqlalchemy import select
 from tests.adapters.test_webhook import Hook, hook  # noqa: F401  (fixture)
 from tests.integration.test_trader_views import build_hand_ledger
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import Book, SystemMetric
-from tradepipe.alerting import build_alert_sensors, daily_summary_job
+from tradepipe.adapters.db.models import BookRow, SystemMetricRow
+from tradepipe.jobs import daily_summary_job
+from tradepipe.sensors.alerts import build_alert_sensors
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.resources import build_resources
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 BAR0 = 1_764_633_600_000 + 12 * 3_600_000  # 2025-12-02T12:00:00Z
 M = 60_000
@@ -50,7 +51,7 @@ def test_a_daily_loss_halt_alerts_once_per_day(sqlite_url: str, monkeypatch: pyt
     instance = dg.DagsterInstance.ephemeral()
     _cycle(BAR0, resources, instance)
     with session_factory(sqlite_url).begin() as session:  # the day is already halted (as the risk manager records it)
-        book = session.get(Book, "main")
+        book = session.get(BookRow, "main")
         book.halted_day, book.halt_reason = datetime.fromtimestamp(BAR0 / 1000, tz=timezone.utc).date(), "daily loss 3.2%"
 
     _cycle(BAR0 + M, resources, instance)
@@ -100,5 +101,5 @@ def test_the_daily_summary_carries_the_days_numbers(sqlite_url: str, monkeypatch
     assert "2025-12-03 UTC" in summary["text"] and "realised -2.86" in summary["text"]  # -2.855 to the cent
     assert "2 trades closed (win rate 50%)" in summary["text"] and "equity 10,009.38" in summary["text"]
     with session_factory(sqlite_url)() as session:
-        sent = session.scalars(select(SystemMetric).where(SystemMetric.metric_name == "alert_sent")).all()
+        sent = session.scalars(select(SystemMetricRow).where(SystemMetricRow.metric_name == "alert_sent")).all()
     assert [s.tags["key"] for s in sent] == ["summary:main:2025-12-03"]

@@ -25,13 +25,13 @@ import pytest
 from sqlalchemy import delete, select, update
 
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.models import AgentPerformance, Book, Fill, Order, SignalRow, TradeAttribution, TradingCycle
+from tradepipe.adapters.db.models import AgentPerformanceRow, BookRow, FillRow, OrderRow, SignalRow, TradeAttributionRow, TradingCycleRow
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.partitions import daily_with_today
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.core.metrics import FLOAT_METRICS, summarize
 from tradepipe.resources import build_resources
-from tradepipe.settings import DEFAULT_AGENTS, load_settings
+from tradepipe.config.settings import DEFAULT_AGENTS, load_settings
 
 UTC = timezone.utc
 AGENTS = list(DEFAULT_AGENTS)
@@ -107,23 +107,23 @@ def _metadata(materialization: dg.AssetMaterialization) -> dict[str, Any]:
     return {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
 
 
-def _attribution(url: str, day: date) -> list[TradeAttribution]:
+def _attribution(url: str, day: date) -> list[TradeAttributionRow]:
     with session_factory(url)() as session:
         return list(
             session.scalars(
-                select(TradeAttribution).where(TradeAttribution.date == day).order_by(TradeAttribution.fill_id, TradeAttribution.agent_name)
+                select(TradeAttributionRow).where(TradeAttributionRow.date == day).order_by(TradeAttributionRow.fill_id, TradeAttributionRow.agent_name)
             )
         )
 
 
-def _performance(url: str, day: date) -> dict[str, AgentPerformance]:
+def _performance(url: str, day: date) -> dict[str, AgentPerformanceRow]:
     with session_factory(url)() as session:
-        rows = session.scalars(select(AgentPerformance).where(AgentPerformance.date == day)).all()
+        rows = session.scalars(select(AgentPerformanceRow).where(AgentPerformanceRow.date == day)).all()
     assert len(rows) == len({r.agent_name for r in rows})  # one row per agent, never duplicated
     return {row.agent_name: row for row in rows}
 
 
-def _key(rows: list[TradeAttribution]) -> list[tuple[int, str, Decimal, str]]:
+def _key(rows: list[TradeAttributionRow]) -> list[tuple[int, str, Decimal, str]]:
     return [(r.fill_id, r.agent_name, r.pnl, r.symbol) for r in rows]
 
 
@@ -186,7 +186,7 @@ def _signals_frame(url: str, start: datetime, end: datetime) -> pd.DataFrame:
     return pd.DataFrame([tuple(r) for r in rows], columns=["bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close"])
 
 
-def _assert_metrics_equal(row: AgentPerformance, expected: dict[str, Any]) -> None:
+def _assert_metrics_equal(row: AgentPerformanceRow, expected: dict[str, Any]) -> None:
     for key, column in COLUMNS.items():
         stored, wanted = getattr(row, column), expected[key]
         if wanted is None:
@@ -204,7 +204,7 @@ def _assert_metrics_equal(row: AgentPerformance, expected: dict[str, Any]) -> No
 
 
 def _trade(url: str) -> None:
-    from tradepipe.runner import TradingRunner
+    from tradepipe.trading.runner import TradingRunner
 
     runner = TradingRunner(load_settings())
     first_ms = int(FIRST_BAR.timestamp() * 1000)
@@ -212,10 +212,10 @@ def _trade(url: str) -> None:
         runner.run_cycle(first_ms + i * 3_600_000, run_id="test")
 
 
-def _realized_fills(url: str) -> list[Fill]:
+def _realized_fills(url: str) -> list[FillRow]:
     with session_factory(url)() as session:
         # Closing/reducing fills, and opening fills whose fee was realised when paid.
-        return [f for f in session.scalars(select(Fill).order_by(Fill.id)) if f.closed_quantity > 0 or f.realized_pnl != 0]
+        return [f for f in session.scalars(select(FillRow).order_by(FillRow.id)) if f.closed_quantity > 0 or f.realized_pnl != 0]
 
 
 def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None:
@@ -257,7 +257,7 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
 
     # -- agent_performance: one row per agent per day, equal to summarize() on independent streams
     with session_factory(url)() as session:
-        attribution = session.scalars(select(TradeAttribution)).all()
+        attribution = session.scalars(select(TradeAttributionRow)).all()
     for key in BACKFILL:
         day = date.fromisoformat(key)
         rows = _performance(url, day)
@@ -285,7 +285,7 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
     # the day with no signals at all: every ratio null, reasons stored, everyone flagged as underperformer
     for row in _performance(url, date(2026, 1, 10)).values():
         assert row.sharpe_ratio is None and row.total_return == 0.0 and row.total_signals == 0
-        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS
         assert row.is_underperformer and not row.is_top_performer
     # sentiment has no headline feed: it always abstains, its stream is flat, its ratios are null (not inf)
     sentiment = _performance(url, date(2026, 1, 12))["sentiment"]
@@ -333,15 +333,15 @@ def test_backfill_attribution_and_performance_from_real_cycles(url: str) -> None
         for column in [*COLUMNS.values(), "total_signals", "total_trades", "attributed_pnl", "rank"]:
             assert getattr(row, column) == getattr(before_perf[agent], column), (agent, column)
     with session_factory(url)() as session:
-        assert len(session.scalars(select(AgentPerformance)).all()) == len(BACKFILL) * len(AGENTS)
-        assert len(session.scalars(select(TradeAttribution)).all()) == len(attribution)
+        assert len(session.scalars(select(AgentPerformanceRow)).all()) == len(BACKFILL) * len(AGENTS)
+        assert len(session.scalars(select(TradeAttributionRow)).all()) == len(attribution)
 
     # -- the GX check fails, naming the expectation, once a row is corrupted
     evaluation, seconds = _run_check(instance, "2026-01-12")
     assert evaluation.passed
     with session_factory(url).begin() as session:
         session.execute(
-            update(AgentPerformance).where(AgentPerformance.date == date(2026, 1, 12), AgentPerformance.agent_name == "trend").values(win_rate=1.7)
+            update(AgentPerformanceRow).where(AgentPerformanceRow.date == date(2026, 1, 12), AgentPerformanceRow.agent_name == "trend").values(win_rate=1.7)
         )
     evaluation, seconds = _run_check(instance, "2026-01-12")
     assert not evaluation.passed
@@ -381,21 +381,21 @@ def _insert_fills(url: str) -> dict[str, int]:
     ids: dict[str, int] = {}
     with session_factory(url).begin() as session:
         for book in ("main", "bt"):
-            session.add(Book(name=book, starting_cash=Decimal("10000"), quote_currency="USDT"))
+            session.add(BookRow(name=book, starting_cash=Decimal("10000"), quote_currency="USDT"))
         session.flush()
         cycles = {}
         for book in ("main", "bt"):
-            cycles[book] = TradingCycle(book=book, bar_ts=_ts("2026-01-19T00:00:00"), timeframe="1h", market_source="synthetic", status="succeeded")
+            cycles[book] = TradingCycleRow(book=book, bar_ts=_ts("2026-01-19T00:00:00"), timeframe="1h", market_source="synthetic", status="succeeded")
             session.add(cycles[book])
         session.flush()
         for name, (book, ts, symbol, pnl, closed, contributions) in HAND_FILLS.items():
-            order = Order(
+            order = OrderRow(
                 client_order_id=f"hand-{name}", cycle_id=cycles[book].id, book=book, bar_ts=_ts(ts), symbol=symbol, side="sell",
                 quantity=Decimal("1"), requested_quantity=Decimal("1"), status="filled", broker="paper",
             )
             session.add(order)
             session.flush()
-            fill = Fill(
+            fill = FillRow(
                 order_id=order.id, client_order_id=order.client_order_id, trade_id=f"t-{name}", book=book, symbol=symbol,
                 side="sell", quantity=Decimal("1"), price=Decimal("100"), fee=Decimal("0.1"), notional=Decimal("100"),
                 ts=_ts(ts), realized_pnl=Decimal(pnl), closed_quantity=Decimal(closed), opening_contributions=contributions,
@@ -459,7 +459,7 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     assert perf["breakout"].trade_profit_factor is None and perf["mean_reversion"].trade_win_rate == 0.0
     for row in perf.values():
         assert row.total_signals == 0 and row.sharpe_ratio is None and row.volatility is None
-        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS (issue 14)
+        assert row.null_reasons["sharpe"] == "fewer than 20 returns"  # TRADEPIPE_MIN_METRIC_RETURNS
     assert sorted(perf, key=lambda a: perf[a].rank) == sorted(AGENTS)  # all Sharpe null: by name
     event = instance.get_latest_materialization_event(dg.AssetKey("agent_performance"))
     meta = _metadata(event.asset_materialization)
@@ -474,7 +474,7 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     evaluation, _ = _run_check(instance, "2026-01-20")
     assert evaluation.passed, evaluation.metadata
     with session_factory(url).begin() as session:
-        session.execute(delete(AgentPerformance).where(AgentPerformance.date == date(2026, 1, 20), AgentPerformance.agent_name == "sentiment"))
+        session.execute(delete(AgentPerformanceRow).where(AgentPerformanceRow.date == date(2026, 1, 20), AgentPerformanceRow.agent_name == "sentiment"))
     evaluation, _ = _run_check(instance, "2026-01-20")
     assert not evaluation.passed
     failed = {f["expectation"]: f for f in evaluation.metadata["failed_expectations"].value}
@@ -484,8 +484,8 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
     # an infinite ratio (undefined must be stored as null) fails too, named with its column
     with session_factory(url).begin() as session:
         session.execute(
-            update(AgentPerformance)
-            .where(AgentPerformance.date == date(2026, 1, 20), AgentPerformance.agent_name == "trend")
+            update(AgentPerformanceRow)
+            .where(AgentPerformanceRow.date == date(2026, 1, 20), AgentPerformanceRow.agent_name == "trend")
             .values(sharpe_ratio=float("inf"))
         )
     evaluation, _ = _run_check(instance, "2026-01-20")
@@ -527,7 +527,7 @@ def test_cli_materialises_one_partition(sqlite_url: str, tmp_path: Path) -> None
     completed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
     with session_factory(sqlite_url)() as session:
-        rows = session.scalars(select(AgentPerformance).where(AgentPerformance.date == date(2026, 1, 20))).all()
+        rows = session.scalars(select(AgentPerformanceRow).where(AgentPerformanceRow.date == date(2026, 1, 20))).all()
     assert sorted(r.agent_name for r in rows) == sorted(AGENTS)
     with dg.DagsterInstance.from_ref(InstanceRef.from_dir(str(dagster_home))) as instance:
         event = instance.get_latest_materialization_event(dg.AssetKey("agent_performance"))

@@ -15,17 +15,17 @@ from sqlalchemy import inspect, select
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import datetime_to_ms, ms_to_datetime
 from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Book,
-    Fill,
-    MarketBar,
-    Order,
-    PortfolioSnapshot,
+    AgentWorkLogRow,
+    BookRow,
+    FillRow,
+    MarketBarRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     PositionRow,
     SignalRow,
-    TradingCycle,
+    TradingCycleRow,
 )
-from tradepipe.cli import main as cli
+from tradepipe.cli.main import main as cli
 from tradepipe.core.agents import get_agents, max_history_needed
 
 FILES = ("BTC_USDT-1h.csv", "ETH_USDT-1h.csv")
@@ -35,12 +35,12 @@ WARMUP = max_history_needed(get_agents())
 VOLATILE = {"id", "cycle_id", "order_id", "run_id", "created_at", "updated_at", "started_at", "finished_at"}
 # What a backtest writes, each in a stable order.
 TABLES: dict[type, tuple[str, ...]] = {
-    TradingCycle: ("bar_ts",),
+    TradingCycleRow: ("bar_ts",),
     SignalRow: ("bar_ts", "symbol", "agent_name"),
-    Order: ("bar_ts", "symbol", "client_order_id"),
-    Fill: ("ts", "symbol", "client_order_id"),
+    OrderRow: ("bar_ts", "symbol", "client_order_id"),
+    FillRow: ("ts", "symbol", "client_order_id"),
     PositionRow: ("symbol",),
-    PortfolioSnapshot: ("bar_ts",),
+    PortfolioSnapshotRow: ("bar_ts",),
 }
 
 
@@ -81,8 +81,8 @@ def ledger(url: str, book: str) -> dict[str, list[dict[str, Any]]]:
             found = session.scalars(select(model).where(model.book == book).order_by(*(getattr(model, k) for k in order)))
             dump[model.__tablename__] = [{c: getattr(row, c) for c in columns} for row in found]
         work = session.scalars(
-            select(AgentWorkLog).join(TradingCycle, AgentWorkLog.cycle_id == TradingCycle.id)
-            .where(TradingCycle.book == book).order_by(TradingCycle.bar_ts, AgentWorkLog.agent_name)
+            select(AgentWorkLogRow).join(TradingCycleRow, AgentWorkLogRow.cycle_id == TradingCycleRow.id)
+            .where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts, AgentWorkLogRow.agent_name)
         )
         dump["agent_work_log"] = [{"agent": w.agent_name, "status": w.status, "details": w.details} for w in work]
     return dump
@@ -127,7 +127,7 @@ def test_two_backtests_of_the_same_candles_write_identical_ledgers(database: str
     # The live book was never touched.
     assert ledger(database, "main") == {table: [] for table in recorded}
     with session_factory(database)() as session:
-        assert session.get(Book, "main") is None
+        assert session.get(BookRow, "main") is None
 
 
 def test_the_backtest_refuses_the_live_book(database: str, octobot_slice: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -137,7 +137,7 @@ def test_the_backtest_refuses_the_live_book(database: str, octobot_slice: Path, 
     monkeypatch.setenv("TRADEPIPE_BOOK", "paper")
     assert "is the live book" in backtest(octobot_slice, "--book", "paper").output
     with session_factory(database)() as session:
-        assert session.scalars(select(TradingCycle)).first() is None
+        assert session.scalars(select(TradingCycleRow)).first() is None
 
 
 def test_the_unfinished_last_candle_is_not_traded_unless_asked(
@@ -157,8 +157,8 @@ def test_the_unfinished_last_candle_is_not_traded_unless_asked(
     traded = [datetime_to_ms(c["bar_ts"]) for c in ledger(database, "bt-default")["trading_cycles"]]
     assert traded == bars[WARMUP:-1] and unfinished not in traded
     with session_factory(database)() as session:
-        assert session.scalars(select(MarketBar).where(MarketBar.ts == ms_to_datetime(unfinished))).first() is None
-        assert session.scalars(select(MarketBar).where(MarketBar.ts == ms_to_datetime(bars[-2]))).first() is not None
+        assert session.scalars(select(MarketBarRow).where(MarketBarRow.ts == ms_to_datetime(unfinished))).first() is None
+        assert session.scalars(select(MarketBarRow).where(MarketBarRow.ts == ms_to_datetime(bars[-2]))).first() is not None
         decided = {datetime_to_ms(s.bar_ts) for s in session.scalars(select(SignalRow).where(SignalRow.book == "bt-default"))}
     assert unfinished not in decided
     assert json.loads(default.output)["last_bar"] == "2018-06-18T20:00:00+00:00"

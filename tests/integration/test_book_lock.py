@@ -23,9 +23,9 @@ from tests.integration.ledger_checks import assert_book_is_a_replay_of_its_fills
 from tradepipe.adapters.db.book_lock import BookBusyError, hold_book_lock
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
-from tradepipe.adapters.db.models import Order, TradingCycle
-from tradepipe.runner import OutOfOrderBarError, TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.adapters.db.models import OrderRow, TradingCycleRow
+from tradepipe.trading.runner import OutOfOrderBarError, TradingRunner
+from tradepipe.config.settings import load_settings
 
 M = 60_000
 BAR0 = 1_700_000_040_000  # a 1m bar on the synthetic market
@@ -113,7 +113,7 @@ def test_two_cycles_of_one_book_launched_at_once_never_interleave(workers: tuple
         seen[earlier.split(":")[0]] = seen.get(earlier.split(":")[0], 0) + 1
         assert_book_is_a_replay_of_its_fills(url, book)
         with session_factory(url)() as session:
-            traded = set(session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book)))
+            traded = set(session.scalars(select(TradingCycleRow.bar_ts).where(TradingCycleRow.book == book)))
         assert traded == ({ms_to_datetime(bar - M), ms_to_datetime(bar), ms_to_datetime(bar + M)} if earlier == "traded"
                           else {ms_to_datetime(bar - M), ms_to_datetime(bar + M)})
     print(f"\n{TRIALS} trials of consecutive bars at once: {seen}")
@@ -124,7 +124,7 @@ def test_two_cycles_of_one_book_launched_at_once_never_interleave(workers: tuple
         assert statuses == ["already_done", "traded"]
         assert_book_is_a_replay_of_its_fills(url, book)
         with session_factory(url)() as session:
-            orders = list(session.scalars(select(Order.client_order_id).where(Order.book == book)))
+            orders = list(session.scalars(select(OrderRow.client_order_id).where(OrderRow.book == book)))
         assert len(orders) == len(set(orders))
 
 
@@ -146,7 +146,7 @@ def test_a_second_writer_waits_the_bounded_time_then_fails_clearly(migrated_url:
         holder.rollback()
     assert 0.9 < waited < 4
     with session_factory(migrated_url)() as session:
-        assert session.scalars(select(TradingCycle).where(TradingCycle.book == "held")).first() is None
+        assert session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == "held")).first() is None
     assert runner.run_cycle(BAR0).status == "traded"  # once the lock is free the same cycle goes through
 
 

@@ -11,11 +11,11 @@ import time
 import pytest
 
 from tests.integration.test_ledger_faults import silent_database  # noqa: F401 (fixture)
-from tradepipe.adapters.broker import CcxtBroker
+from tradepipe.adapters.ccxt_broker import CcxtBroker
 from tradepipe.adapters.market import CcxtMarket, build_market
 from tradepipe.adapters.weights_store import WeightStore
-from tradepipe.runner import TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.trading.runner import TradingRunner
+from tradepipe.config.settings import load_settings
 
 BAR0 = 1_700_000_040_000
 

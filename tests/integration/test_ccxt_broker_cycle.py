@@ -45,14 +45,14 @@ import pytest
 from sqlalchemy import select
 
 from tests.adapters.test_broker import API_KEY, MAINNET, SECRET, TESTNET, FakeBinanceSpot, HttpSession, LostConnection, Reject
-from tradepipe.adapters.broker import CcxtBroker, ExchangeOrder
+from tradepipe.adapters.ccxt_broker import CcxtBroker, ExchangeOrder
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
-from tradepipe.adapters.db.models import Fill, Order, PortfolioSnapshot, PositionRow, TradingCycle
+from tradepipe.adapters.db.models import FillRow, OrderRow, PortfolioSnapshotRow, PositionRow, TradingCycleRow
 from tradepipe.adapters.market import CcxtMarket
 from tradepipe.core.risk import OrderIntent, client_order_id
-from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.trading.runner import CycleOutcome, TradingRunner
+from tradepipe.config.settings import load_settings
 
 pytestmark = pytest.mark.shared_data
 
@@ -224,21 +224,21 @@ class Harness:
     def sessions(self) -> Any:
         return session_factory(self.url)
 
-    def orders(self) -> list[Order]:
+    def orders(self) -> list[OrderRow]:
         with self.sessions()() as session:
-            return list(session.scalars(select(Order).where(Order.book == self.book).order_by(Order.id)))
+            return list(session.scalars(select(OrderRow).where(OrderRow.book == self.book).order_by(OrderRow.id)))
 
-    def order(self, coid: str) -> Order:
+    def order(self, coid: str) -> OrderRow:
         with self.sessions()() as session:
-            return session.scalars(select(Order).where(Order.client_order_id == coid)).one()
+            return session.scalars(select(OrderRow).where(OrderRow.client_order_id == coid)).one()
 
-    def fills(self) -> list[Fill]:
+    def fills(self) -> list[FillRow]:
         with self.sessions()() as session:
-            return list(session.scalars(select(Fill).where(Fill.book == self.book).order_by(Fill.id)))
+            return list(session.scalars(select(FillRow).where(FillRow.book == self.book).order_by(FillRow.id)))
 
-    def snapshots(self) -> list[PortfolioSnapshot]:
+    def snapshots(self) -> list[PortfolioSnapshotRow]:
         with self.sessions()() as session:
-            return list(session.scalars(select(PortfolioSnapshot).where(PortfolioSnapshot.book == self.book).order_by(PortfolioSnapshot.bar_ts)))
+            return list(session.scalars(select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.book == self.book).order_by(PortfolioSnapshotRow.bar_ts)))
 
     def position(self) -> Decimal:
         with self.sessions()() as session:
@@ -247,7 +247,7 @@ class Harness:
 
     def cycle_status(self, index: int) -> str | None:
         with self.sessions()() as session:
-            cycle = session.scalars(select(TradingCycle).where(TradingCycle.book == self.book, TradingCycle.bar_ts == ms_to_datetime(self.candles.bar(index)))).first()
+            cycle = session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == self.book, TradingCycleRow.bar_ts == ms_to_datetime(self.candles.bar(index)))).first()
             return None if cycle is None else cycle.status
 
 
@@ -297,7 +297,7 @@ def harness(
 
         def submit(intent: OrderIntent) -> ExchangeOrder:
             with harness.sessions()() as session:  # another connection: sees only what was committed
-                row = session.scalars(select(Order).where(Order.client_order_id == intent.client_order_id)).first()
+                row = session.scalars(select(OrderRow).where(OrderRow.client_order_id == intent.client_order_id)).first()
                 harness.sent.append((intent.client_order_id, None if row is None else row.status))
             crash, harness.crash = harness.crash, None
             if crash == "before":
@@ -331,7 +331,7 @@ def expected_fee(exchange: Exchange, coid: str, price: Decimal) -> Decimal:
     return total
 
 
-def check_fill_matches_exchange(h: Harness, fill: Fill) -> None:
+def check_fill_matches_exchange(h: Harness, fill: FillRow) -> None:
     """A booked fill is what the exchange executed: quantity, average price, fee (in USDT), time."""
     on_exchange = h.exchange.orders[fill.client_order_id]
     executed = Decimal(on_exchange["executedQty"])

@@ -23,12 +23,12 @@ from tests.integration.ledger_checks import assert_book_is_a_replay_of_its_fills
 from tests.integration.test_ledger_faults import silent_database  # noqa: F401 (fixture)
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
-from tradepipe.adapters.db.models import Fill, Order, TradingCycle, WeightHistory
+from tradepipe.adapters.db.models import FillRow, OrderRow, TradingCycleRow, WeightHistoryRow
 from tradepipe.adapters.db.weights import record_weight_decision
 from tradepipe.adapters.weights_store import WeightsVersion
-from tradepipe.runner import LedgerUnavailable, TradingRunner
-from tradepipe.settings import load_settings
-from tradepipe.weights_service import publish_weights
+from tradepipe.trading.runner import LedgerUnavailable, TradingRunner
+from tradepipe.config.settings import load_settings
+from tradepipe.trading.weight_publishing import publish_weights
 
 M = 60_000
 BAR0 = 1_700_000_040_000  # a 1m bar on the synthetic market
@@ -45,9 +45,9 @@ def decision(url: str, weights: dict[str, float]) -> int:
         ).id
 
 
-def cycle_row(url: str, bar: int) -> TradingCycle:
+def cycle_row(url: str, bar: int) -> TradingCycleRow:
     with session_factory(url)() as session:
-        return session.scalars(select(TradingCycle).where(TradingCycle.bar_ts == ms_to_datetime(bar))).one()
+        return session.scalars(select(TradingCycleRow).where(TradingCycleRow.bar_ts == ms_to_datetime(bar))).one()
 
 
 def test_a_promotion_made_while_redis_was_down_wins_when_redis_is_back(migrated_url: str, redis_url: str) -> None:
@@ -56,7 +56,7 @@ def test_a_promotion_made_while_redis_was_down_wins_when_redis_is_back(migrated_
     # Redis goes down; the newer set is promoted: the database records it, Redis cannot hear of it
     assert not publish_weights(load_settings(database_url=migrated_url, redis_url=REDIS_DOWN), newer).redis
     with session_factory(migrated_url)() as session:
-        promoted_at = session.get(WeightHistory, newer).promoted_at
+        promoted_at = session.get(WeightHistoryRow, newer).promoted_at
 
     runner = TradingRunner(load_settings(database_url=migrated_url, redis_url=redis_url))  # Redis is back, still holding the older set
     outcome = runner.run_cycle(BAR0)
@@ -78,7 +78,7 @@ def test_orders_expire_after_downtime_and_the_next_cycle_decides_afresh(migrated
     runner = TradingRunner(load_settings(database_url=migrated_url, max_position_fraction=0.5))
     runner.run_cycle(BAR0)
     with session_factory(migrated_url)() as session:
-        decided = list(session.scalars(select(Order).where(Order.status == "pending")))
+        decided = list(session.scalars(select(OrderRow).where(OrderRow.status == "pending")))
     assert decided, "the first cycle must place orders for this test to mean anything"
 
     after_downtime = BAR0 + 120 * M  # two hours without a cycle: the bar the orders were for is long gone
@@ -86,18 +86,18 @@ def test_orders_expire_after_downtime_and_the_next_cycle_decides_afresh(migrated
     assert outcome.status == "traded" and outcome.fills == []
     with session_factory(migrated_url)() as session:
         for order in decided:
-            expired = session.get(Order, order.id)
+            expired = session.get(OrderRow, order.id)
             assert expired.status == "cancelled"
             assert f"expired: the bar it was to fill at ({BAR0 + M}) was missed" in expired.reason
-        assert session.scalars(select(Fill)).first() is None  # nothing filled at the 00:01 open two hours later
-        fresh = list(session.scalars(select(Order).where(Order.status == "pending")))
+        assert session.scalars(select(FillRow)).first() is None  # nothing filled at the 00:01 open two hours later
+        fresh = list(session.scalars(select(OrderRow).where(OrderRow.status == "pending")))
     assert fresh and {o.bar_ts for o in fresh} == {ms_to_datetime(after_downtime)}  # decided afresh on its own bar
 
     # the fresh orders fill at the open of the bar right after theirs, as usual
     filled = runner.run_cycle(after_downtime + M)
     assert filled.fills and all(f["quantity"] > 0 for f in filled.fills)
     with session_factory(migrated_url)() as session:
-        assert {f.ts for f in session.scalars(select(Fill))} == {ms_to_datetime(after_downtime + M)}
+        assert {f.ts for f in session.scalars(select(FillRow))} == {ms_to_datetime(after_downtime + M)}
     assert_book_is_a_replay_of_its_fills(migrated_url, "main")
 
 

@@ -35,7 +35,7 @@ from tradepipe.core.ledger_quality import (
 )
 from tradepipe.core.risk import RiskLimits
 from tradepipe.resources import build_resources
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 H = 3_600_000
 SPIKE_ROW = 300
@@ -172,7 +172,7 @@ def test_attribution_and_performance_checks_are_partition_aware_and_catch_a_tamp
 
     from tests.integration.test_analytics_assets import _insert_fills, _run_check
     from tradepipe.adapters.db.engine import session_factory
-    from tradepipe.adapters.db.models import AgentPerformance, TradeAttribution
+    from tradepipe.adapters.db.models import AgentPerformanceRow, TradeAttributionRow
     from tradepipe.assets.analytics import agent_performance, trade_attribution
     from tradepipe.assets.partitions import daily_with_today
     from tradepipe.checks.ledger_quality import attribution_expectations
@@ -195,11 +195,11 @@ def test_attribution_and_performance_checks_are_partition_aware_and_catch_a_tamp
     assert run("2026-01-19", trade_attribution, attribution_expectations)["attribution_expectations"].metadata["trades"].value == 1
 
     with session_factory(migrated_url).begin() as session:  # a cent goes missing from one part
-        part = session.scalars(select_first_part(TradeAttribution)).first()
+        part = session.scalars(select_first_part(TradeAttributionRow)).first()
         part.pnl -= Decimal("0.01")
         session.execute(
-            update(AgentPerformance)
-            .where(AgentPerformance.agent_name == "trend")
+            update(AgentPerformanceRow)
+            .where(AgentPerformanceRow.agent_name == "trend")
             .values(null_reasons={})  # its five undefined ratios (no signals that day) lose their reasons
         )
     # The check alone, in a partitioned check job (it reads the table; the asset is not re-materialised).

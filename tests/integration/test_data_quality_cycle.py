@@ -15,16 +15,16 @@ from sqlalchemy import select
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import datetime_to_ms
 from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Order,
+    AgentWorkLogRow,
+    OrderRow,
     SignalRow,
-    SystemMetric,
-    TradingCycle,
+    SystemMetricRow,
+    TradingCycleRow,
 )
 from tradepipe.adapters.db.quality import BLOCKED_METRIC
 from tradepipe.adapters.market import ReplayMarket
-from tradepipe.runner import TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.trading.runner import TradingRunner
+from tradepipe.config.settings import load_settings
 
 H = 3_600_000
 ETH, BTC = "ETH/USDT", "BTC/USDT"
@@ -101,17 +101,17 @@ def test_a_defective_eth_bar_keeps_eth_out_while_its_agents_would_read_it_and_bt
     signals = _rows(migrated_url, SignalRow)
     assert {datetime_to_ms(s.bar_ts) for s in signals if s.symbol == ETH} == {b for b in bars if b < first_skipped}
     assert {datetime_to_ms(s.bar_ts) for s in signals if s.symbol == BTC} == set(bars)
-    assert not [o for o in _rows(migrated_url, Order) if o.symbol == ETH and datetime_to_ms(o.bar_ts) >= first_skipped]
+    assert not [o for o in _rows(migrated_url, OrderRow) if o.symbol == ETH and datetime_to_ms(o.bar_ts) >= first_skipped]
     # The reason is on the cycle, in agent_work_log and in system_metrics (what the reports read).
-    cycles = {datetime_to_ms(c.bar_ts): c for c in _rows(migrated_url, TradingCycle)}
+    cycles = {datetime_to_ms(c.bar_ts): c for c in _rows(migrated_url, TradingCycleRow)}
     assert rule in cycles[first_blocked].skipped[ETH]
-    blocked_work = [w for w in _rows(migrated_url, AgentWorkLog) if w.agent_name == "data_quality"]
+    blocked_work = [w for w in _rows(migrated_url, AgentWorkLogRow) if w.agent_name == "data_quality"]
     assert all(w.status == "blocked" and w.task == "market_bars" for w in blocked_work)
     assert {w.cycle_id for w in blocked_work} == {c.id for b, c in cycles.items() if b >= first_skipped}
     by_rule = [w for w in blocked_work if w.cycle_id in {c.id for b, c in cycles.items() if b >= first_blocked}]
     assert all(rule in w.details["blocked"][ETH] for w in by_rule)
     assert all(rule in {d["rule"] for d in w.details["defects"][ETH]} for w in by_rule)
-    metrics = [m for m in _rows(migrated_url, SystemMetric) if m.metric_name == BLOCKED_METRIC]
+    metrics = [m for m in _rows(migrated_url, SystemMetricRow) if m.metric_name == BLOCKED_METRIC]
     assert {m.tags["symbol"] for m in metrics} == {ETH}
     assert sum(rule in m.tags["rule"] for m in metrics) == sum(b >= first_blocked for b in bars)
     assert len(metrics) == sum(b >= first_skipped for b in bars)
@@ -136,7 +136,7 @@ def test_a_bar_from_the_future_is_never_traded(migrated_url: str, shared_data: P
     outcome = _runner(migrated_url, replay).run_cycle(FUTURE_MS)
     assert "future_timestamp" in outcome.skipped[ETH]
     assert not [s for s in _rows(migrated_url, SignalRow) if s.symbol == ETH]
-    assert not _rows(migrated_url, Order)
+    assert not _rows(migrated_url, OrderRow)
 
 
 @pytest.mark.shared_data

@@ -57,7 +57,7 @@ BIN = Path(sys.executable).parent
 PROCFILE = REPO / "deploy" / "Procfile"
 TRADING_JOB = "trading_cycle"
 BAR_TAG = "tradepipe/bar_open"  # ISO UTC
-# A paper order fills only at the open of the bar right after its decision (issue 10), so a bar must
+# A paper order fills only at the open of the bar right after its decision, so a bar must
 # outlast a run on this machine; on a much slower one set TRADEPIPE_TEST_DEPLOY_TIMEFRAME (e.g. 60s).
 TIMEFRAME = os.environ.get("TRADEPIPE_TEST_DEPLOY_TIMEFRAME", "15s")
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")

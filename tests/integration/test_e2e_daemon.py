@@ -19,11 +19,11 @@ succeeded, started again on the same DAGSTER_HOME and ledger, and runs until two
 succeeded. The sensor's cursor must have carried on (newer bars only, no bar twice), no
 client_order_id twice, no two runs at once, and the books balance on every snapshot.
 
-Phase 3 (issue 10): with the restarted daemon still trading, the README's backfill commands are run
+Phase 3: with the restarted daemon still trading, the README's backfill commands are run
 as printed (a 20-day ``dagster job backfill -w workspace.yaml`` of ``performance_job`` queued for the
 daemon, and a one-day ``dagster asset materialize``). Trading keeps priority: every cycle requested
 while backfill runs are queued or running waits in the run queue no longer than one dequeue interval
-plus one sensor tick (the backfill has its own lane, tradepipe/run_pools.py), each of those cycles
+plus one sensor tick (the backfill has its own lane, tradepipe/config/run_pools.py), each of those cycles
 trades its bar (none found stale), and the backfill's runs succeed (the test waits for the first).
 
 Timings are printed (``-s``). Per-phase wait: TRADEPIPE_TEST_E2E_PHASE_SECONDS (default 300); bar
@@ -59,7 +59,7 @@ SENSOR = "trading_cycle_sensor"
 BAR_TAG = "tradepipe/bar_open"
 RUN_KEY_TAG = "dagster/run_key"
 AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
-# A run takes ~5 s (4.6 s measured): orders fill only if the next bar's cycle runs (issue 10), so bars
+# A run takes ~5 s (4.6 s measured): orders fill only if the next bar's cycle runs, so bars
 # must outlast a run. On a much slower machine set TRADEPIPE_TEST_E2E_TIMEFRAME (e.g. 60s).
 TIMEFRAME = os.environ.get("TRADEPIPE_TEST_E2E_TIMEFRAME", "15s")
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT")
@@ -158,8 +158,8 @@ def choose_seed(start_ms: int) -> int:
     from tradepipe.core.risk import RiskLimits
     from tradepipe.core.timeframes import timeframe_ms
     from tradepipe.core.types import AgentContext, MarketRules
-    from tradepipe.runner import PAPER_RULES
-    from tradepipe.settings import load_settings
+    from tradepipe.trading.runner import PAPER_RULES
+    from tradepipe.config.settings import load_settings
 
     settings = load_settings(
         timeframe=TIMEFRAME, symbols=",".join(SYMBOLS), max_position_fraction=float(MAX_POSITION_FRACTION)
@@ -485,7 +485,7 @@ def test_daemon_trades_by_itself_and_resumes_after_a_crash(tmp_path: Path) -> No
         print(f"[e2e] phase 3: trading cycles' run-queue waits without a backfill: {', '.join(f'{w:.1f}' for w in baseline)} s; "
               f"beside it: {', '.join(f'{w:.1f}' for w in waits)} s; {len(unfinished)} backfill runs still queued or running")
         # The backfill may cost a cycle at most one sensor tick (and one dequeue pass) more than its worst wait without one
-        # (before issue 10 it waited ~150 s, behind four backfill runs holding every slot).
+        # (before it waited ~150 s, behind four backfill runs holding every slot).
         assert waits and max(waits) <= max(baseline) + SENSOR_INTERVAL_S + DEQUEUE_INTERVAL_S, (baseline, waits)
         stop_started = time.monotonic()
         stop_daemon(daemons[-1], signal.SIGTERM)

@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import AgentPerformance, TradingCycle, WeightHistory
+from tradepipe.adapters.db.models import AgentPerformanceRow, TradingCycleRow, WeightHistoryRow
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.weights import agent_weights, live_weights, weights_are_sound
-from tradepipe.cli import main
+from tradepipe.cli.main import main
 from tradepipe.definitions import defs
 from tradepipe.resources import build_resources
-from tradepipe.settings import DEFAULT_AGENTS, load_settings
+from tradepipe.config.settings import DEFAULT_AGENTS, load_settings
 
 WARMUP_DAYS = "0.25"  # six hours of 1m bars instead of a day: the same path, a shorter test
 
@@ -42,7 +42,7 @@ def test_a_fresh_synthetic_start_decides_weights_within_the_first_hour(
     assert again.exit_code == 0 and "warm-up skipped" in again.output and "360 trading cycles" in again.output
     sessions = session_factory(sqlite_url)
     with sessions() as session:
-        run_ids = {c.run_id for c in session.scalars(select(TradingCycle))}
+        run_ids = {c.run_id for c in session.scalars(select(TradingCycleRow))}
     assert len(run_ids) == 1 and next(iter(run_ids)).startswith("warmup:")
 
     settings = load_settings()
@@ -75,8 +75,8 @@ def test_a_fresh_synthetic_start_decides_weights_within_the_first_hour(
 
     assert result.success
     with sessions() as session:
-        performance = {p.agent_name: p for p in session.scalars(select(AgentPerformance).where(AgentPerformance.date == started.date()))}
-        (decision,) = session.scalars(select(WeightHistory)).all()
+        performance = {p.agent_name: p for p in session.scalars(select(AgentPerformanceRow).where(AgentPerformanceRow.date == started.date()))}
+        (decision,) = session.scalars(select(WeightHistoryRow)).all()
     assert set(performance) == set(DEFAULT_AGENTS)
     [measured] = result.asset_materializations_for_node("agent_performance")
     assert measured.metadata["trade_counts"].value.startswith("complete")
@@ -106,4 +106,4 @@ def test_warmup_never_touches_a_live_market(monkeypatch: pytest.MonkeyPatch, sql
 
     assert result.exit_code == 0 and "only runs on the synthetic market" in result.output
     with session_factory(sqlite_url)() as session:
-        assert session.scalars(select(TradingCycle)).first() is None
+        assert session.scalars(select(TradingCycleRow)).first() is None

@@ -18,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from tradepipe.adapters.db.engine import create_sqlite_file, get_engine
-from tradepipe.cli import main as cli
+from tradepipe.cli.main import main as cli
 
 CLOSED_PORT_URL = "postgresql://trader:s3cr3t-pw@127.0.0.1:1/tradepipe"
 READ_COMMANDS = (["status"], ["status", "--json"], ["weights", "show"], ["weights", "promote", "1"], ["risk", "reset"])
@@ -124,7 +124,7 @@ def test_the_default_connect_timeout_applies_without_configuration(silent_databa
 def test_postgres_statement_timeout_is_set_on_every_connection(postgres_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlalchemy as sa
 
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     monkeypatch.setenv("TRADEPIPE_DATABASE_STATEMENT_TIMEOUT_SECONDS", "0.5")
     settings = load_settings(database_url=postgres_url)
@@ -139,7 +139,7 @@ def test_postgres_statement_timeout_is_set_on_every_connection(postgres_url: str
 def test_sqlite_busy_timeout_follows_the_setting(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     import sqlalchemy as sa
 
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     create_sqlite_file(sqlite_url)
     monkeypatch.setenv("TRADEPIPE_DATABASE_STATEMENT_TIMEOUT_SECONDS", "2.5")

@@ -21,8 +21,8 @@ from tradepipe.adapters.db.engine import (
     sqlite_path,
     upgrade,
 )
-from tradepipe.adapters.db.models import Base, Book
-from tradepipe.cli import main
+from tradepipe.adapters.db.models import Base, BookRow
+from tradepipe.cli.main import main
 
 MODEL_TABLES = set(Base.metadata.tables)
 
@@ -115,7 +115,7 @@ def test_cli_db_upgrade_creates_sqlite_under_tradepipe_home_and_is_idempotent(tm
     assert _tables(url) == MODEL_TABLES | {"alembic_version"}
 
     with Session(get_engine(url)) as session:
-        session.add(Book(name="main", starting_cash=1000, quote_currency="USDT"))
+        session.add(BookRow(name="main", starting_cash=1000, quote_currency="USDT"))
         session.commit()
 
     second = CliRunner().invoke(main, ["db", "upgrade"])

@@ -14,26 +14,26 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import (
-    AgentPerformance,
-    AgentWorkLog,
+    AgentPerformanceRow,
+    AgentWorkLogRow,
     Base,
-    Book,
-    EmailConfig,
-    Fill,
-    ImprovementSuggestion,
-    MarketBar,
-    MlModel,
-    Order,
-    PortfolioSnapshot,
+    BookRow,
+    EmailConfigRow,
+    FillRow,
+    ImprovementSuggestionRow,
+    MarketBarRow,
+    MlModelRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     PositionRow,
-    ProjectReport,
-    ProjectTask,
+    ProjectReportRow,
+    ProjectTaskRow,
     SignalRow,
-    StrategyVariant,
-    SystemMetric,
-    TradeAttribution,
-    TradingCycle,
-    WeightHistory,
+    StrategyVariantRow,
+    SystemMetricRow,
+    TradeAttributionRow,
+    TradingCycleRow,
+    WeightHistoryRow,
 )
 
 BAR = datetime(2024, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -52,16 +52,16 @@ def sessions(migrated_url: str) -> sessionmaker[Session]:
     return session_factory(migrated_url)
 
 
-def _book(name: str = "main") -> Book:
-    return Book(name=name, starting_cash=Decimal("10000"), quote_currency="USDT")
+def _book(name: str = "main") -> BookRow:
+    return BookRow(name=name, starting_cash=Decimal("10000"), quote_currency="USDT")
 
 
-def _cycle(book: str = "main", bar_ts: datetime = BAR) -> TradingCycle:
-    return TradingCycle(book=book, bar_ts=bar_ts, timeframe="1m", market_source="synthetic", status="running")
+def _cycle(book: str = "main", bar_ts: datetime = BAR) -> TradingCycleRow:
+    return TradingCycleRow(book=book, bar_ts=bar_ts, timeframe="1m", market_source="synthetic", status="running")
 
 
-def _order(cycle_id: int, client_order_id: str = "main-20240301T1200-BTCUSDT") -> Order:
-    return Order(
+def _order(cycle_id: int, client_order_id: str = "main-20240301T1200-BTCUSDT") -> OrderRow:
+    return OrderRow(
         client_order_id=client_order_id,
         cycle_id=cycle_id,
         book="main",
@@ -75,8 +75,8 @@ def _order(cycle_id: int, client_order_id: str = "main-20240301T1200-BTCUSDT") -
     )
 
 
-def _fill(order: Order, trade_id: str = "t-1") -> Fill:
-    return Fill(
+def _fill(order: OrderRow, trade_id: str = "t-1") -> FillRow:
+    return FillRow(
         order_id=order.id,
         client_order_id=order.client_order_id,
         trade_id=trade_id,
@@ -93,7 +93,7 @@ def _fill(order: Order, trade_id: str = "t-1") -> Fill:
 
 def _insert_one_of_every_model(session: Session) -> list[Base]:
     """One instance of each model with every column set (nullable ones too), parents before children."""
-    book = Book(
+    book = BookRow(
         name="main",
         starting_cash=Decimal("10000.000000000001"),
         quote_currency="USDT",
@@ -106,7 +106,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
     session.add(book)
     session.flush()
 
-    cycle = TradingCycle(
+    cycle = TradingCycleRow(
         book="main",
         bar_ts=BAR,
         timeframe="1m",
@@ -125,7 +125,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
     session.add(cycle)
     session.flush()
 
-    order = Order(
+    order = OrderRow(
         client_order_id="main-20240301T1200-BTCUSDT",
         cycle_id=cycle.id,
         book="main",
@@ -147,7 +147,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
     session.add(order)
     session.flush()
 
-    fill = Fill(
+    fill = FillRow(
         order_id=order.id,
         client_order_id=order.client_order_id,
         trade_id="t-1",
@@ -171,7 +171,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
         cycle,
         order,
         fill,
-        TradeAttribution(
+        TradeAttributionRow(
             book="main",
             date=date(2024, 3, 1),
             fill_id=fill.id,
@@ -183,7 +183,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             realized_at=BAR,
             run_id="run-1",
         ),
-        MarketBar(
+        MarketBarRow(
             source="synthetic",
             symbol="BTC/USDT",
             timeframe="1m",
@@ -215,7 +215,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             opened_at=BAR,
             updated_at=BAR + timedelta(seconds=3),
         ),
-        PortfolioSnapshot(
+        PortfolioSnapshotRow(
             book="main",
             bar_ts=BAR,
             cycle_id=cycle.id,
@@ -229,7 +229,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             positions={"BTC/USDT": {"quantity": "0.113456789012", "mark": 61234.5625}},
             created_at=BAR,
         ),
-        AgentPerformance(
+        AgentPerformanceRow(
             book="backtest-1",
             date=date(2024, 3, 1),
             agent_name="momentum",
@@ -258,7 +258,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             run_id="run-1",
             computed_at=BAR,
         ),
-        WeightHistory(
+        WeightHistoryRow(
             timestamp=BAR,
             book="backtest-1",
             partition_date=date(2024, 3, 1),
@@ -279,14 +279,14 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             promoted_at=BAR + timedelta(minutes=1),
             run_id="run-1",
         ),
-        StrategyVariant(
+        StrategyVariantRow(
             name="momentum-fast",
             description="shorter lookback",
             parameters={"lookback": 7, "threshold": 0.25},
             status="testing",
             created_at=BAR,
         ),
-        MlModel(
+        MlModelRow(
             name="sentiment",
             version="1.2.0",
             framework="sklearn",
@@ -294,7 +294,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             artifact_path="/models/sentiment-1.2.0.pkl",
             created_at=BAR,
         ),
-        ProjectTask(
+        ProjectTaskRow(
             title="Add Kraken",
             description="replay from Kraken candles",
             status="done",
@@ -302,7 +302,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             created_at=BAR,
             updated_at=BAR + timedelta(days=1),
         ),
-        AgentWorkLog(
+        AgentWorkLogRow(
             timestamp=BAR,
             agent_name="optimizer",
             task="optimise",
@@ -312,13 +312,13 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             cycle_id=cycle.id,
             run_id="run-1",
         ),
-        SystemMetric(
+        SystemMetricRow(
             timestamp=BAR,
             metric_name="cycle.duration_ms",
             value=812.5,
             tags={"book": "main", "symbols": ["BTC/USDT", "ETH/USDT"]},
         ),
-        ProjectReport(
+        ProjectReportRow(
             generated_at=BAR,
             period_start=BAR - timedelta(days=7),
             period_end=BAR,
@@ -332,7 +332,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             files={"json": "/reports/main.json", "html": "/reports/main.html"},
             delivery={"status": "failed", "attempts": [{"status": "failed", "error": "refused"}]},
         ),
-        ImprovementSuggestion(
+        ImprovementSuggestionRow(
             created_at=BAR,
             source="weekly_report",
             agent_name="sentiment",
@@ -346,7 +346,7 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             last_seen_at=BAR,
             updated_at=BAR,
         ),
-        EmailConfig(
+        EmailConfigRow(
             smtp_host="smtp.example.com",
             smtp_port=2525,
             smtp_user="reports",
@@ -358,10 +358,10 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
         ),
     ]
     # The suggestion points at the sample's project task, which needs its id first.
-    task = next(row for row in rows if isinstance(row, ProjectTask))
+    task = next(row for row in rows if isinstance(row, ProjectTaskRow))
     session.add(task)
     session.flush()
-    next(row for row in rows if isinstance(row, ImprovementSuggestion)).task_id = task.id
+    next(row for row in rows if isinstance(row, ImprovementSuggestionRow)).task_id = task.id
     session.add_all(rows[4:])
     session.commit()
     return rows
@@ -402,8 +402,8 @@ def test_defaults_fill_timestamps_and_json(sessions: sessionmaker[Session]) -> N
         session.commit()
 
     with sessions() as session:
-        book = session.get(Book, "main")
-        cycle = session.scalars(sa.select(TradingCycle)).one()
+        book = session.get(BookRow, "main")
+        cycle = session.scalars(sa.select(TradingCycleRow)).one()
     assert book is not None
     assert book.created_at.tzinfo is not None and book.created_at.utcoffset() == timedelta(0)
     assert before - timedelta(seconds=1) <= book.created_at <= datetime.now(timezone.utc)
@@ -428,11 +428,11 @@ def test_defaults_fill_timestamps_and_json(sessions: sessionmaker[Session]) -> N
 )
 def test_money_round_trips_exactly(sessions: sessionmaker[Session], amount: Decimal) -> None:
     with sessions() as session:
-        session.add(Book(name="main", starting_cash=amount, quote_currency="USDT"))
+        session.add(BookRow(name="main", starting_cash=amount, quote_currency="USDT"))
         session.commit()
 
     with sessions() as session:
-        read = session.get(Book, "main").starting_cash  # type: ignore[union-attr]
+        read = session.get(BookRow, "main").starting_cash  # type: ignore[union-attr]
     assert isinstance(read, Decimal)
     assert read == amount
 
@@ -443,7 +443,7 @@ def test_money_sums_exactly_where_floats_would_not(sessions: sessionmaker[Sessio
         session.flush()
         session.add(_cycle())
         session.flush()
-        cycle_id = session.scalars(sa.select(TradingCycle.id)).one()
+        cycle_id = session.scalars(sa.select(TradingCycleRow.id)).one()
         for i, fee in enumerate(["0.1", "0.2"]):
             order = _order(cycle_id, client_order_id=f"o-{i}")
             session.add(order)
@@ -454,30 +454,30 @@ def test_money_sums_exactly_where_floats_would_not(sessions: sessionmaker[Sessio
         session.commit()
 
     with sessions() as session:
-        fees = session.scalars(sa.select(Fill.fee)).all()
+        fees = session.scalars(sa.select(FillRow.fee)).all()
     assert sum(fees) == Decimal("0.3")
 
 
 def test_money_accepts_int_and_str(sessions: sessionmaker[Session]) -> None:
     with sessions() as session:
-        session.add(Book(name="a", starting_cash=10000, quote_currency="USDT"))  # type: ignore[arg-type]
-        session.add(Book(name="b", starting_cash="0.000000000001", quote_currency="USDT"))  # type: ignore[arg-type]
+        session.add(BookRow(name="a", starting_cash=10000, quote_currency="USDT"))  # type: ignore[arg-type]
+        session.add(BookRow(name="b", starting_cash="0.000000000001", quote_currency="USDT"))  # type: ignore[arg-type]
         session.commit()
 
     with sessions() as session:
-        assert session.get(Book, "a").starting_cash == Decimal(10000)  # type: ignore[union-attr]
-        assert session.get(Book, "b").starting_cash == Decimal("0.000000000001")  # type: ignore[union-attr]
+        assert session.get(BookRow, "a").starting_cash == Decimal(10000)  # type: ignore[union-attr]
+        assert session.get(BookRow, "b").starting_cash == Decimal("0.000000000001")  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("amount", [Decimal("NaN"), Decimal("Infinity"), Decimal("-Infinity"), Decimal("sNaN")], ids=str)
 def test_money_refuses_non_finite_decimals(sessions: sessionmaker[Session], amount: Decimal) -> None:
     with sessions() as session:
-        session.add(Book(name="main", starting_cash=amount, quote_currency="USDT"))
+        session.add(BookRow(name="main", starting_cash=amount, quote_currency="USDT"))
         with pytest.raises(StatementError, match="money must be finite"):
             session.commit()
 
     with sessions() as session:
-        assert session.get(Book, "main") is None
+        assert session.get(BookRow, "main") is None
 
 
 def test_a_zero_money_value_compares_equal_to_zero_in_sql(
@@ -501,13 +501,13 @@ def test_a_zero_money_value_compares_equal_to_zero_in_sql(
 def test_timestamps_come_back_as_utc_for_any_offset_written(sessions: sessionmaker[Session]) -> None:
     written = datetime(2024, 3, 1, 17, 30, 0, 250000, tzinfo=IST)  # 12:00:00.25 UTC
     with sessions() as session:
-        session.add(MarketBar(source="s", symbol="BTC/USDT", timeframe="1m", ts=written, open=1, high=1, low=1, close=1, volume=1))
+        session.add(MarketBarRow(source="s", symbol="BTC/USDT", timeframe="1m", ts=written, open=1, high=1, low=1, close=1, volume=1))
         session.commit()
 
     with sessions() as session:
-        read = session.scalars(sa.select(MarketBar.ts)).one()
+        read = session.scalars(sa.select(MarketBarRow.ts)).one()
         # Filtering with the same instant in another zone finds the row on both backends.
-        found = session.scalars(sa.select(MarketBar).where(MarketBar.ts == written.astimezone(PLUS_2))).all()
+        found = session.scalars(sa.select(MarketBarRow).where(MarketBarRow.ts == written.astimezone(PLUS_2))).all()
     assert read == written
     assert read.tzinfo == timezone.utc
     assert read == datetime(2024, 3, 1, 12, 0, 0, 250000, tzinfo=timezone.utc)
@@ -521,12 +521,12 @@ def test_timestamps_order_chronologically_across_offsets(sessions: sessionmaker[
     with sessions() as session:
         for ts, zone in zip(reversed(instants), zones):
             session.add(
-                MarketBar(source="s", symbol="BTC/USDT", timeframe="1h", ts=ts.astimezone(zone), open=1, high=1, low=1, close=1, volume=1)
+                MarketBarRow(source="s", symbol="BTC/USDT", timeframe="1h", ts=ts.astimezone(zone), open=1, high=1, low=1, close=1, volume=1)
             )
         session.commit()
 
     with sessions() as session:
-        assert session.scalars(sa.select(MarketBar.ts).order_by(MarketBar.ts)).all() == instants
+        assert session.scalars(sa.select(MarketBarRow.ts).order_by(MarketBarRow.ts)).all() == instants
 
 
 def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
@@ -538,7 +538,7 @@ def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
             session.commit()
 
     with sessions() as session:
-        assert session.scalars(sa.select(TradingCycle)).all() == []
+        assert session.scalars(sa.select(TradingCycleRow)).all() == []
 
 
 # --- JSON --------------------------------------------------------------------------------------
@@ -547,13 +547,13 @@ def test_naive_datetimes_are_refused(sessions: sessionmaker[Session]) -> None:
 def test_json_columns_round_trip_nested_values(sessions: sessionmaker[Session]) -> None:
     recommendations = [NESTED_JSON, "plain", 3, 2.5, None, [[]]]
     with sessions() as session:
-        session.add(SystemMetric(metric_name="m", value=1.0, tags=NESTED_JSON))
-        session.add(ProjectReport(recommendations=recommendations, delivered_to=[]))
+        session.add(SystemMetricRow(metric_name="m", value=1.0, tags=NESTED_JSON))
+        session.add(ProjectReportRow(recommendations=recommendations, delivered_to=[]))
         session.commit()
 
     with sessions() as session:
-        assert session.scalars(sa.select(SystemMetric.tags)).one() == NESTED_JSON
-        report = session.scalars(sa.select(ProjectReport)).one()
+        assert session.scalars(sa.select(SystemMetricRow.tags)).one() == NESTED_JSON
+        report = session.scalars(sa.select(ProjectReportRow)).one()
     assert report.recommendations == recommendations
     assert report.delivered_to == []
 
@@ -586,7 +586,7 @@ def test_one_trading_cycle_per_book_and_bar(sessions: sessionmaker[Session]) -> 
         session.add(_cycle(book="backtest-1"))
         session.add(_cycle(bar_ts=BAR + timedelta(minutes=1)))
         session.commit()
-        assert session.scalar(sa.select(sa.func.count()).select_from(TradingCycle)) == 3
+        assert session.scalar(sa.select(sa.func.count()).select_from(TradingCycleRow)) == 3
 
 
 def test_client_order_id_is_unique(sessions: sessionmaker[Session]) -> None:
@@ -595,7 +595,7 @@ def test_client_order_id_is_unique(sessions: sessionmaker[Session]) -> None:
         session.flush()
         session.add(_cycle())
         session.flush()
-        cycle_id = session.scalars(sa.select(TradingCycle.id)).one()
+        cycle_id = session.scalars(sa.select(TradingCycleRow.id)).one()
         session.add(_order(cycle_id, "dup"))
         session.commit()
 
@@ -611,7 +611,7 @@ def test_a_trade_is_recorded_once_per_order(sessions: sessionmaker[Session]) -> 
         session.flush()
         session.add(_cycle())
         session.flush()
-        order = _order(session.scalars(sa.select(TradingCycle.id)).one())
+        order = _order(session.scalars(sa.select(TradingCycleRow.id)).one())
         session.add(order)
         session.flush()
         session.add(_fill(order, trade_id="t-1"))

@@ -28,11 +28,11 @@ from tradepipe.adapters.db.engine import get_engine, upgrade
 from tradepipe.adapters.db.models import Base
 from tradepipe.adapters.market import CcxtMarket, SyntheticMarket
 from tradepipe.assets.portfolio import portfolio_metadata, portfolio_state
-from tradepipe.cli import main as cli
+from tradepipe.cli.main import main as cli
 from tradepipe.core.redaction import redact
 from tradepipe.resources import build_resources
-from tradepipe.runner import TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.trading.runner import TradingRunner
+from tradepipe.config.settings import load_settings
 
 BAR0 = 1_700_000_040_000
 M = 60_000

@@ -26,13 +26,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.adapters.test_broker import API_KEY, SECRET, FakeBinanceSpot, Reject, install, no_network
-from tradepipe.adapters.broker import CcxtBroker
+from tradepipe.adapters.ccxt_broker import CcxtBroker
 from tradepipe.adapters.db.engine import session_factory, upgrade
 from tradepipe.adapters.db.ledger import datetime_to_ms
-from tradepipe.adapters.db.models import Fill, MarketBar, Order, PortfolioSnapshot, SignalRow, TradingCycle
+from tradepipe.adapters.db.models import FillRow, MarketBarRow, OrderRow, PortfolioSnapshotRow, SignalRow, TradingCycleRow
 from tradepipe.adapters.market import MarketData, MarketDataError, SyntheticMarket
 from tradepipe.assets.portfolio import portfolio_state
-from tradepipe.brokers import Broker, ExchangeBroker
+from tradepipe.trading.brokers import Broker, ExchangeBroker
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import BarHistory
 from tradepipe.resources import (
@@ -71,7 +71,7 @@ def resources(ledger: LedgerDatabase, trading: TradingConfigResource, market: Ma
         "broker": BrokerResource(kind="paper"),
         "weights_cache": WeightsCacheResource(redis_url=None),
         "clock": WallClock(),
-        "alerts": AlertsResource(),  # alerts off (issue 14)
+        "alerts": AlertsResource(),  # alerts off
         **swapped,
     }
 
@@ -109,15 +109,15 @@ def test_portfolio_state_trades_the_replay_files_into_a_temporary_sqlite_ledger(
             break
         index += 1
         assert index < FIRST_BAR_INDEX + 48, "no order in two days of bars"
-    ordered = [o for o in rows(ledger.url, Order) if o.status == "pending"]
+    ordered = [o for o in rows(ledger.url, OrderRow) if o.status == "pending"]
     filled = trade(int(files["BTC/USDT"][index + 1]["timestamp"]), resource_set)
 
     # The bars the cycles recorded are the files' rows, exactly.
-    for bar in rows(ledger.url, MarketBar):
+    for bar in rows(ledger.url, MarketBarRow):
         row = next(r for r in files[bar.symbol] if int(r["timestamp"]) == datetime_to_ms(bar.ts))
         assert (bar.source, bar.open, bar.close, bar.volume) == ("replay", float(row["open"]), float(row["close"]), float(row["volume"]))
     # Each order filled at the next bar's open from the file, moved 5 bps against it, on the 0.01 tick.
-    fills = {f.client_order_id: f for f in rows(ledger.url, Fill)}
+    fills = {f.client_order_id: f for f in rows(ledger.url, FillRow)}
     assert set(fills) == {o.client_order_id for o in ordered} and filled["fills"] == len(ordered)
     for order in ordered:
         next_open = Decimal(files[order.symbol][index + 1]["open"])
@@ -126,10 +126,10 @@ def test_portfolio_state_trades_the_replay_files_into_a_temporary_sqlite_ledger(
         else:
             expected = (next_open * (1 - Decimal(5) / BPS)).quantize(Decimal("0.01"), ROUND_FLOOR)
         assert fills[order.client_order_id].price == expected
-    snapshot = rows(ledger.url, PortfolioSnapshot)[-1]
-    cent = Decimal("0.01")  # the asset page shows money to the cent (issue 14)
+    snapshot = rows(ledger.url, PortfolioSnapshotRow)[-1]
+    cent = Decimal("0.01")  # the asset page shows money to the cent
     assert filled["equity"] == float(snapshot.equity.quantize(cent)) and filled["cash"] == float(snapshot.cash.quantize(cent))
-    assert {c.market_source for c in rows(ledger.url, TradingCycle)} == {"replay"}
+    assert {c.market_source for c in rows(ledger.url, TradingCycleRow)} == {"replay"}
 
 
 # --------------------------------------------------------------------------- a flaky market
@@ -172,7 +172,7 @@ def test_a_market_failing_for_one_symbol_half_the_time_skips_it_only_then(ledger
     assert len(SOL_REQUESTS) == 4
     assert [o["cycle_status"] for o in outcomes] == ["traded"] * 4
     assert [o["skipped"] for o in outcomes] == [{"SOL/USDT": "market data: exchange unavailable (HTTP 503)"}, {}] * 2
-    cycles = rows(ledger.url, TradingCycle)
+    cycles = rows(ledger.url, TradingCycleRow)
     assert [c.status for c in cycles] == ["succeeded"] * 4
     signals = rows(ledger.url, SignalRow)
     by_cycle = {c.id: {s.symbol for s in signals if s.cycle_id == c.id} for c in cycles}
@@ -220,12 +220,12 @@ def test_a_broker_that_refuses_orders_records_the_refusal_and_moves_no_money(sha
         assert index < FIRST_BAR_INDEX + 48, "no order in two days of bars"
     after = trade(int(files[index + 1]["timestamp"]), resource_set)
 
-    orders = [o for o in rows(ledger.url, Order) if o.quantity > 0]  # not the risk rules' own rejections
+    orders = [o for o in rows(ledger.url, OrderRow) if o.quantity > 0]  # not the risk rules' own rejections
     assert len(orders) == 1 + after["orders_placed"]  # the first order, and the next cycle's try again
     for order in orders:
         assert (order.status, order.reject_kind, order.broker, order.exchange_order_id) == ("rejected", "exchange", "ccxt", None)
         assert "; exchange refused: insufficient funds on binance for " in order.reason
         assert "Account has insufficient balance for requested action." in order.reason
-    assert rows(ledger.url, Fill) == [] and after["fills"] == 0
-    snapshot = rows(ledger.url, PortfolioSnapshot)[-1]
+    assert rows(ledger.url, FillRow) == [] and after["fills"] == 0
+    snapshot = rows(ledger.url, PortfolioSnapshotRow)[-1]
     assert snapshot.cash == Decimal(10000) and snapshot.positions == {} and after["equity"] == 10000.0

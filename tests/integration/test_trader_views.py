@@ -19,13 +19,13 @@ from click.testing import CliRunner
 
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.models import (
-    Book,
-    Fill,
-    Order,
-    PortfolioSnapshot,
-    TradingCycle,
+    BookRow,
+    FillRow,
+    OrderRow,
+    PortfolioSnapshotRow,
+    TradingCycleRow,
 )
-from tradepipe.cli import main
+from tradepipe.cli.main import main
 
 DAY1 = 1_764_633_600_000  # 2025-12-02T00:00:00Z
 DAY2 = DAY1 + 86_400_000
@@ -53,19 +53,19 @@ HAND_FILLS = [
 
 def build_hand_ledger(url: str, book: str = "main") -> None:
     with session_factory(url).begin() as session:
-        session.add(Book(name=book, starting_cash=D("10000"), quote_currency="USDT"))
+        session.add(BookRow(name=book, starting_cash=D("10000"), quote_currency="USDT"))
         session.flush()
         for n, (symbol, side, qty, px, fee, ms, contributions, realized) in enumerate(HAND_FILLS):
-            cycle = TradingCycle(book=book, bar_ts=at(ms - HOUR), timeframe="1h", market_source="synthetic", status="succeeded")
+            cycle = TradingCycleRow(book=book, bar_ts=at(ms - HOUR), timeframe="1h", market_source="synthetic", status="succeeded")
             session.add(cycle)
             session.flush()
-            order = Order(
+            order = OrderRow(
                 client_order_id=f"{book}-{n}", cycle_id=cycle.id, book=book, bar_ts=at(ms - HOUR), symbol=symbol, side=side,
                 quantity=D(qty), requested_quantity=D(qty), reference_price=D(px), status="filled", broker="paper", contributions=contributions,
             )
             session.add(order)
             session.flush()
-            session.add(Fill(
+            session.add(FillRow(
                 order_id=order.id, client_order_id=order.client_order_id, trade_id=f"paper-{n}", book=book, symbol=symbol, side=side,
                 quantity=D(qty), price=D(px), fee=D(fee), notional=D(qty) * D(px), ts=at(ms), realized_pnl=D(realized),
             ))
@@ -73,7 +73,7 @@ def build_hand_ledger(url: str, book: str = "main") -> None:
             (DAY1 + 3 * HOUR, "10007.23", "7.23", "0", "0.27", {"BTC/USDT": "105"}),
             (DAY2 + 3 * HOUR, "10009.375", "4.375", "5", "0.625", {"ETH/USDT": "45"}),
         ):
-            session.add(PortfolioSnapshot(
+            session.add(PortfolioSnapshotRow(
                 book=book, bar_ts=at(ms), cash=D(0), positions_value=D(0), equity=D(equity), realized_pnl=D(realized),
                 unrealized_pnl=D(unrealized), fees_paid=D(fees), day_start_equity=D("10000"),
                 positions={s: {"quantity": "1", "average_price": m, "mark": m, "value": m} for s, m in marks.items()},
@@ -145,8 +145,8 @@ def test_book_option_keeps_books_apart_and_an_unknown_book_is_one_line(migrated_
 
 def test_a_traded_book_adds_up_and_its_chart_marks_every_entry_and_exit(sqlite_url: str, tmp_path: Path) -> None:
     from tradepipe.adapters.db.engine import upgrade
-    from tradepipe.runner import TradingRunner
-    from tradepipe.settings import load_settings
+    from tradepipe.trading.runner import TradingRunner
+    from tradepipe.config.settings import load_settings
 
     upgrade(sqlite_url)
     settings = load_settings(database_url=sqlite_url)
@@ -157,7 +157,7 @@ def test_a_traded_book_adds_up_and_its_chart_marks_every_entry_and_exit(sqlite_u
     with session_factory(sqlite_url)() as session:
         from sqlalchemy import select
 
-        latest = session.scalars(select(PortfolioSnapshot).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)).one()
+        latest = session.scalars(select(PortfolioSnapshotRow).order_by(PortfolioSnapshotRow.bar_ts.desc()).limit(1)).one()
 
     trades = json.loads(cli(sqlite_url, "trades", "--json"))
     daily = json.loads(cli(sqlite_url, "profit", "--json"))
@@ -211,7 +211,7 @@ def test_day_charts_draws_todays_chart_where_portfolio_state_links_it(sqlite_url
     from tradepipe.assets.charts import day_charts
     from tradepipe.assets.portfolio import day_chart_links
     from tradepipe.resources import FixedClock, build_resources
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     upgrade(sqlite_url)
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", sqlite_url)
@@ -238,7 +238,7 @@ def test_a_ledger_that_does_not_replay_to_its_booked_pnl_is_refused_in_one_line(
     upgrade(sqlite_url)
     build_hand_ledger(sqlite_url)
     with session_factory(sqlite_url).begin() as session:
-        fill = session.scalars(select(Fill).order_by(Fill.id).offset(3).limit(1)).one()
+        fill = session.scalars(select(FillRow).order_by(FillRow.id).offset(3).limit(1)).one()
         fill.realized_pnl = D("-22.634")  # a cent-fraction off: the books and the fills disagree
 
     result = CliRunner().invoke(main, ["trades", "--json"], env={"TRADEPIPE_DATABASE_URL": sqlite_url})

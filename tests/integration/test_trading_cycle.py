@@ -23,36 +23,36 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
-import tradepipe.cycle_unit as cycle_unit_module
+import tradepipe.trading.unit_of_work as cycle_unit_module
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import datetime_to_ms, ms_to_datetime
 from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Book,
-    Fill,
-    MarketBar,
-    Order,
-    PortfolioSnapshot,
+    AgentWorkLogRow,
+    BookRow,
+    FillRow,
+    MarketBarRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     PositionRow,
     SignalRow,
-    TradingCycle,
+    TradingCycleRow,
 )
 from tradepipe.adapters.market import CcxtMarket, MarketDataError, ReplayMarket, SyntheticMarket
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.checks.ledger import equity_invariant, no_double_fills
-from tradepipe.cli import main as cli
+from tradepipe.cli.main import main as cli
 from tradepipe.core.risk import client_order_id
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, build_resources
 from tradepipe.core.timeframes import last_closed_bar_open
 from tradepipe.core.types import BarHistory
-from tradepipe.runner import OutOfOrderBarError, TradingRunner
-from tradepipe.settings import DEFAULT_AGENTS, Settings, load_settings
+from tradepipe.trading.runner import OutOfOrderBarError, TradingRunner
+from tradepipe.config.settings import DEFAULT_AGENTS, Settings, load_settings
 
 M = 60_000
 H = 3_600_000
 BAR0 = 1_700_000_040_000  # 2023-11-14 22:14 UTC, a 1m bar on the synthetic market
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-LEDGER = (Book, TradingCycle, SignalRow, Order, Fill, PositionRow, PortfolioSnapshot, MarketBar, AgentWorkLog)
+LEDGER = (BookRow, TradingCycleRow, SignalRow, OrderRow, FillRow, PositionRow, PortfolioSnapshotRow, MarketBarRow, AgentWorkLogRow)
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC, first bar of the replay files below
 BPS = Decimal(10_000)
 
@@ -71,19 +71,19 @@ def rows(url: str, model: type, *order_by: Any) -> list[Any]:
         return list(session.scalars(select(model).order_by(*order_by)))
 
 
-def marks_of(snapshot: PortfolioSnapshot) -> Decimal:
+def marks_of(snapshot: PortfolioSnapshotRow) -> Decimal:
     return sum((Decimal(p["quantity"]) * Decimal(p["mark"]) for p in snapshot.positions.values()), Decimal(0))
 
 
 def assert_books_balance(url: str, starting_cash: Decimal = Decimal(10000)) -> None:
     """Every snapshot: equity == cash + sum(qty x mark) exactly; cash and positions follow from the fills alone."""
-    snapshots = rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts)
+    snapshots = rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts)
     assert snapshots
     for snapshot in snapshots:
         assert snapshot.positions_value == marks_of(snapshot)
         assert snapshot.equity == snapshot.cash + marks_of(snapshot)
         assert snapshot.equity - snapshot.cash - snapshot.positions_value == 0
-    fills = rows(url, Fill, Fill.id)
+    fills = rows(url, FillRow, FillRow.id)
     cash = starting_cash
     held: dict[str, Decimal] = {}
     for fill in fills:
@@ -138,7 +138,7 @@ def test_consecutive_cycles_write_signals_orders_next_bar_fills_positions_and_ex
     outcomes = [runner.run_cycle(bar, run_id=f"run-{i}") for i, bar in enumerate(bars)]
     assert [o.status for o in outcomes] == ["traded"] * 6
 
-    cycles = rows(url, TradingCycle, TradingCycle.bar_ts)
+    cycles = rows(url, TradingCycleRow, TradingCycleRow.bar_ts)
     assert [datetime_to_ms(c.bar_ts) for c in cycles] == bars
     assert {(c.status, c.market_source, c.timeframe, c.book) for c in cycles} == {("succeeded", "synthetic", "1m", "main")}
     assert [c.run_id for c in cycles] == [f"run-{i}" for i in range(6)]
@@ -156,7 +156,7 @@ def test_consecutive_cycles_write_signals_orders_next_bar_fills_positions_and_ex
     assert any(not s.abstained and s.value != 0 for s in signals if s.agent_name == "momentum")
 
     # Orders: deterministic ids; each is filled (or cancelled) by the next cycle, never in its own.
-    orders = [o for o in rows(url, Order, Order.id) if o.status != "rejected"]
+    orders = [o for o in rows(url, OrderRow, OrderRow.id) if o.status != "rejected"]
     assert orders, "the synthetic market over these bars is expected to trade"
     for order in orders:
         bar = datetime_to_ms(order.bar_ts)
@@ -165,7 +165,7 @@ def test_consecutive_cycles_write_signals_orders_next_bar_fills_positions_and_ex
             client_order_id("main", bar, order.symbol, "stop_loss"),
         }
         assert order.status == ("pending" if bar == bars[-1] else "filled"), order.reason
-    fills = rows(url, Fill, Fill.id)
+    fills = rows(url, FillRow, FillRow.id)
     assert fills
     by_id = {o.id: o for o in orders}
     assert sorted(f.order_id for f in fills) == sorted(o.id for o in orders if o.status == "filled")
@@ -180,7 +180,7 @@ def test_consecutive_cycles_write_signals_orders_next_bar_fills_positions_and_ex
         assert fill.fee == fill.notional * Decimal(10) / BPS
 
     # Snapshots: one per cycle, marked at the bar's close, balancing exactly.
-    snapshots = rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts)
+    snapshots = rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts)
     assert [datetime_to_ms(s.bar_ts) for s in snapshots] == bars
     for snapshot, outcome in zip(snapshots, outcomes):
         assert snapshot.equity == outcome.equity and snapshot.cash == outcome.cash
@@ -189,7 +189,7 @@ def test_consecutive_cycles_write_signals_orders_next_bar_fills_positions_and_ex
     assert_books_balance(url)
 
     # The agents' work log: one row per agent per cycle.
-    work = rows(url, AgentWorkLog, AgentWorkLog.id)
+    work = rows(url, AgentWorkLogRow, AgentWorkLogRow.id)
     assert len(work) == 6 * len(DEFAULT_AGENTS)
     assert {w.status for w in work if w.agent_name == "sentiment"} == {"abstained"}
 
@@ -200,7 +200,7 @@ def test_the_same_bar_twice_is_already_done_and_writes_nothing(migrated_url: str
     for i in range(3):
         assert runner.run_cycle(BAR0 + i * M).status == "traded"
     before = counts(url)
-    latest = rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts)[-1]
+    latest = rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts)[-1]
 
     again = runner.run_cycle(BAR0 + 2 * M)
     restarted = TradingRunner(settings_for(url)).run_cycle(BAR0 + 2 * M)  # e.g. after a restart
@@ -226,7 +226,7 @@ def test_a_bar_older_than_the_books_newest_cycle_is_refused_and_writes_nothing(m
     with pytest.raises(OutOfOrderBarError, match="later bar"):
         runner.run_cycle(BAR0 + 2 * M)
     assert counts(url) == before
-    assert rows(url, Book)[0].halted_day is None
+    assert rows(url, BookRow)[0].halted_day is None
     assert_books_balance(url)
 
 
@@ -251,7 +251,7 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
     url = migrated_url
     runner = TradingRunner(settings_for(url))
     runner.run_cycle(BAR0)  # orders pending for the next bar
-    pending = {o.client_order_id for o in rows(url, Order, Order.id) if o.status == "pending"}
+    pending = {o.client_order_id for o in rows(url, OrderRow, OrderRow.id) if o.status == "pending"}
     assert pending
     before = counts(url)
 
@@ -261,9 +261,9 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
         runner.run_cycle(BAR0 + M)
     assert calls and calls[0] > before["signals"]  # the rows were written before the crash ...
     assert counts(url) == before  # ... and none survived it
-    assert {o.client_order_id for o in rows(url, Order, Order.id) if o.status == "pending"} == pending
+    assert {o.client_order_id for o in rows(url, OrderRow, OrderRow.id) if o.status == "pending"} == pending
     with session_factory(url)() as session:
-        assert session.scalars(select(TradingCycle).where(TradingCycle.bar_ts == ms_to_datetime(BAR0 + M))).first() is None
+        assert session.scalars(select(TradingCycleRow).where(TradingCycleRow.bar_ts == ms_to_datetime(BAR0 + M))).first() is None
 
     monkeypatch.setattr(cycle_unit_module, "record_agent_work", original)  # the process comes back
     outcome = runner.run_cycle(BAR0 + M)
@@ -272,7 +272,7 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
     assert after["trading_cycles"] == before["trading_cycles"] + 1
     assert after["portfolio_snapshots"] == before["portfolio_snapshots"] + 1
     assert after["signals"] == before["signals"] + len(SYMBOLS) * len(DEFAULT_AGENTS)
-    fills = rows(url, Fill, Fill.id)
+    fills = rows(url, FillRow, FillRow.id)
     assert sorted(f.client_order_id for f in fills) == sorted(pending)  # each pending order filled once
 
     # The rerun wrote what an uninterrupted book gets for the same bars.
@@ -280,9 +280,9 @@ def test_a_crash_mid_cycle_leaves_no_rows_and_the_rerun_writes_exactly_one_set(
     reference.run_cycle(BAR0)
     expected = reference.run_cycle(BAR0 + M)
     assert outcome.equity == expected.equity and outcome.cash == expected.cash
-    main_snapshots = [s for s in rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts) if s.book == "main"]
+    main_snapshots = [s for s in rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts) if s.book == "main"]
     assert [s.equity for s in main_snapshots] == [
-        s.equity for s in rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts) if s.book == "reference"
+        s.equity for s in rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts) if s.book == "reference"
     ]
 
 
@@ -332,19 +332,19 @@ def test_a_bad_bar_in_a_replay_file_skips_that_symbol_with_the_reason_and_the_ot
     outcome = runner.run_cycle(T0 + 61 * H)  # ETH's bar 61 is the bad one
     assert outcome.status == "traded"
 
-    cycle = rows(url, TradingCycle, TradingCycle.bar_ts)[-1]
+    cycle = rows(url, TradingCycleRow, TradingCycleRow.bar_ts)[-1]
     assert cycle.status == "succeeded" and set(cycle.skipped) == {"ETH/USDT"}
     assert expected in cycle.skipped["ETH/USDT"] and "2024-01-03T13:00Z" in cycle.skipped["ETH/USDT"]
     signals = [s for s in rows(url, SignalRow, SignalRow.id) if datetime_to_ms(s.bar_ts) == T0 + 61 * H]
     assert {s.symbol for s in signals} == {"BTC/USDT"} and len(signals) == len(DEFAULT_AGENTS)
     # BTC's order from the bar before filled at this bar's open; ETH's was cancelled, with the reason.
-    orders = {o.symbol: o for o in rows(url, Order, Order.id) if datetime_to_ms(o.bar_ts) == T0 + 60 * H}
+    orders = {o.symbol: o for o in rows(url, OrderRow, OrderRow.id) if datetime_to_ms(o.bar_ts) == T0 + 60 * H}
     assert orders["BTC/USDT"].status == "filled"
     assert orders["ETH/USDT"].status == "cancelled" and "no valid bar" in orders["ETH/USDT"].reason
-    (fill,) = [f for f in rows(url, Fill, Fill.id) if f.symbol == "BTC/USDT"]
+    (fill,) = [f for f in rows(url, FillRow, FillRow.id) if f.symbol == "BTC/USDT"]
     assert fill.price == (Decimal(repr(btc[61][1])) * (1 + Decimal(5) / BPS)).quantize(Decimal("0.01"), ROUND_CEILING)
     # The bad bar is not stored as market data; BTC's is.
-    bars = {(b.symbol, datetime_to_ms(b.ts)) for b in rows(url, MarketBar, MarketBar.id)}
+    bars = {(b.symbol, datetime_to_ms(b.ts)) for b in rows(url, MarketBarRow, MarketBarRow.id)}
     assert ("BTC/USDT", T0 + 61 * H) in bars and ("ETH/USDT", T0 + 61 * H) not in bars
     assert_books_balance(url)
 
@@ -381,14 +381,14 @@ def test_an_exchange_error_for_one_symbol_is_retried_then_skipped_with_the_reaso
 
     assert outcome.status == "traded"
     assert exchange.calls.count("ETH/USDT") == 3 and slept == [1.0, 2.0]
-    (cycle,) = rows(url, TradingCycle)
+    (cycle,) = rows(url, TradingCycleRow)
     assert cycle.market_source == "ccxt" and cycle.status == "succeeded"
     assert set(cycle.skipped) == {"ETH/USDT"}
     reason = cycle.skipped["ETH/USDT"]
     assert reason.startswith("market data: binance fetch_ohlcv('ETH/USDT', '1h') failed 3 times")
     assert "NetworkError" in reason and "503 Service Unavailable" in reason
     assert {s.symbol for s in rows(url, SignalRow)} == {"BTC/USDT"}
-    assert len(rows(url, PortfolioSnapshot)) == 1
+    assert len(rows(url, PortfolioSnapshotRow)) == 1
 
 
 def test_a_market_source_raising_market_data_error_skips_only_that_symbol(migrated_url: str) -> None:
@@ -406,7 +406,7 @@ def test_a_market_source_raising_market_data_error_skips_only_that_symbol(migrat
     url = migrated_url
     outcome = TradingRunner(settings_for(url), market=HalfDown()).run_cycle(BAR0)
     assert outcome.skipped == {"SOL/USDT": "market data: exchange does not list SOL/USDT"}
-    assert rows(url, TradingCycle)[0].skipped == {"SOL/USDT": "market data: exchange does not list SOL/USDT"}
+    assert rows(url, TradingCycleRow)[0].skipped == {"SOL/USDT": "market data: exchange does not list SOL/USDT"}
     assert {s.symbol for s in rows(url, SignalRow)} == {"BTC/USDT", "ETH/USDT"}
 
 
@@ -417,7 +417,7 @@ def test_a_missing_headline_file_makes_sentiment_abstain_with_the_feed_error_and
     monkeypatch.setenv("TRADEPIPE_NEWS_FEED", "/nonexistent")
     outcome = TradingRunner(settings_for(url)).run_cycle(BAR0)
     assert outcome.status == "traded"
-    (cycle,) = rows(url, TradingCycle)
+    (cycle,) = rows(url, TradingCycleRow)
     assert cycle.status == "succeeded"
     signals = rows(url, SignalRow, SignalRow.id)
     sentiment = [s for s in signals if s.agent_name == "sentiment"]
@@ -480,13 +480,13 @@ def test_the_daily_loss_halt_is_recorded_only_risk_reducing_orders_pass_and_risk
     url = migrated_url
     _halted_book(url, tmp_path, monkeypatch)
 
-    (book,) = rows(url, Book)
+    (book,) = rows(url, BookRow)
     assert book.halted_day == date(2024, 1, 5)
     assert book.halt_reason.startswith("daily loss limit: equity")
-    crash_snapshot = [s for s in rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts) if datetime_to_ms(s.bar_ts) == T0 + CRASH * H][0]
+    crash_snapshot = [s for s in rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts) if datetime_to_ms(s.bar_ts) == T0 + CRASH * H][0]
     assert crash_snapshot.equity <= crash_snapshot.day_start_equity * Decimal("0.97")
 
-    orders = rows(url, Order, Order.id)
+    orders = rows(url, OrderRow, OrderRow.id)
     before = [o for o in orders if datetime_to_ms(o.bar_ts) < T0 + CRASH * H and o.status != "rejected"]
     after = [o for o in orders if datetime_to_ms(o.bar_ts) >= T0 + CRASH * H]
     assert any(o.side == "buy" for o in before)  # the book took risk before the halt
@@ -494,14 +494,14 @@ def test_the_daily_loss_halt_is_recorded_only_risk_reducing_orders_pass_and_risk
     assert sent_after and all(o.side == "sell" for o in sent_after)
     blocked = [o for o in after if o.status == "rejected"]
     assert blocked and all(o.side == "buy" and o.reject_kind == "halted_daily_loss" for o in blocked)
-    assert all(o.side == "sell" for o in rows(url, Fill) if datetime_to_ms(o.ts) > T0 + CRASH * H)
+    assert all(o.side == "sell" for o in rows(url, FillRow) if datetime_to_ms(o.ts) > T0 + CRASH * H)
     assert_books_balance(url)
 
     # The operator lifts the halt.
     result = CliRunner().invoke(cli, ["risk", "reset"])
     assert result.exit_code == 0, result.output
     assert "daily-loss halt lifted for book 'main'" in result.output
-    (book,) = rows(url, Book)
+    (book,) = rows(url, BookRow)
     assert book.halted_day is None
     assert book.halt_reason.startswith("reset by operator at equity ") and "(was: daily loss limit" in book.halt_reason
     again = CliRunner().invoke(cli, ["risk", "reset"])
@@ -518,7 +518,7 @@ def test_after_risk_reset_the_next_cycle_may_take_new_risk(
     outcome = runner.run_cycle(T0 + 117 * H)  # same UTC day; the rally goes on and momentum wants to buy
     assert not outcome.halted
     assert [o["side"] for o in outcome.orders_placed] == ["buy", "buy"]
-    assert rows(url, Book)[0].halted_day is None
+    assert rows(url, BookRow)[0].halted_day is None
 
 
 # --------------------------------------------------------------------------- the Dagster asset and its checks
@@ -551,8 +551,8 @@ def test_materialising_portfolio_state_trades_a_cycle_with_a_dashboard_and_passi
     result = results[-1]
     (materialization,) = result.asset_materializations_for_node("portfolio_state")
     metadata = materialization.metadata
-    snapshot = rows(url, PortfolioSnapshot, PortfolioSnapshot.bar_ts)[-1]
-    cent = Decimal("0.01")  # money to the cent on the asset page (issue 14)
+    snapshot = rows(url, PortfolioSnapshotRow, PortfolioSnapshotRow.bar_ts)[-1]
+    cent = Decimal("0.01")  # money to the cent on the asset page
     assert isinstance(metadata["equity"], dg.FloatMetadataValue) and metadata["equity"].value == float(snapshot.equity.quantize(cent))
     assert isinstance(metadata["cash"], dg.FloatMetadataValue) and metadata["cash"].value == float(snapshot.cash.quantize(cent))
     assert isinstance(metadata["day_pnl"], dg.FloatMetadataValue)
@@ -572,11 +572,11 @@ def test_materialising_portfolio_state_trades_a_cycle_with_a_dashboard_and_passi
     assert [c.name for c in signals.schema.columns] == ["agent", "symbol", "signal", "confidence", "reason"]
     assert len(signals.records) == len(SYMBOLS) * len(DEFAULT_AGENTS)
 
-    cycle = rows(url, TradingCycle, TradingCycle.bar_ts)[-1]
-    cycle_orders = [o for o in rows(url, Order) if o.cycle_id == cycle.id]
+    cycle = rows(url, TradingCycleRow, TradingCycleRow.bar_ts)[-1]
+    cycle_orders = [o for o in rows(url, OrderRow) if o.cycle_id == cycle.id]
     assert metadata["orders_placed"].value == len([o for o in cycle_orders if o.status == "pending"])
     assert metadata["orders_rejected"].value == len([o for o in cycle_orders if o.status == "rejected"])
-    assert metadata["fills"].value == len(rows(url, Fill)) >= 1
+    assert metadata["fills"].value == len(rows(url, FillRow)) >= 1
     assert cycle.run_id == result.run_id
 
     for run in results:
@@ -603,14 +603,14 @@ def test_the_ledger_checks_fail_on_a_broken_ledger(migrated_url: str, monkeypatc
     assert equity_invariant(**ledger).passed and no_double_fills(**ledger).passed
 
     with session_factory(url).begin() as session:
-        snapshot = session.scalars(select(PortfolioSnapshot).order_by(PortfolioSnapshot.bar_ts.desc())).first()
+        snapshot = session.scalars(select(PortfolioSnapshotRow).order_by(PortfolioSnapshotRow.bar_ts.desc())).first()
         snapshot.equity += Decimal("0.000000000001")
     assert not equity_invariant(**ledger).passed
 
     with session_factory(url).begin() as session:
-        fill = session.scalars(select(Fill)).first()
+        fill = session.scalars(select(FillRow)).first()
         session.add(
-            Fill(
+            FillRow(
                 order_id=fill.order_id, client_order_id=fill.client_order_id, trade_id="paper-duplicate", book=fill.book,
                 symbol=fill.symbol, side=fill.side, quantity=fill.quantity, price=fill.price, fee=fill.fee,
                 notional=fill.notional, ts=datetime.now(timezone.utc),
@@ -639,9 +639,9 @@ def test_a_sensor_request_launched_long_after_its_bar_is_not_traded(sqlite_url: 
     )
     (materialization,) = late.asset_materializations_for_node("portfolio_state")
     assert materialization.metadata["cycle_status"].value == "skipped_stale"
-    assert rows(sqlite_url, TradingCycle) == []
+    assert rows(sqlite_url, TradingCycleRow) == []
 
     by_hand = _materialize(instance, stale_bar)
     (materialization,) = by_hand.asset_materializations_for_node("portfolio_state")
     assert materialization.metadata["cycle_status"].value == "traded"
-    assert len(rows(sqlite_url, TradingCycle)) == 1
+    assert len(rows(sqlite_url, TradingCycleRow)) == 1

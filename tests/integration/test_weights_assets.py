@@ -28,16 +28,16 @@ from click.testing import CliRunner
 
 import tradepipe.assets.weights as weights_module
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import AgentPerformance, TradingCycle, WeightHistory
+from tradepipe.adapters.db.models import AgentPerformanceRow, TradingCycleRow, WeightHistoryRow
 from tradepipe.adapters.weights_store import redis_key
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.partitions import daily_complete
 from tradepipe.assets.weights import agent_weights, live_weights, weights_are_sound
-from tradepipe.cli import main
+from tradepipe.cli.main import main
 from tradepipe.core.weighting import WeightDecision
 from tradepipe.resources import build_resources
-from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import load_settings
+from tradepipe.trading.runner import CycleOutcome, TradingRunner
+from tradepipe.config.settings import load_settings
 
 pytestmark = pytest.mark.filterwarnings("ignore:.*(beta|preview|BackfillPolic).*")
 
@@ -119,19 +119,19 @@ def check_result(result: dg.ExecuteInProcessResult) -> dg.AssetCheckEvaluation:
     return evaluation
 
 
-def history(url: str) -> list[WeightHistory]:
+def history(url: str) -> list[WeightHistoryRow]:
     with session_factory(url)() as session:
-        return list(session.scalars(sa.select(WeightHistory).order_by(WeightHistory.id)))
+        return list(session.scalars(sa.select(WeightHistoryRow).order_by(WeightHistoryRow.id)))
 
 
 def live_ids(url: str) -> list[int]:
     return [row.id for row in history(url) if row.is_live]
 
 
-def recorded_cycle(url: str, bar_ms: int) -> TradingCycle:
+def recorded_cycle(url: str, bar_ms: int) -> TradingCycleRow:
     with session_factory(url)() as session:
         bar_ts = datetime.fromtimestamp(bar_ms / 1000, tz=timezone.utc)
-        return session.scalars(sa.select(TradingCycle).where(TradingCycle.bar_ts == bar_ts)).one()
+        return session.scalars(sa.select(TradingCycleRow).where(TradingCycleRow.bar_ts == bar_ts)).one()
 
 
 def redis_payload(url: str) -> dict[str, Any] | None:
@@ -229,7 +229,7 @@ def _sharpe_of(url: str, day: date, weights: dict[str, float]) -> float:
     from tradepipe.adapters.db.analytics import load_signals
     from tradepipe.core.optimizer import portfolio_sharpe
     from tradepipe.core.performance import agent_streams, book_rules
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)
     with session_factory(url)() as session:
@@ -355,7 +355,7 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
 
 
 def test_too_few_or_no_eligible_agents_still_decide_and_publish(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    # Issue 9 changed this: too few eligible agents (or none) kept the live weights indefinitely;
+    # changed this: too few eligible agents (or none) kept the live weights indefinitely;
     # now the eligible share all weight under a feasible bound, and none eligible is equal weight.
     day = newest_day()
     configure(monkeypatch, sqlite_url, redis_url=None)  # no Redis: the database alone serves the weights
@@ -368,7 +368,7 @@ def test_too_few_or_no_eligible_agents_still_decide_and_publish(sqlite_url: str,
     # a Sharpe threshold only the two best agents clear: 2 x max weight 0.4 < 1
     with session_factory(sqlite_url)() as session:
         ranked = sorted(
-            ((s, a) for s, a in session.execute(sa.select(AgentPerformance.sharpe_ratio, AgentPerformance.agent_name).where(AgentPerformance.date == day)) if s is not None),
+            ((s, a) for s, a in session.execute(sa.select(AgentPerformanceRow.sharpe_ratio, AgentPerformanceRow.agent_name).where(AgentPerformanceRow.date == day)) if s is not None),
             reverse=True,
         )
     assert len(ranked) == 4 and ranked[1][0] > ranked[2][0]

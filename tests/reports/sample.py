@@ -4,18 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
 
-from tradepipe.core.report import (
-    AgentDay,
-    AgentWork,
-    CycleRecord,
-    EquityPoint,
-    FillRecord,
-    MetricRecord,
-    OrderRecord,
-    ReportInputs,
-    TaskRecord,
-    WeightChange,
-)
+from tradepipe.core.report_inputs import AgentDay, AgentWork, CycleRecord, EquityPoint, FillRecord, MetricRecord, OrderRecord, ReportInputs, TaskRecord, WeightDecisionRecord
 
 WINDOW_START = datetime(2026, 3, 4, 10, 0, tzinfo=timezone.utc)
 WINDOW_END = WINDOW_START + timedelta(hours=2)
@@ -48,7 +37,7 @@ def sample_inputs(
     ]
     weight = 1.0 / len(agents)
     changes = [
-        WeightChange(
+        WeightDecisionRecord(
             WINDOW_START - timedelta(days=1), "max_sharpe", {a: weight for a in agents}, {a: weight for a in agents},
             "kept: no eligible agent", False, True,
         )

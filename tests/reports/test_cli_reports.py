@@ -12,8 +12,8 @@ from sqlalchemy import select
 
 from tests.reports.conftest import PASSWORD, USER, SmtpServer
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import EmailConfig, ProjectReport, ProjectTask
-from tradepipe.cli import main
+from tradepipe.adapters.db.models import EmailConfigRow, ProjectReportRow, ProjectTaskRow
+from tradepipe.cli.main import main
 
 
 @pytest.fixture
@@ -32,7 +32,7 @@ def test_configure_stores_no_password_and_test_sends_through_it(
     assert result.exit_code == 0, result.output
     assert "TRADEPIPE_SMTP_PASSWORD" in result.output
     with session_factory(database)() as session:
-        row = session.scalars(select(EmailConfig)).one()
+        row = session.scalars(select(EmailConfigRow)).one()
         assert (row.smtp_host, row.smtp_port, row.smtp_user, row.recipients) == (
             "127.0.0.1", starttls_server.port, USER, ["trader@example.com", "risk@example.com"])
         assert not hasattr(row, "smtp_password")
@@ -68,12 +68,12 @@ def test_preview_writes_report_and_email_without_storing_or_sending(database: st
     assert message["To"] == "trader@example.com"
     assert message.get_body(preferencelist=("html",)) is not None
     with session_factory(database)() as session:
-        assert session.scalars(select(ProjectReport)).all() == []
+        assert session.scalars(select(ProjectReportRow)).all() == []
 
 
 def test_tasks_list_ack_done_dismiss(database: str) -> None:
     with session_factory(database).begin() as session:
-        session.add_all([ProjectTask(title="Fix the <feed>", priority=2), ProjectTask(title="Tune limits", priority=1)])
+        session.add_all([ProjectTaskRow(title="Fix the <feed>", priority=2), ProjectTaskRow(title="Tune limits", priority=1)])
     runner = CliRunner()
     listed = runner.invoke(main, ["tasks", "list"])
     assert listed.exit_code == 0

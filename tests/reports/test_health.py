@@ -10,23 +10,23 @@ import dagster as dg
 from sqlalchemy import select
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import SystemMetric
+from tradepipe.adapters.db.models import SystemMetricRow
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.core.health import cycle_metrics
 from tradepipe.core.timeframes import last_closed_bar_open
 from tradepipe.resources import LedgerDatabase, build_resources
-from tradepipe.runner import TradingRunner
+from tradepipe.trading.runner import TradingRunner
 from tradepipe.sensors.health import record_failed_runs
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 
 T0 = 1_704_067_200_000  # 2024-01-01 00:00 UTC
 H = 3_600_000
 
 
-def _metrics(url: str) -> list[SystemMetric]:
+def _metrics(url: str) -> list[SystemMetricRow]:
     with session_factory(url)() as session:
-        return list(session.scalars(select(SystemMetric).order_by(SystemMetric.id)))
+        return list(session.scalars(select(SystemMetricRow).order_by(SystemMetricRow.id)))
 
 
 def test_cycle_metrics_name_every_figure() -> None:

@@ -130,7 +130,7 @@ def test_the_mail_resource_holds_the_password_as_an_env_var(monkeypatch: pytest.
     import dagster as dg
 
     from tradepipe.resources import build_resources
-    from tradepipe.settings import load_settings
+    from tradepipe.config.settings import load_settings
 
     monkeypatch.setenv("TRADEPIPE_SMTP_PASSWORD", PASSWORD)
     monkeypatch.setenv("TRADEPIPE_SMTP_HOST", "smtp.example.org")

@@ -12,7 +12,8 @@ from email.policy import default as default_policy
 import pytest
 
 from tests.reports.sample import WINDOW_END, WINDOW_START, sample_inputs
-from tradepipe.core.report import DeliveryFailure, MetricRecord, build_report
+from tradepipe.core.report_inputs import DeliveryFailure, MetricRecord
+from tradepipe.core.report import build_report
 from tradepipe.reports.render import ReportSchemaError, compose_email, render_json, render_standalone_html, validate
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main as cli
+from tradepipe.cli.main import main as cli
 from tests.walkforward.conftest import write_slice
 
 

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main as cli
-from tradepipe.settings import load_settings
-from tradepipe.walkforward.data import load_market
-from tradepipe.walkforward.engine import PolicyDecision, config_from_settings, default_strategies, live_weight_policy, run_walk_forward
-from tradepipe.walkforward.run import WalkForwardRequest, run_request
+from tradepipe.cli.main import main as cli
+from tradepipe.config.settings import load_settings
+from tradepipe.research.data import load_market
+from tradepipe.research.engine import PolicyDecision, config_from_settings, default_strategies, live_weight_policy, run_walk_forward
+from tradepipe.research.run import WalkForwardRequest, run_request
 from tests.walkforward.conftest import write_slice
 
 ROWS = 24 * 12 + 60  # twelve days after the warm-up

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tradepipe.core.metrics import summarize
-from tradepipe.walkforward.stats import block_starts, sharpe_difference_ci, verdict
+from tradepipe.research.stats import block_starts, sharpe_difference_ci, verdict
 
 PPY = 8760.0
 

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from tradepipe.cli import main as cli
-from tradepipe.walkforward.summary import FIGURES, SummaryInvalidError, validate_summary
+from tradepipe.cli.main import main as cli
+from tradepipe.research.summary import FIGURES, SummaryInvalidError, validate_summary
 from tests.walkforward.conftest import write_slice
 
 AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
@@ -104,10 +104,10 @@ def test_figures_are_the_books_own(candles: Path) -> None:
     from decimal import Decimal
 
     from tradepipe.core.metrics import summarize
-    from tradepipe.settings import load_settings
-    from tradepipe.walkforward.data import load_market
-    from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
-    from tradepipe.walkforward.summary import build_summary
+    from tradepipe.config.settings import load_settings
+    from tradepipe.research.data import load_market
+    from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
+    from tradepipe.research.summary import build_summary
 
     settings = load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT")
     config = config_from_settings(settings, window_days=5)
@@ -124,9 +124,9 @@ def test_figures_are_the_books_own(candles: Path) -> None:
 
 
 def test_workers_give_the_same_result(candles: Path) -> None:
-    from tradepipe.settings import load_settings
-    from tradepipe.walkforward.data import load_market
-    from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
+    from tradepipe.config.settings import load_settings
+    from tradepipe.research.data import load_market
+    from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
 
     config = config_from_settings(load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT"), window_days=5)
     market = load_market(candles, config.symbols, "1h")

@@ -15,16 +15,16 @@ from sqlalchemy import select
 from tradepipe.adapters.db.analytics import load_signals, signal_counts
 from tradepipe.adapters.db.engine import session_factory, upgrade
 from tradepipe.adapters.db.ledger import datetime_to_ms, ms_to_datetime
-from tradepipe.adapters.db.models import Fill, Order, PortfolioSnapshot, SignalRow, TradingCycle
-from tradepipe.backtest import run_backtest
+from tradepipe.adapters.db.models import FillRow, OrderRow, PortfolioSnapshotRow, SignalRow, TradingCycleRow
+from tradepipe.trading.backtest import run_backtest
 from tradepipe.core.agents import get_agents
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import DAY_MS
-from tradepipe.settings import load_settings
-from tradepipe.walkforward.data import load_market
-from tradepipe.walkforward.engine import StrategySpec, config_from_settings, run_walk_forward
-from tradepipe.walkforward.signals import build_signal_caches
-from tradepipe.walkforward.window import SignalHistory
+from tradepipe.config.settings import load_settings
+from tradepipe.research.data import load_market
+from tradepipe.research.engine import StrategySpec, config_from_settings, run_walk_forward
+from tradepipe.research.signals import build_signal_caches
+from tradepipe.research.window import SignalHistory
 from tests.walkforward.conftest import write_slice
 
 BOOK = "wf-live"
@@ -74,11 +74,11 @@ def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) 
     run = run_walk_forward(market, config, [StrategySpec("fixed", settings.default_weights)], on_cycle=on_cycle)
 
     with session_factory(url)() as session:
-        cycles = session.scalars(select(TradingCycle).where(TradingCycle.book == BOOK).order_by(TradingCycle.bar_ts)).all()
+        cycles = session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == BOOK).order_by(TradingCycleRow.bar_ts)).all()
         signals = session.scalars(select(SignalRow).where(SignalRow.book == BOOK).order_by(SignalRow.bar_ts, SignalRow.symbol, SignalRow.id)).all()
-        orders = session.scalars(select(Order).where(Order.book == BOOK).order_by(Order.bar_ts, Order.id)).all()
-        fills = session.scalars(select(Fill).where(Fill.book == BOOK).order_by(Fill.ts, Fill.id)).all()
-        snapshots = session.scalars(select(PortfolioSnapshot).where(PortfolioSnapshot.book == BOOK).order_by(PortfolioSnapshot.bar_ts)).all()
+        orders = session.scalars(select(OrderRow).where(OrderRow.book == BOOK).order_by(OrderRow.bar_ts, OrderRow.id)).all()
+        fills = session.scalars(select(FillRow).where(FillRow.book == BOOK).order_by(FillRow.ts, FillRow.id)).all()
+        snapshots = session.scalars(select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.book == BOOK).order_by(PortfolioSnapshotRow.bar_ts)).all()
 
     assert run.bars.tolist() == [datetime_to_ms(c.bar_ts) for c in cycles]
     live_skips = sorted((datetime_to_ms(c.bar_ts), s) for c in cycles for s in c.skipped if not s.startswith("weights:"))

@@ -12,10 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-import tradepipe.walkforward.guard as fast_guard
+import tradepipe.research.guard as fast_guard
 from tradepipe.core.agents import validate_history
-from tradepipe.walkforward.data import SymbolBars
-from tradepipe.walkforward.guard import window_verdicts
+from tradepipe.research.data import SymbolBars
+from tradepipe.research.guard import window_verdicts
 
 STEP_MS = 3_600_000
 HISTORY_BARS = 200
@@ -103,9 +103,9 @@ def test_engine_cycles_get_the_live_guards_verdicts(cdd_dir: Path, tmp_path: Pat
     """Every cycle of a walk-forward sees the verdicts guard_verdicts gives its bars: the files' bogus
     first rows, a NaN close in BTC and an hour ETH lacks (its newest closed bar is not the cycle's)."""
     from tradepipe.core.cycle import guard_verdicts
-    from tradepipe.settings import load_settings
-    from tradepipe.walkforward.data import load_market
-    from tradepipe.walkforward.engine import StrategySpec, config_from_settings, run_walk_forward
+    from tradepipe.config.settings import load_settings
+    from tradepipe.research.data import load_market
+    from tradepipe.research.engine import StrategySpec, config_from_settings, run_walk_forward
     from tests.walkforward.conftest import write_slice
 
     def edit(name: str, lines: list[str]) -> list[str]:

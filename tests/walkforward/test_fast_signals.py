@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 
 from tradepipe.core.agents import get_agents, validate_history
-from tradepipe.walkforward.data import SymbolBars, load_market
-from tradepipe.walkforward.signals import FAST_AGENTS, build_signal_table, window_validity
+from tradepipe.research.data import SymbolBars, load_market
+from tradepipe.research.signals import FAST_AGENTS, build_signal_table, window_validity
 from tests.walkforward.conftest import write_slice
 
 HISTORY = 200

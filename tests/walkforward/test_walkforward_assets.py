@@ -11,7 +11,7 @@ import pytest
 
 from tradepipe.assets.walkforward import parse_sweep_key, sweep_keys, sweep_partitions, walk_forward, walk_forward_sweep
 from tradepipe.resources import build_resources
-from tradepipe.settings import load_settings
+from tradepipe.config.settings import load_settings
 from tests.walkforward.conftest import write_slice
 
 

@@ -7,7 +7,7 @@ import numpy as np
 
 from tradepipe.adapters.db.analytics import signal_counts
 from tradepipe.core.performance import BookRules, agent_streams
-from tradepipe.walkforward.window import SignalWindow, _SymbolVotes
+from tradepipe.research.window import SignalWindow, _SymbolVotes
 
 AGENTS = ("a", "b", "c")
 

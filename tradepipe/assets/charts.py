@@ -20,7 +20,7 @@ from tradepipe.resources import LedgerDatabase, TradingConfigResource, WallClock
     description="Today's chart per symbol: candles with entries and exits, each agent's vote, the ensemble target, equity.",
 )
 def day_charts(trading: TradingConfigResource, ledger: LedgerDatabase, clock: WallClock) -> dg.MaterializeResult:
-    from tradepipe.charts import chart_path, write_chart
+    from tradepipe.reports.day_charts import chart_path, write_chart
 
     settings = trading.settings()
     now = datetime.fromtimestamp(clock.now_ms() / 1000, tz=timezone.utc)
@@ -35,9 +35,3 @@ def day_charts(trading: TradingConfigResource, ledger: LedgerDatabase, clock: Wa
     )
 
 
-day_charts_job = dg.define_asset_job("day_charts_job", selection=[day_charts], description="Redraw today's charts.")
-
-
-@dg.schedule(job=day_charts_job, cron_schedule="*/10 * * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
-def day_charts_every_10_minutes(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    return dg.RunRequest(run_key=f"charts-{context.scheduled_execution_time.isoformat()}")

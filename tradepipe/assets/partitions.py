@@ -12,7 +12,7 @@ from datetime import date, datetime, timedelta, timezone
 
 import dagster as dg
 
-from tradepipe.settings import location_settings
+from tradepipe.config.preflight import location_settings
 
 # Partitions are the code location's structure, fixed when it loads (TRADEPIPE_PARTITIONS_START).
 _START = location_settings().partitions_start.isoformat()

@@ -12,7 +12,7 @@ from typing import Any, Mapping
 import dagster as dg
 
 from tradepipe.adapters.db.ledger import ms_to_datetime
-from tradepipe.adapters.db.reports import record_metrics
+from tradepipe.adapters.db.system_metrics import record_metrics
 from tradepipe.assets.metadata import table
 from tradepipe.core.redaction import redact_value
 from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, timeframe_ms
@@ -25,8 +25,8 @@ from tradepipe.resources import (
     WallClock,
     WeightsCacheResource,
 )
-from tradepipe.runner import CycleOutcome, TradingRunner
-from tradepipe.settings import Settings
+from tradepipe.trading.runner import CycleOutcome, TradingRunner
+from tradepipe.config.settings import Settings
 
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
@@ -109,7 +109,7 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
 @dg.asset(
     group_name="trading",
     kinds={"python", "sql"},
-    deps=["market_bars"],  # the checked bars (issue 12); the cycle's guard re-applies the same rules
+    deps=["market_bars"],  # the checked bars; the cycle's guard re-applies the same rules
     description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
 )
 def portfolio_state(
@@ -130,7 +130,7 @@ def portfolio_state(
     if _launched_by_sensor(context) and newest - bar > _stale_after_ms(timeframe):
         # A request queued before a crash and launched minutes later would trade at prices that are gone.
         context.log.warning(f"bar {iso_utc(bar)} is stale (newest closed bar {iso_utc(newest)}): not traded")
-        with ledger.sessions().begin() as session:  # issue 11: a skipped run is system health too
+        with ledger.sessions().begin() as session:  # a skipped run is system health too
             record_metrics(session, ms_to_datetime(bar), [("cycle_skipped", 1.0, {"book": settings.book, "reason": "stale", "newest_bar": iso_utc(newest)})])
         return dg.MaterializeResult(metadata={"cycle_status": "skipped_stale", "bar": dg.MetadataValue.timestamp(bar / 1000)})
     sessions = ledger.sessions()
@@ -169,7 +169,7 @@ def alert_daily_loss_halt(settings: Settings, ledger: LedgerDatabase, alerts: Al
 
 def day_chart_links(settings: Settings, bar_ms: int) -> dict[str, Any]:
     """Links to the day's charts, drawn every 10 minutes by ``day_charts`` (not here: the cycle stays fast)."""
-    from tradepipe.charts import chart_path
+    from tradepipe.reports.day_charts import chart_path
 
     day = iso_utc(bar_ms)[:10]
     return {

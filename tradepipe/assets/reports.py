@@ -13,12 +13,12 @@ from typing import cast
 
 import dagster as dg
 
-from tradepipe.adapters.db.reports import load_email_config
+from tradepipe.adapters.db.email_settings import load_email_config
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.partitions import daily_with_today
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.weights import agent_weights
-from tradepipe.core.report import FailedCheck
+from tradepipe.core.report_inputs import FailedCheck
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.resources.clock import WallClock
 from tradepipe.resources.ledger import LedgerDatabase
@@ -111,14 +111,6 @@ def project_report(
     )
 
 
-report_job = dg.define_asset_job(
-    "project_report_job",
-    selection=dg.AssetSelection.assets(project_report),
-    partitions_def=report_windows,
-    description="The 2-hour report: build, store, email.",
-)
-
-
 def closed_window_key(moment: datetime) -> str:
     """The key of the last 2-hour UTC window that ended at or before ``moment``."""
     moment = moment.astimezone(timezone.utc)
@@ -126,10 +118,3 @@ def closed_window_key(moment: datetime) -> str:
     return (end - timedelta(hours=2)).strftime(REPORT_PARTITION_FORMAT)
 
 
-@dg.schedule(job=report_job, cron_schedule="15 */2 * * *", execution_timezone="UTC", default_status=dg.DefaultScheduleStatus.RUNNING)
-def project_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest | dg.SkipReason:
-    """The window that closed 15 minutes ago: its last bar's cycle and the 6-hourly performance run are done by then."""
-    key = closed_window_key(context.scheduled_execution_time)
-    if key < report_windows.get_first_partition_key():  # type: ignore[operator]
-        return dg.SkipReason(f"window {key} is before TRADEPIPE_PARTITIONS_START")
-    return dg.RunRequest(run_key=f"report-{key}", partition_key=key)

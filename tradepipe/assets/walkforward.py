@@ -1,6 +1,6 @@
 """Walk-forward research assets: one run on demand, and a sweep with one static partition per experiment.
 
-``walk_forward`` runs the whole loop over recorded candles (``tradepipe.walkforward``) and writes
+``walk_forward`` runs the whole loop over recorded candles (``tradepipe.research``) and writes
 ``TRADEPIPE_HOME/walkforward/<name>/summary.json`` and ``report.html``, exactly as ``tradepipe walkforward``.
 
 ``walk_forward_sweep`` has one partition per (data set, method, window): ``<dataset>|<method>|w<days>``
@@ -19,7 +19,7 @@ import dagster as dg
 
 from tradepipe.assets.metadata import table
 from tradepipe.resources.trading import TradingConfigResource
-from tradepipe.settings import location_settings
+from tradepipe.config.preflight import location_settings
 
 FIGURES = ("sharpe", "gross_sharpe", "total_return", "cagr", "max_drawdown", "turnover", "fees", "weight_changes")
 
@@ -48,7 +48,7 @@ class WalkForwardConfig(dg.Config):
 
 
 def _request(config: WalkForwardConfig, include_agents: bool = True) -> Any:
-    from tradepipe.walkforward.run import WalkForwardRequest
+    from tradepipe.research.run import WalkForwardRequest
 
     return WalkForwardRequest(
         data_dir=Path(config.data_dir), name=config.name, symbols=tuple(config.symbols) or None, timeframe=config.timeframe,
@@ -61,8 +61,8 @@ def _request(config: WalkForwardConfig, include_agents: bool = True) -> Any:
 
 
 def _run(context: dg.AssetExecutionContext, settings: Any, request: Any) -> dg.MaterializeResult:
-    from tradepipe.walkforward.data import WalkForwardInputError
-    from tradepipe.walkforward.run import run_request
+    from tradepipe.research.data import WalkForwardInputError
+    from tradepipe.research.run import run_request
 
     try:
         outcome = run_request(settings, request, progress=lambda p: context.log.info(p.line()), progress_every_s=15.0, say=context.log.info)
@@ -161,9 +161,3 @@ def walk_forward_sweep(context: dg.AssetExecutionContext, config: WalkForwardSwe
     return _run(context, settings, request)
 
 
-walk_forward_sweep_job = dg.define_asset_job(
-    "walk_forward_sweep_job",
-    selection=dg.AssetSelection.assets(walk_forward_sweep),
-    partitions_def=sweep_partitions,
-    description="Backfill this job over the partitions to run the experiments (one run each, side by side).",
-)

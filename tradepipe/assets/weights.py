@@ -15,7 +15,7 @@ import dagster as dg
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.analytics import load_performance, load_signals
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.models import WeightHistoryRow
 from tradepipe.adapters.db.weights import latest_weight_decision, record_weight_decision
 from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
@@ -25,8 +25,7 @@ from tradepipe.core.performance import agent_streams, book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
-from tradepipe.run_pools import ANALYTICS_TAGS
-from tradepipe.weights_service import UnsoundWeightsError, publish_weight_set
+from tradepipe.trading.weight_publishing import UnsoundWeightsError, publish_weight_set
 
 
 class AgentWeightsConfig(dg.Config):
@@ -36,7 +35,7 @@ class AgentWeightsConfig(dg.Config):
     """Force replay (True) or live (False); empty: a partition older than the newest complete day is a replay."""
 
 
-def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig, live: WeightHistory | None) -> bool:
+def _is_replay(context: dg.AssetExecutionContext, config: AgentWeightsConfig, live: WeightHistoryRow | None) -> bool:
     if config.replay is not None:
         return config.replay
     return is_replay_partition(context.partition_key, live.partition_date if live else None)
@@ -121,7 +120,7 @@ def weights_metadata(history_id: int, decision: Any, old: dict[str, float], meth
     }
 
 
-def _latest_decision(sessions: sessionmaker[Session], book: str, partition_key: str) -> WeightHistory | None:
+def _latest_decision(sessions: sessionmaker[Session], book: str, partition_key: str) -> WeightHistoryRow | None:
     with sessions() as session:
         return latest_weight_decision(session, book, datetime.fromisoformat(partition_key).date())
 
@@ -199,6 +198,3 @@ def promote_weight_set(
     context.log.info(f"promoted weight_history {publication.weight_history_id}: {publication.weights} (redis: {publication.redis})")
 
 
-@dg.job(description="Promote a recorded weight set to live (config: weight_history_id).", tags=ANALYTICS_TAGS)
-def promote_weights() -> None:
-    promote_weight_set()

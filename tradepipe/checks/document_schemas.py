@@ -1,4 +1,4 @@
-"""The stored reports and walk-forward summaries, re-validated against their JSON Schemas (issue 12).
+"""The stored reports and walk-forward summaries, re-validated against their JSON Schemas.
 
 Both writers validate before they write; these checks catch what was stored by an older version or
 edited by hand, as a failed check on the asset concerned.

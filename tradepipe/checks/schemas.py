@@ -1,7 +1,7 @@
 """JSON documents against their JSON Schema, as Dagster asset checks (reports, walk-forward summaries).
 
 The report builder (``tradepipe/reports/report.schema.json``) and the walk-forward engine
-(``tradepipe/walkforward/summary.schema.json``) validate their documents before writing them; these
+(``tradepipe/research/summary.schema.json``) validate their documents before writing them; these
 checks validate what was actually *stored*, after the fact, so a document edited or written by an
 older version shows as a failed check on its asset. Wire one per document kind with
 :func:`json_schema_check`, e.g. in ``definitions.py``::

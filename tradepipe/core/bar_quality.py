@@ -41,7 +41,7 @@ Measured on the shared candles (``tests/core/test_bar_quality.py``): the two bog
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -442,14 +442,6 @@ def blocking_reason(history: BarHistory, as_of_ms: int | None) -> str | None:
     more = f" (+{len(defects) - 1} more)" if len(defects) > 1 else ""
     when = _iso(float(first.timestamp)) if first.timestamp is not None else "without a timestamp"
     return f"bar {when}: {first.rule} ({first.severity}): {first.detail}{more}"
-
-
-def summarise(defects: Sequence[BarDefect]) -> dict[str, int]:
-    """Defect counts per rule."""
-    counts: dict[str, int] = {}
-    for defect in defects:
-        counts[defect.rule] = counts.get(defect.rule, 0) + 1
-    return counts
 
 
 def bar_features_from_history(history: BarHistory) -> pd.DataFrame:

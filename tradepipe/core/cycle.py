@@ -76,9 +76,9 @@ class CycleInputs:
     agent_notes: Mapping[str, str] = field(default_factory=dict)
     rebalance_band: float = 0.02
     broker_outcomes: Sequence[BrokerOutcome] = ()
-    # Wall-clock time of the cycle (ms); a bar opening after it is from the future (issue 12).
+    # Wall-clock time of the cycle (ms); a bar opening after it is from the future.
     wall_clock_ms: int | None = None
-    # Turnover controls (issue 9): see ensemble.book_target and _held_too_briefly.
+    # Turnover controls: see ensemble.book_target and _held_too_briefly.
     entry_hysteresis: float = 0.0
     min_hold_bars: int = 0
     # The guard's verdicts (``guard_verdicts``) when the caller already has them: the walk-forward

@@ -23,7 +23,7 @@ max_consecutive_*         never (``0`` when there is no such run)
 
 "Fewer than 2 returns" nulls every *ratio* (sharpe, sortino, volatility, calmar, win_rate,
 profit_factor), as DESIGN.md asks; totals, averages and run lengths stay, since they are
-meaningful for a single bar. ``min_returns`` raises that minimum (issue 14: a Sharpe annualised
+meaningful for a single bar. ``min_returns`` raises that minimum (a Sharpe annualised
 from 8 hourly bars came out as -810): below it every ratio is ``None`` with the reason
 "fewer than N returns". The performance rows use ``TRADEPIPE_MIN_METRIC_RETURNS`` (default 20). Any value that would still come out non-finite (overflow on absurd
 inputs) is ``None`` with the reason "not finite (numeric overflow)".

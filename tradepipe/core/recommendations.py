@@ -2,7 +2,7 @@
 
 A recommendation's ``key`` (rule and subject) identifies it across reports: the same key seen again
 updates one ``improvement_suggestions`` row, and a key seen in ``persist_reports`` consecutive reports
-becomes a ``project_tasks`` row (``tasks_to_open``). Pure functions: records in, recommendations out.
+becomes a ``project_tasks`` row (``adapters/db/tasks.record_suggestions``). Pure functions: records in, recommendations out.
 """
 
 from __future__ import annotations
@@ -11,24 +11,9 @@ import math
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, timedelta
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import Any, Sequence
 
-if TYPE_CHECKING:
-    from tradepipe.core.report import AgentDay, ReportInputs
-
-
-@dataclass(frozen=True)
-class RuleThresholds:
-    low_sharpe: float = 0.5
-    low_sharpe_days: int = 3
-    risk_hits_per_day: int = 5
-    data_gap_cycles: int = 3
-    weights_stale_days: int = 3
-    slow_cycle_bar_share: float = 1 / 3
-    fee_share_of_gross: float = 0.3
-    fee_rule_min_fills: int = 10
-    persist_reports: int = 3
-    """A recommendation in this many consecutive reports becomes a task."""
+from tradepipe.core.report_inputs import AgentDay, ReportInputs, RuleThresholds
 
 
 @dataclass(frozen=True)
@@ -46,7 +31,7 @@ class Recommendation:
         return f"{self.rule}:{self.subject}" if self.subject else self.rule
 
 
-def low_sharpe_agents(performance: Sequence["AgentDay"], threshold: float, days: int) -> list[Recommendation]:
+def low_sharpe_agents(performance: Sequence[AgentDay], threshold: float, days: int) -> list[Recommendation]:
     """An agent whose Sharpe was under ``threshold`` on each of the last ``days`` consecutive UTC days."""
     by_agent: dict[str, dict[date, float | None]] = defaultdict(dict)
     for row in performance:
@@ -71,7 +56,7 @@ def low_sharpe_agents(performance: Sequence["AgentDay"], threshold: float, days:
     return result
 
 
-def risk_limit_hits(inputs: "ReportInputs", per_day: int) -> list[Recommendation]:
+def risk_limit_hits(inputs: ReportInputs, per_day: int) -> list[Recommendation]:
     since = inputs.window_end - timedelta(hours=24)
     hits = Counter(o.reject_kind or "unspecified" for o in inputs.orders if o.status == "rejected" and since <= o.ts < inputs.window_end)
     return [
@@ -89,7 +74,7 @@ def risk_limit_hits(inputs: "ReportInputs", per_day: int) -> list[Recommendation
     ]
 
 
-def data_gaps(inputs: "ReportInputs", document: dict[str, Any], min_cycles: int) -> list[Recommendation]:
+def data_gaps(inputs: ReportInputs, document: dict[str, Any], min_cycles: int) -> list[Recommendation]:
     activity, health = document["activity"], document["health"]
     cycles = max(activity["cycles_run"] + activity["cycles_failed"], 1)
     reasons: dict[str, str] = {}
@@ -118,7 +103,7 @@ def data_gaps(inputs: "ReportInputs", document: dict[str, Any], min_cycles: int)
     return result
 
 
-def stale_weights(inputs: "ReportInputs", days: int) -> list[Recommendation]:
+def stale_weights(inputs: ReportInputs, days: int) -> list[Recommendation]:
     """Weights not re-optimised for ``days``; a book younger than that is not flagged."""
     since = inputs.last_weights_update or (inputs.equity[0].ts if inputs.equity else None)
     if since is None:
@@ -163,7 +148,7 @@ def slow_cycles(document: dict[str, Any], share: float) -> list[Recommendation]:
     ]
 
 
-def high_fees(inputs: "ReportInputs", share: float, min_fills: int) -> list[Recommendation]:
+def high_fees(inputs: ReportInputs, share: float, min_fills: int) -> list[Recommendation]:
     """Fees of the week as a share of gross (before-fee) realised P&L."""
     since = inputs.window_end - timedelta(days=7)
     fills = [f for f in inputs.fills if since <= f.ts < inputs.window_end]
@@ -188,7 +173,7 @@ def high_fees(inputs: "ReportInputs", share: float, min_fills: int) -> list[Reco
     ]
 
 
-def failed_deliveries(inputs: "ReportInputs") -> list[Recommendation]:
+def failed_deliveries(inputs: ReportInputs) -> list[Recommendation]:
     failures = sorted(inputs.delivery_failures, key=lambda f: f.at)
     if not failures:
         return []
@@ -206,7 +191,7 @@ def failed_deliveries(inputs: "ReportInputs") -> list[Recommendation]:
     ]
 
 
-def recommend(inputs: "ReportInputs", document: dict[str, Any], thresholds: RuleThresholds) -> list[Recommendation]:
+def recommend(inputs: ReportInputs, document: dict[str, Any], thresholds: RuleThresholds) -> list[Recommendation]:
     """Every rule's recommendations, most urgent first."""
     found = [
         *failed_deliveries(inputs),
@@ -218,17 +203,3 @@ def recommend(inputs: "ReportInputs", document: dict[str, Any], thresholds: Rule
         *high_fees(inputs, thresholds.fee_share_of_gross, thresholds.fee_rule_min_fills),
     ]
     return sorted(found, key=lambda r: (r.priority, r.key))
-
-
-@dataclass(frozen=True)
-class SuggestionState:
-    """One improvement_suggestions row as the task rule sees it."""
-
-    key: str
-    times_seen_consecutively: int
-    has_live_task: bool
-
-
-def tasks_to_open(states: Sequence[SuggestionState], persist_reports: int) -> list[str]:
-    """Keys of suggestions seen in ``persist_reports`` consecutive reports that have no open task yet."""
-    return [s.key for s in states if s.times_seen_consecutively >= persist_reports and not s.has_live_task]

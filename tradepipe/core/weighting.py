@@ -4,7 +4,7 @@ Pure. ``agent_weights`` (and the walk-forward engine) call ``decide_weights`` wi
 traded return streams (``performance.agent_streams``) and performance rows, and record the decision
 (old, new, method, expected improvement, reason) in weight_history.
 
-A decision never freezes (issue 9). With ``k`` eligible agents:
+A decision never freezes. With ``k`` eligible agents:
 
 * ``k = 0``: equal weight over every configured agent (the prior: no agent has shown anything);
 * ``k`` below what the bounds need (``k x max_weight < 1``): the ineligible are dropped and the

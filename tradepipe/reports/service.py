@@ -16,9 +16,13 @@ from typing import Any, Callable, Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db import reports as db
+from tradepipe.adapters.db import system_metrics
+from tradepipe.adapters.db import tasks
 from tradepipe.adapters.mail import MailDeliveryError, SmtpSettings, send_message
-from tradepipe.core.recommendations import Recommendation, RuleThresholds
-from tradepipe.core.report import FailedCheck, ReportInputs, build_report, iso, summary_markdown
+from tradepipe.core.report_inputs import RuleThresholds
+from tradepipe.core.recommendations import Recommendation
+from tradepipe.core.report_inputs import FailedCheck, ReportInputs
+from tradepipe.core.report import build_report, iso, summary_markdown
 from tradepipe.reports.charts import render_charts
 from tradepipe.reports.render import compose_email, render_json, render_standalone_html, validate
 
@@ -67,9 +71,9 @@ def gather_inputs(session: Session, request: ReportRequest, exclude_report_id: i
         last_weights_update=db.last_weights_update(session, book, end),
         current_weights=db.current_weights(session, book, end),
         work=db.load_work(session, book, start, end),
-        metrics=db.load_metrics(session, start, end, book),
+        metrics=system_metrics.load_metrics(session, start, end, book),
         failed_checks=request.failed_checks,
-        open_tasks=db.open_tasks(session),
+        open_tasks=tasks.open_tasks(session),
         delivery_failures=db.delivery_failures(session, request.now, exclude_report_id),
         recipients=list(request.recipients),
         partition_key=request.partition_key,
@@ -110,7 +114,7 @@ def store_report(
     validate(document)  # also loads the validator before the lock is taken
     svgs = render_charts(document, "svg")  # the charts do not show tasks, which the transaction may open
     with sessions.begin() as session:
-        opened = db.record_suggestions(
+        opened = tasks.record_suggestions(
             session,
             _recommendations(document),
             seen_at=request.window_end,
@@ -120,7 +124,7 @@ def store_report(
         # Tasks opened by this very report belong in its task list.
         document["tasks"] = [
             {"id": t.id, "title": t.title, "status": t.status, "priority": t.priority, "created_at": iso(t.created_at)}
-            for t in db.open_tasks(session)
+            for t in tasks.open_tasks(session)
         ]
         document["summary"] = summary_markdown(document)
         json_text = render_json(document)
@@ -204,5 +208,5 @@ def _attempt(
         row = db.report_by_id(session, report_id)
         db.record_delivery(session, row, at=now, status=status, recipients=recipients, error=error)
         if status == "failed":
-            db.record_metrics(session, now, [("email_delivery_failed", 1, {"report_id": report_id, "kind": kind})])
+            system_metrics.record_metrics(session, now, [("email_delivery_failed", 1, {"report_id": report_id, "kind": kind})])
     return status, error

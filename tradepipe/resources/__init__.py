@@ -32,7 +32,7 @@ from tradepipe.resources.mail import MailResource
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
 from tradepipe.resources.weights_cache import WeightsCacheResource
-from tradepipe.settings import ENV_PREFIX, Settings
+from tradepipe.config.settings import ENV_PREFIX, Settings
 
 __all__ = [
     "AlertsResource",
@@ -70,7 +70,7 @@ def _url(field: str, value: str | None, *, as_variable: bool) -> Any:
 
 
 def _address(field: str, value: Any) -> Any:
-    """A URL setting as the UI may show it: its ``dg.EnvVar`` when the URL carries credentials (issue 10)."""
+    """A URL setting as the UI may show it: its ``dg.EnvVar`` when the URL carries credentials."""
     from tradepipe.core.redaction import secrets_in
 
     variable = ENV_PREFIX + field.upper()
@@ -158,7 +158,7 @@ def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any
         ),
         "clock": WallClock(),
         "mail": _mail(settings, _secret("smtp_password")),
-        "alerts": AlertsResource(webhook_url=_secret("webhook_url")),  # issue 14
+        "alerts": AlertsResource(webhook_url=_secret("webhook_url")),
     }
 
 
@@ -171,7 +171,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "trading": TradingConfigResource.from_settings(settings),
         "clock": WallClock(),
         "mail": _mail(settings, _plain_secret(settings, "smtp_password")),
-        "alerts": AlertsResource(webhook_url=_plain_secret(settings, "webhook_url")),  # issue 14
+        "alerts": AlertsResource(webhook_url=_plain_secret(settings, "webhook_url")),
     }
 
 

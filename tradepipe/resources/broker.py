@@ -13,7 +13,7 @@ from pydantic import Field
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S
-from tradepipe.brokers import Broker, ExchangeBroker, PaperBroker
+from tradepipe.trading.brokers import Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.timeframes import timeframe_ms
 
 
@@ -35,7 +35,7 @@ class BrokerResource(dg.ConfigurableResource):
         """The broker the trading cycle of ``book`` sends its orders through."""
         if self.kind == "paper":
             return PaperBroker()
-        from tradepipe.adapters.broker import CcxtBroker
+        from tradepipe.adapters.ccxt_broker import CcxtBroker
 
         exchange = CcxtBroker.connect(
             self.exchange, self.api_key, self.secret, live=self.live, max_retries=self.max_retries, backoff_s=self.backoff_s,

@@ -16,10 +16,10 @@ from typing import TYPE_CHECKING, Any, Union
 import dagster as dg
 from pydantic import PrivateAttr
 
-from tradepipe.settings import SECRET_FIELDS, Settings, settings_from_values
+from tradepipe.config.settings import SECRET_FIELDS, Settings, settings_from_values
 
 # Shown through environment variables (a URL may carry a password); the resources name the
-# variable instead of the value when it is set (see tradepipe.resources.from_environment).
+# variable instead of the value when it is set (see ``_url`` in tradepipe/resources/__init__.py).
 _AS_TEXT = (Path, Decimal, date)
 
 

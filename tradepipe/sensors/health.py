@@ -5,7 +5,7 @@ from datetime import datetime, timezone
 
 import dagster as dg
 
-from tradepipe.adapters.db.reports import record_metrics
+from tradepipe.adapters.db.system_metrics import record_metrics
 from tradepipe.resources.ledger import LedgerDatabase
 
 # The error shown in the report is Dagster's failure message, cut short: a stack trace belongs in the UI.

@@ -15,7 +15,7 @@ from tradepipe.core.timeframes import iso_utc, last_closed_bar_open, parse_utc_m
 from tradepipe.resources import TradingConfigResource, WallClock
 
 TRADING_CYCLE_TAG = "tradepipe/trading_cycle"
-BAR_TAG = "tradepipe/bar_open"  # ISO UTC (issue 14); the run config keeps the integer bar_open_ms
+BAR_TAG = "tradepipe/bar_open"  # ISO UTC; the run config keeps the integer bar_open_ms
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
     dg.DagsterRunStatus.NOT_STARTED,

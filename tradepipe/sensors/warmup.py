@@ -17,8 +17,9 @@ from tradepipe.adapters.db.trades import warmup_cycles
 from tradepipe.adapters.db.weights import latest_weight_decision
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.trading import TradingConfigResource
+from tradepipe.trading.warmup import WARMUP_RUN_PREFIX
 
-WARMUP_RUN_PREFIX = "warmup:"  # tradepipe.warmup tags its cycles' run_id with it
+
 WARMUP_TAG = "tradepipe/warmup"
 
 

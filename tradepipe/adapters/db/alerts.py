@@ -13,7 +13,7 @@ from typing import Any, Mapping
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tradepipe.adapters.db.models import SystemMetric
+from tradepipe.adapters.db.models import SystemMetricRow
 
 UNDELIVERED = "alert_undelivered"
 SENT = "alert_sent"
@@ -21,18 +21,18 @@ SENT = "alert_sent"
 
 def alert_seen(session: Session, key: str) -> bool:
     """An alert with this key went out or is waiting to (one alert per halt, stale set, summary...)."""
-    rows = session.scalars(select(SystemMetric.tags).where(SystemMetric.metric_name.in_((SENT, UNDELIVERED))))
+    rows = session.scalars(select(SystemMetricRow.tags).where(SystemMetricRow.metric_name.in_((SENT, UNDELIVERED))))
     return any((tags or {}).get("key") == key for tags in rows)
 
 
 def record_sent(session: Session, event: str, key: str | None, attempts: int, when: datetime) -> None:
-    session.add(SystemMetric(timestamp=when, metric_name=SENT, value=float(attempts), tags={"event": event, "key": key}))
+    session.add(SystemMetricRow(timestamp=when, metric_name=SENT, value=float(attempts), tags={"event": event, "key": key}))
 
 
 def record_undelivered(
     session: Session, body: Mapping[str, Any], attempts: int, error: str, when: datetime, key: str | None = None
 ) -> int:
-    row = SystemMetric(
+    row = SystemMetricRow(
         timestamp=when,
         metric_name=UNDELIVERED,
         value=float(attempts),
@@ -43,13 +43,13 @@ def record_undelivered(
     return row.id
 
 
-def pending_undelivered(session: Session, limit: int = 20) -> list[SystemMetric]:
+def pending_undelivered(session: Session, limit: int = 20) -> list[SystemMetricRow]:
     """Alerts still waiting to go out, oldest first (filtered in Python: JSON null tests differ by database)."""
-    rows = session.scalars(select(SystemMetric).where(SystemMetric.metric_name == UNDELIVERED).order_by(SystemMetric.id))
+    rows = session.scalars(select(SystemMetricRow).where(SystemMetricRow.metric_name == UNDELIVERED).order_by(SystemMetricRow.id))
     return [row for row in rows if not (row.tags or {}).get("delivered_at")][:limit]
 
 
-def mark_retry(row: SystemMetric, attempts: int, delivered_at: datetime | None, error: str | None) -> None:
+def mark_retry(row: SystemMetricRow, attempts: int, delivered_at: datetime | None, error: str | None) -> None:
     tags = dict(row.tags or {})
     tags["delivered_at"] = delivered_at.isoformat() if delivered_at else None
     if error:

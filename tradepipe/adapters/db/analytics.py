@@ -7,14 +7,13 @@ re-materialised partition replaces its rows and never duplicates them.
 from __future__ import annotations
 
 from datetime import date, datetime
-from decimal import Decimal
 from typing import Any, Iterable, Mapping, Sequence
 
 import pandas as pd
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from tradepipe.adapters.db.models import AgentPerformance, Fill, SignalRow, TradeAttribution
+from tradepipe.adapters.db.models import AgentPerformanceRow, FillRow, SignalRow, TradeAttributionRow
 # Weight history moved to tradepipe.adapters.db.weights; re-exported because other modules import them from here.
 from tradepipe.adapters.db.weights import live_weights, promote  # noqa: F401
 
@@ -37,21 +36,21 @@ def signal_counts(signals: pd.DataFrame) -> dict[str, int]:
     return {str(k): int(v) for k, v in voted.groupby("agent_name").size().items()}
 
 
-def load_realized_fills(session: Session, book: str, start: datetime, end: datetime) -> list[Fill]:
+def load_realized_fills(session: Session, book: str, start: datetime, end: datetime) -> list[FillRow]:
     """Fills that realised P&L in [start, end): closing or reducing a position, and the fee of an
     opening fill (realised when paid), so attributed P&L adds up to the ledger's realised P&L.
 
     Filtered in Python: money columns are text on SQLite, where ``> 0`` would compare strings.
     """
     fills = session.scalars(
-        select(Fill).where(Fill.book == book, Fill.ts >= start, Fill.ts < end).order_by(Fill.ts, Fill.id)
+        select(FillRow).where(FillRow.book == book, FillRow.ts >= start, FillRow.ts < end).order_by(FillRow.ts, FillRow.id)
     )
     return [fill for fill in fills if fill.closed_quantity > 0 or fill.realized_pnl != 0]
 
 
 def replace_attribution(session: Session, book: str, day: date, rows: Iterable[dict[str, Any]]) -> int:
-    session.execute(delete(TradeAttribution).where(TradeAttribution.book == book, TradeAttribution.date == day))
-    objects = [TradeAttribution(book=book, date=day, **row) for row in rows]
+    session.execute(delete(TradeAttributionRow).where(TradeAttributionRow.book == book, TradeAttributionRow.date == day))
+    objects = [TradeAttributionRow(book=book, date=day, **row) for row in rows]
     session.add_all(objects)
     return len(objects)
 
@@ -60,14 +59,14 @@ def load_attribution(session: Session, book: str, first_day: date, last_day: dat
     """Attributed parts in the days, with ``closing`` telling a closed/reduced trade from an entry fee."""
     rows = session.execute(
         select(
-            TradeAttribution.agent_name,
-            TradeAttribution.pnl,
-            TradeAttribution.fill_id,
-            TradeAttribution.date,
-            Fill.closed_quantity != 0,
+            TradeAttributionRow.agent_name,
+            TradeAttributionRow.pnl,
+            TradeAttributionRow.fill_id,
+            TradeAttributionRow.date,
+            FillRow.closed_quantity != 0,
         )
-        .join(Fill, Fill.id == TradeAttribution.fill_id)
-        .where(TradeAttribution.book == book, TradeAttribution.date >= first_day, TradeAttribution.date <= last_day)
+        .join(FillRow, FillRow.id == TradeAttributionRow.fill_id)
+        .where(TradeAttributionRow.book == book, TradeAttributionRow.date >= first_day, TradeAttributionRow.date <= last_day)
     ).all()
     return pd.DataFrame(rows, columns=["agent_name", "pnl", "fill_id", "date", "closing"])
 
@@ -100,16 +99,16 @@ METRIC_COLUMNS = {
 def replace_performance(
     session: Session, book: str, day: date, window_days: int, rows: Mapping[str, Mapping[str, Any]], run_id: str | None
 ) -> None:
-    session.execute(delete(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day))
+    session.execute(delete(AgentPerformanceRow).where(AgentPerformanceRow.book == book, AgentPerformanceRow.date == day))
     for agent, row in rows.items():
         values = {column: row[key] for key, column in METRIC_COLUMNS.items() if key in row}
-        session.add(AgentPerformance(book=book, date=day, agent_name=agent, window_days=window_days, run_id=run_id, **values))
+        session.add(AgentPerformanceRow(book=book, date=day, agent_name=agent, window_days=window_days, run_id=run_id, **values))
 
 
 def load_performance(session: Session, book: str, day: date) -> dict[str, dict[str, Any]]:
     """The partition's rows keyed by agent, with the metric names the core uses."""
     result: dict[str, dict[str, Any]] = {}
-    for row in session.scalars(select(AgentPerformance).where(AgentPerformance.book == book, AgentPerformance.date == day)):
+    for row in session.scalars(select(AgentPerformanceRow).where(AgentPerformanceRow.book == book, AgentPerformanceRow.date == day)):
         result[row.agent_name] = {key: getattr(row, column) for key, column in METRIC_COLUMNS.items()}
         result[row.agent_name]["window_days"] = row.window_days
     return result
@@ -117,12 +116,8 @@ def load_performance(session: Session, book: str, day: date) -> dict[str, dict[s
 
 def load_performance_columns(session: Session, book: str, day: date, columns: Sequence[str]) -> list[tuple[Any, ...]]:
     """The partition's ``agent_performance`` rows, only ``columns`` (table column names), by agent."""
-    selected = [getattr(AgentPerformance, name) for name in columns]
+    selected = [getattr(AgentPerformanceRow, name) for name in columns]
     rows = session.execute(
-        select(*selected).where(AgentPerformance.book == book, AgentPerformance.date == day).order_by(AgentPerformance.agent_name)
+        select(*selected).where(AgentPerformanceRow.book == book, AgentPerformanceRow.date == day).order_by(AgentPerformanceRow.agent_name)
     ).all()
     return [tuple(row) for row in rows]
-
-
-def to_decimal(value: Any) -> Decimal:
-    return value if isinstance(value, Decimal) else Decimal(str(value))

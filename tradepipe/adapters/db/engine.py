@@ -8,7 +8,6 @@ file; every other use opens an existing one (a typo in a path is an error, not a
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
@@ -17,17 +16,9 @@ from alembic.config import Config
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.config.settings import DatabaseTimeouts
+
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-
-
-@dataclass(frozen=True)
-class DatabaseTimeouts:
-    """How long any database call may wait (seconds). The defaults are the documented settings' defaults."""
-
-    connect_s: float = 10.0
-    """PostgreSQL: establishing a connection, including a server that accepts and never answers."""
-    statement_s: float = 60.0
-    """PostgreSQL: one statement (``statement_timeout``); SQLite: waiting for another writer (busy timeout)."""
 
 
 DEFAULT_TIMEOUTS = DatabaseTimeouts()

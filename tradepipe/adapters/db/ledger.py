@@ -20,16 +20,16 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Book,
-    Fill,
-    MarketBar,
-    Order,
-    PortfolioSnapshot,
+    AgentWorkLogRow,
+    BookRow,
+    FillRow,
+    MarketBarRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     PositionRow,
     SignalRow,
-    TradeAttribution,
-    TradingCycle,
+    TradeAttributionRow,
+    TradingCycleRow,
 )
 from tradepipe.adapters.db.order_status import OPEN_STATUSES, OrderStatus, move_order
 from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder
@@ -56,7 +56,7 @@ class BookState:
     last_bar_ms: int | None
 
 
-def order_intent(order: Order) -> OrderIntent:
+def order_intent(order: OrderRow) -> OrderIntent:
     """The core's view of a recorded order."""
     return OrderIntent(
         symbol=order.symbol,
@@ -71,48 +71,48 @@ def order_intent(order: Order) -> OrderIntent:
     )
 
 
-def ensure_book(session: Session, name: str, starting_cash: Decimal, quote_currency: str) -> Book:
-    book = session.get(Book, name)
+def ensure_book(session: Session, name: str, starting_cash: Decimal, quote_currency: str) -> BookRow:
+    book = session.get(BookRow, name)
     if book is None:
-        book = Book(name=name, starting_cash=starting_cash, quote_currency=quote_currency)
+        book = BookRow(name=name, starting_cash=starting_cash, quote_currency=quote_currency)
         session.add(book)
         session.flush()
     return book
 
 
-def find_cycle(session: Session, book: str, bar_open_ms: int) -> TradingCycle | None:
+def find_cycle(session: Session, book: str, bar_open_ms: int) -> TradingCycleRow | None:
     return session.scalars(
-        select(TradingCycle).where(TradingCycle.book == book, TradingCycle.bar_ts == ms_to_datetime(bar_open_ms))
+        select(TradingCycleRow).where(TradingCycleRow.book == book, TradingCycleRow.bar_ts == ms_to_datetime(bar_open_ms))
     ).first()
 
 
-def latest_cycle(session: Session, book: str) -> TradingCycle | None:
+def latest_cycle(session: Session, book: str) -> TradingCycleRow | None:
     return session.scalars(
-        select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)
+        select(TradingCycleRow).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)
     ).first()
 
 
 def newest_cycle_bar(session: Session, book: str) -> datetime | None:
     """The bar of the book's newest cycle: cycles run in bar order, never before it."""
     return session.scalars(
-        select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)
+        select(TradingCycleRow.bar_ts).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)
     ).first()
 
 
-def start_cycle(session: Session, **values: Any) -> TradingCycle:
+def start_cycle(session: Session, **values: Any) -> TradingCycleRow:
     """Add the cycle's row (status ``running``); flushed, so a second writer of the same bar fails here."""
-    cycle = TradingCycle(status="running", **values)
+    cycle = TradingCycleRow(status="running", **values)
     session.add(cycle)
     session.flush()
     return cycle
 
 
-def latest_snapshot(session: Session, book: str, before: datetime | None = None) -> PortfolioSnapshot | None:
+def latest_snapshot(session: Session, book: str, before: datetime | None = None) -> PortfolioSnapshotRow | None:
     """The book's newest portfolio snapshot (only those of bars before ``before``, when given)."""
-    query = select(PortfolioSnapshot).where(PortfolioSnapshot.book == book)
+    query = select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.book == book)
     if before is not None:
-        query = query.where(PortfolioSnapshot.bar_ts < before)
-    return session.scalars(query.order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)).first()
+        query = query.where(PortfolioSnapshotRow.bar_ts < before)
+    return session.scalars(query.order_by(PortfolioSnapshotRow.bar_ts.desc()).limit(1)).first()
 
 
 def open_positions(session: Session, book: str) -> list[PositionRow]:
@@ -127,31 +127,31 @@ def open_positions(session: Session, book: str) -> list[PositionRow]:
 def ledger_counts(session: Session, book: str) -> dict[str, int]:
     """How many cycles, signals, orders and fills the book has."""
     return {
-        "cycles": session.scalar(select(func.count()).select_from(TradingCycle).where(TradingCycle.book == book)) or 0,
+        "cycles": session.scalar(select(func.count()).select_from(TradingCycleRow).where(TradingCycleRow.book == book)) or 0,
         "signals": session.scalar(select(func.count()).select_from(SignalRow).where(SignalRow.book == book)) or 0,
-        "orders": session.scalar(select(func.count()).select_from(Order).where(Order.book == book)) or 0,
+        "orders": session.scalar(select(func.count()).select_from(OrderRow).where(OrderRow.book == book)) or 0,
         "fills": count_fills(session, book),
     }
 
 
-def pending_orders(session: Session, book: str, broker: str) -> list[Order]:
+def pending_orders(session: Session, book: str, broker: str) -> list[OrderRow]:
     """Orders the book decided that ``broker`` has not taken yet, oldest first."""
     return list(
         session.scalars(
-            select(Order)
-            .where(Order.book == book, Order.status == OrderStatus.PENDING, Order.broker == broker)
-            .order_by(Order.id)
+            select(OrderRow)
+            .where(OrderRow.book == book, OrderRow.status == OrderStatus.PENDING, OrderRow.broker == broker)
+            .order_by(OrderRow.id)
         )
     )
 
 
-def open_exchange_orders(session: Session, book: str) -> list[Order]:
+def open_exchange_orders(session: Session, book: str) -> list[OrderRow]:
     """The book's ccxt orders not final yet (pending or at the exchange), oldest first."""
     return list(
         session.scalars(
-            select(Order)
-            .where(Order.book == book, Order.broker == "ccxt", Order.status.in_(OPEN_STATUSES))
-            .order_by(Order.id)
+            select(OrderRow)
+            .where(OrderRow.book == book, OrderRow.broker == "ccxt", OrderRow.status.in_(OPEN_STATUSES))
+            .order_by(OrderRow.id)
         )
     )
 
@@ -159,37 +159,37 @@ def open_exchange_orders(session: Session, book: str) -> list[Order]:
 def fill_quantities_by_order(session: Session, book: str) -> list[tuple[str, Decimal, Decimal]]:
     """(client order id, order quantity, fill quantity): one row per fill of the book's orders."""
     rows = session.execute(
-        select(Order.client_order_id, Order.quantity, Fill.quantity).join(Fill, Fill.order_id == Order.id).where(Order.book == book)
+        select(OrderRow.client_order_id, OrderRow.quantity, FillRow.quantity).join(FillRow, FillRow.order_id == OrderRow.id).where(OrderRow.book == book)
     ).all()
     return [(cid, ordered, filled) for cid, ordered, filled in rows]
 
 
 def count_fills(session: Session, book: str) -> int:
-    return session.scalar(select(func.count()).select_from(Fill).where(Fill.book == book)) or 0
+    return session.scalar(select(func.count()).select_from(FillRow).where(FillRow.book == book)) or 0
 
 
 def book_has_cycles(session: Session, book: str) -> bool:
-    return session.scalars(select(TradingCycle.id).where(TradingCycle.book == book).limit(1)).first() is not None
+    return session.scalars(select(TradingCycleRow.id).where(TradingCycleRow.book == book).limit(1)).first() is not None
 
 
 def delete_book(session: Session, book: str) -> None:
     """Remove every ledger row of ``book`` (the caller names the book: never the live one by accident)."""
-    cycle_ids = select(TradingCycle.id).where(TradingCycle.book == book)
-    fill_ids = select(Fill.id).where(Fill.book == book)
-    session.execute(delete(TradeAttribution).where(TradeAttribution.fill_id.in_(fill_ids)))
-    session.execute(delete(Fill).where(Fill.book == book))
-    session.execute(delete(AgentWorkLog).where(AgentWorkLog.cycle_id.in_(cycle_ids)))
-    for model in (Order, SignalRow, PortfolioSnapshot, PositionRow):
+    cycle_ids = select(TradingCycleRow.id).where(TradingCycleRow.book == book)
+    fill_ids = select(FillRow.id).where(FillRow.book == book)
+    session.execute(delete(TradeAttributionRow).where(TradeAttributionRow.fill_id.in_(fill_ids)))
+    session.execute(delete(FillRow).where(FillRow.book == book))
+    session.execute(delete(AgentWorkLogRow).where(AgentWorkLogRow.cycle_id.in_(cycle_ids)))
+    for model in (OrderRow, SignalRow, PortfolioSnapshotRow, PositionRow):
         session.execute(delete(model).where(model.book == book))
-    session.execute(delete(TradingCycle).where(TradingCycle.book == book))
-    session.execute(delete(Book).where(Book.name == book))
+    session.execute(delete(TradingCycleRow).where(TradingCycleRow.book == book))
+    session.execute(delete(BookRow).where(BookRow.name == book))
 
 
 def lift_daily_loss_halt(session: Session, book_name: str) -> Decimal | None:
     """Lift today's halt: losses count from the current equity for the rest of the UTC day.
 
     Returns that equity, or None when the book is not halted."""
-    book = session.get(Book, book_name)
+    book = session.get(BookRow, book_name)
     if book is None or book.halted_day is None:
         return None
     latest = latest_snapshot(session, book_name)
@@ -200,13 +200,13 @@ def lift_daily_loss_halt(session: Session, book_name: str) -> Decimal | None:
     return book.risk_reset_equity
 
 
-def record_halt(session: Session, book: Book, bar_open_ms: int, reason: str | None) -> None:
+def record_halt(session: Session, book: BookRow, bar_open_ms: int, reason: str | None) -> None:
     """The daily-loss halt: the book takes no new risk for the rest of the bar's UTC day."""
     book.halted_day = today_utc(bar_open_ms)
     book.halt_reason = reason
 
 
-def load_book_state(session: Session, book: Book, bar_open_ms: int) -> BookState:
+def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> BookState:
     snapshot = latest_snapshot(session, book.name, before=ms_to_datetime(bar_open_ms))
     positions = {
         row.symbol: Position(
@@ -265,20 +265,20 @@ def record_bars(session: Session, source: str, histories: Mapping[str, BarHistor
                 "volume": float(history.volume[-1]),
             }
         )
-    _upsert_ignore(session, MarketBar, rows, ["source", "symbol", "timeframe", "ts"])
+    _upsert_ignore(session, MarketBarRow, rows, ["source", "symbol", "timeframe", "ts"])
 
 
 def record_fills(session: Session, book: str, fills: list[ExecutedFill], cancelled: list[tuple[OrderIntent, str]], broker: str) -> None:
     """``fills``: the fills booked this cycle (each order filled once); ``cancelled``: orders that ended without one."""
     client_ids = [e.fill.client_order_id for e in fills] + [intent.client_order_id for intent, _ in cancelled]
-    orders_by_client_id = {o.client_order_id: o for o in session.scalars(select(Order).where(Order.client_order_id.in_(client_ids)))}
+    orders_by_client_id = {o.client_order_id: o for o in session.scalars(select(OrderRow).where(OrderRow.client_order_id.in_(client_ids)))}
     for executed in fills:
         fill = executed.fill
         order = orders_by_client_id[fill.client_order_id]
         move_order(order, OrderStatus.FILLED)
         realization = executed.realization
         session.add(
-            Fill(
+            FillRow(
                 order_id=order.id,
                 client_order_id=fill.client_order_id,
                 trade_id=f"{broker}-{fill.client_order_id}",
@@ -299,7 +299,7 @@ def record_fills(session: Session, book: str, fills: list[ExecutedFill], cancell
         move_order(orders_by_client_id[intent.client_order_id], OrderStatus.CANCELLED, f"cancelled: {reason}")
 
 
-def record_signals(session: Session, cycle: TradingCycle, signals: list[Signal], close_by_symbol: Mapping[str, float]) -> None:
+def record_signals(session: Session, cycle: TradingCycleRow, signals: list[Signal], close_by_symbol: Mapping[str, float]) -> None:
     for signal in signals:
         session.add(
             SignalRow(
@@ -318,12 +318,12 @@ def record_signals(session: Session, cycle: TradingCycle, signals: list[Signal],
 
 
 def record_orders(
-    session: Session, cycle: TradingCycle, orders: list[OrderIntent], rejections: list[Rejection], broker: str
+    session: Session, cycle: TradingCycleRow, orders: list[OrderIntent], rejections: list[Rejection], broker: str
 ) -> None:
     """The cycle's orders (``pending`` until the broker takes them) and its risk rejections (final)."""
     for intent in orders:
         session.add(
-            Order(
+            OrderRow(
                 client_order_id=intent.client_order_id,
                 cycle_id=cycle.id,
                 book=cycle.book,
@@ -341,7 +341,7 @@ def record_orders(
         )
     for rejection in rejections:
         session.add(
-            Order(
+            OrderRow(
                 client_order_id=f"rej-{cycle.id}-{rejection.symbol}-{rejection.kind}"[:64],
                 cycle_id=cycle.id,
                 book=cycle.book,
@@ -376,9 +376,9 @@ def record_positions(session: Session, book: str, portfolio: Portfolio, bar_ts: 
         row.opened_at = None
 
 
-def record_snapshot(session: Session, cycle: TradingCycle, result: CycleResult, day_start_equity: Decimal) -> PortfolioSnapshot:
+def record_snapshot(session: Session, cycle: TradingCycleRow, result: CycleResult, day_start_equity: Decimal) -> PortfolioSnapshotRow:
     valuation = result.valuation
-    snapshot = PortfolioSnapshot(
+    snapshot = PortfolioSnapshotRow(
         book=cycle.book,
         bar_ts=cycle.bar_ts,
         cycle_id=cycle.id,
@@ -403,13 +403,13 @@ def record_snapshot(session: Session, cycle: TradingCycle, result: CycleResult, 
     return snapshot
 
 
-def record_agent_work(session: Session, cycle: TradingCycle, result: CycleResult, run_id: str | None) -> None:
+def record_agent_work(session: Session, cycle: TradingCycleRow, result: CycleResult, run_id: str | None) -> None:
     """One work-log row per agent: how it voted this cycle and how long it took."""
     for agent, seconds in result.agent_seconds.items():
         votes = [s for s in result.signals if s.agent == agent]
         voted = [s for s in votes if not s.abstained]
         session.add(
-            AgentWorkLog(
+            AgentWorkLogRow(
                 agent_name=agent,
                 task="signal",
                 status="voted" if voted else "abstained",

@@ -27,7 +27,7 @@ class Base(DeclarativeBase):
 # --- ledger -------------------------------------------------------------------------------
 
 
-class Book(Base):
+class BookRow(Base):
     """A separate set of accounts: ``main`` for the live loop, one per backtest."""
 
     __tablename__ = "books"
@@ -42,7 +42,7 @@ class Book(Base):
     risk_reset_equity: Mapped[Decimal | None]
 
 
-class MarketBar(Base):
+class MarketBarRow(Base):
     __tablename__ = "market_bars"
     __table_args__ = (
         UniqueConstraint("source", "symbol", "timeframe", "ts", name="uq_market_bars_key"),
@@ -60,7 +60,7 @@ class MarketBar(Base):
     volume: Mapped[float] = mapped_column(Float)
 
 
-class TradingCycle(Base):
+class TradingCycleRow(Base):
     """One cycle per closed bar and book; the unique key is what stops a bar being traded twice."""
 
     __tablename__ = "trading_cycles"
@@ -81,7 +81,7 @@ class TradingCycle(Base):
     weights_source: Mapped[str | None] = mapped_column(String(32))
     skipped: Mapped[dict[str, Any]] = mapped_column(default=dict)
     error: Mapped[str | None] = mapped_column(Text)
-    # issue 10: which recorded weight set the cycle traded with (None: the static defaults)
+    # which recorded weight set the cycle traded with (None: the static defaults)
     weight_history_id: Mapped[int | None] = mapped_column(Integer)
     weights_published_at: Mapped[datetime | None]
 
@@ -106,7 +106,7 @@ class SignalRow(Base):
     close: Mapped[float | None] = mapped_column(Float)
 
 
-class Order(Base):
+class OrderRow(Base):
     __tablename__ = "orders"
     __table_args__ = (
         Index("ix_orders_book_status", "book", "status"),
@@ -132,7 +132,7 @@ class Order(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class Fill(Base):
+class FillRow(Base):
     __tablename__ = "fills"
     __table_args__ = (
         UniqueConstraint("client_order_id", "trade_id", name="uq_fills_order_trade"),
@@ -167,7 +167,7 @@ class PositionRow(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class PortfolioSnapshot(Base):
+class PortfolioSnapshotRow(Base):
     __tablename__ = "portfolio_snapshots"
     __table_args__ = (UniqueConstraint("book", "bar_ts", name="uq_portfolio_snapshots_book_bar"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -188,7 +188,7 @@ class PortfolioSnapshot(Base):
 # --- analytics tables of the old system (names and monitored columns kept) -------------------
 
 
-class AgentPerformance(Base):
+class AgentPerformanceRow(Base):
     __tablename__ = "agent_performance"
     __table_args__ = (
         UniqueConstraint("book", "date", "agent_name", name="uq_agent_performance_key"),
@@ -224,7 +224,7 @@ class AgentPerformance(Base):
     computed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class WeightHistory(Base):
+class WeightHistoryRow(Base):
     __tablename__ = "weight_history"
     __table_args__ = (
         Index("ix_weight_history_timestamp", "timestamp"),
@@ -252,7 +252,7 @@ class WeightHistory(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class StrategyVariant(Base):
+class StrategyVariantRow(Base):
     __tablename__ = "strategy_variants"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -262,7 +262,7 @@ class StrategyVariant(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class MlModel(Base):
+class MlModelRow(Base):
     __tablename__ = "ml_models"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
@@ -273,7 +273,7 @@ class MlModel(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
-class ProjectTask(Base):
+class ProjectTaskRow(Base):
     __tablename__ = "project_tasks"
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     title: Mapped[str] = mapped_column(String(256))
@@ -284,7 +284,7 @@ class ProjectTask(Base):
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
 
-class AgentWorkLog(Base):
+class AgentWorkLogRow(Base):
     __tablename__ = "agent_work_log"
     __table_args__ = (Index("ix_agent_work_log_agent_ts", "agent_name", "timestamp"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -298,7 +298,7 @@ class AgentWorkLog(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class SystemMetric(Base):
+class SystemMetricRow(Base):
     __tablename__ = "system_metrics"
     __table_args__ = (Index("ix_system_metrics_name_ts", "metric_name", "timestamp"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -308,7 +308,7 @@ class SystemMetric(Base):
     tags: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class ProjectReport(Base):
+class ProjectReportRow(Base):
     __tablename__ = "project_reports"
     __table_args__ = (Index("ix_project_reports_generated_at", "generated_at"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -320,7 +320,7 @@ class ProjectReport(Base):
     content: Mapped[str] = mapped_column(Text, default="")
     delivered_to: Mapped[list[Any]] = mapped_column(default=list)
     run_id: Mapped[str | None] = mapped_column(String(64))
-    # issue 11: the 2-hour partition, the HTML rendering (``content`` is the JSON document), where the
+    # the 2-hour partition, the HTML rendering (``content`` is the JSON document), where the
     # files are, and the email's state: {"status": sent|failed|not_configured|preview, "attempts": [...]}.
     partition_key: Mapped[str | None] = mapped_column(String(32), index=True)
     html: Mapped[str] = mapped_column(Text, default="")
@@ -328,7 +328,7 @@ class ProjectReport(Base):
     delivery: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-class TradeAttribution(Base):
+class TradeAttributionRow(Base):
     __tablename__ = "trade_attribution"
     __table_args__ = (
         UniqueConstraint("fill_id", "agent_name", name="uq_trade_attribution_fill_agent"),
@@ -348,7 +348,7 @@ class TradeAttribution(Base):
     run_id: Mapped[str | None] = mapped_column(String(64))
 
 
-class ImprovementSuggestion(Base):
+class ImprovementSuggestionRow(Base):
     __tablename__ = "improvement_suggestions"
     __table_args__ = (UniqueConstraint("rule_key", name="uq_improvement_suggestions_rule_key"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
@@ -358,7 +358,7 @@ class ImprovementSuggestion(Base):
     suggestion: Mapped[str] = mapped_column(Text)
     priority: Mapped[int] = mapped_column(Integer, default=3)
     status: Mapped[str] = mapped_column(String(32), default="open")
-    # issue 11: one row per recommendation key (rule:subject), updated each time a report sees it;
+    # one row per recommendation key (rule:subject), updated each time a report sees it;
     # ``streak`` counts consecutive reports, and a long enough streak opens ``task_id``.
     rule_key: Mapped[str | None] = mapped_column(String(200))
     evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
@@ -369,7 +369,7 @@ class ImprovementSuggestion(Base):
     task_id: Mapped[int | None] = mapped_column(ForeignKey("project_tasks.id", name="fk_improvement_suggestions_task_id"))
 
 
-class EmailConfig(Base):
+class EmailConfigRow(Base):
     """Where reports go. The SMTP password is deliberately absent: it comes from TRADEPIPE_SMTP_PASSWORD."""
 
     __tablename__ = "email_config"

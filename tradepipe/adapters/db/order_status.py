@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from tradepipe.adapters.db.models import Order
+from tradepipe.adapters.db.models import OrderRow
 
 
 class OrderStatus(StrEnum):
@@ -41,7 +41,7 @@ class OrderTransitionError(RuntimeError):
     """A move the order lifecycle forbids (e.g. filling a cancelled order): a bug, never data to keep."""
 
 
-def move_order(order: Order, to: OrderStatus, note: str | None = None) -> None:
+def move_order(order: OrderRow, to: OrderStatus, note: str | None = None) -> None:
     """Set ``order``'s status to ``to`` if the lifecycle allows it; ``note`` is appended to its reason."""
     current = OrderStatus(order.status)
     if to not in _ALLOWED[current]:

@@ -10,7 +10,7 @@ Users of the old system watch both tables; the reports read ``system_metrics``:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date, datetime
+from datetime import date
 from decimal import Decimal
 
 import pandas as pd
@@ -19,16 +19,16 @@ from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.ledger import datetime_to_ms
 from tradepipe.adapters.db.models import (
-    AgentWorkLog,
-    Book,
-    Fill,
-    Order,
-    PortfolioSnapshot,
+    AgentWorkLogRow,
+    BookRow,
+    FillRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     PositionRow,
     SignalRow,
-    SystemMetric,
-    TradeAttribution,
-    TradingCycle,
+    SystemMetricRow,
+    TradeAttributionRow,
+    TradingCycleRow,
 )
 from tradepipe.core.bar_quality import BarDefect
 
@@ -38,7 +38,7 @@ DATA_QUALITY_AGENT = "data_quality"
 
 def record_blocked_symbols(
     session: Session,
-    cycle: TradingCycle,
+    cycle: TradingCycleRow,
     skipped: Mapping[str, str],
     defects: Mapping[str, Sequence[BarDefect]],
     run_id: str | None,
@@ -54,7 +54,7 @@ def record_blocked_symbols(
     if not blocked:
         return
     session.add(
-        AgentWorkLog(
+        AgentWorkLogRow(
             agent_name=DATA_QUALITY_AGENT,
             task="market_bars",
             status="blocked",
@@ -74,7 +74,7 @@ def record_blocked_symbols(
     for symbol, reason in sorted(blocked.items()):
         rules = sorted({defect.rule for defect in defects.get(symbol, ())})
         session.add(
-            SystemMetric(
+            SystemMetricRow(
                 metric_name=BLOCKED_METRIC,
                 value=1.0,
                 tags={
@@ -89,21 +89,13 @@ def record_blocked_symbols(
         )
 
 
-def blocked_symbols_since(session: Session, book: str, since: datetime) -> list[SystemMetric]:
-    """The ``market_bars_blocked`` rows of ``book`` recorded at or after ``since``, oldest first."""
-    rows = session.scalars(
-        select(SystemMetric).where(SystemMetric.metric_name == BLOCKED_METRIC, SystemMetric.timestamp >= since).order_by(SystemMetric.id)
-    )
-    return [row for row in rows if (row.tags or {}).get("book") == book]
-
-
-def book_fills(session: Session, book: str) -> list[Fill]:
+def book_fills(session: Session, book: str) -> list[FillRow]:
     """Every fill of ``book``, in the order they were booked."""
-    return list(session.scalars(select(Fill).where(Fill.book == book).order_by(Fill.ts, Fill.id)))
+    return list(session.scalars(select(FillRow).where(FillRow.book == book).order_by(FillRow.ts, FillRow.id)))
 
 
 def starting_cash(session: Session, book: str) -> Decimal | None:
-    row = session.get(Book, book)
+    row = session.get(BookRow, book)
     return row.starting_cash if row is not None else None
 
 
@@ -113,19 +105,19 @@ def stored_positions(session: Session, book: str) -> dict[str, Decimal]:
     return {row.symbol: row.quantity for row in rows if row.quantity != 0}
 
 
-def latest_cycle_orders(session: Session, book: str) -> tuple[TradingCycle | None, PortfolioSnapshot | None, list[Order]]:
+def latest_cycle_orders(session: Session, book: str) -> tuple[TradingCycleRow | None, PortfolioSnapshotRow | None, list[OrderRow]]:
     """The book's newest cycle, its snapshot (the book its orders were sized on) and the orders it let through."""
-    cycle = session.scalars(select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)).first()
+    cycle = session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)).first()
     if cycle is None:
         return None, None, []
-    snapshot = session.scalars(select(PortfolioSnapshot).where(PortfolioSnapshot.cycle_id == cycle.id)).first()
-    orders = session.scalars(select(Order).where(Order.cycle_id == cycle.id, Order.status != "rejected").order_by(Order.id))
+    snapshot = session.scalars(select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.cycle_id == cycle.id)).first()
+    orders = session.scalars(select(OrderRow).where(OrderRow.cycle_id == cycle.id, OrderRow.status != "rejected").order_by(OrderRow.id))
     return cycle, snapshot, list(orders)
 
 
 def latest_cycle_signals(session: Session, book: str) -> pd.DataFrame:
     """The signal rows of the book's newest cycle: agent_name, symbol, bar_ts (ms), value, confidence, abstained."""
-    cycle = session.scalars(select(TradingCycle).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts.desc()).limit(1)).first()
+    cycle = session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)).first()
     columns = ["agent_name", "symbol", "bar_ts", "value", "confidence", "abstained"]
     if cycle is None:
         return pd.DataFrame(columns=columns)
@@ -142,9 +134,9 @@ def latest_cycle_signals(session: Session, book: str) -> pd.DataFrame:
 def attribution_with_fills(session: Session, book: str, day: date) -> list[tuple[int, Decimal, Decimal]]:
     """``(fill_id, agent part, the fill's realised P&L)`` for the day's attribution rows."""
     rows = session.execute(
-        select(TradeAttribution.fill_id, TradeAttribution.pnl, Fill.realized_pnl)
-        .join(Fill, Fill.id == TradeAttribution.fill_id)
-        .where(TradeAttribution.book == book, TradeAttribution.date == day)
-        .order_by(TradeAttribution.fill_id, TradeAttribution.agent_name)
+        select(TradeAttributionRow.fill_id, TradeAttributionRow.pnl, FillRow.realized_pnl)
+        .join(FillRow, FillRow.id == TradeAttributionRow.fill_id)
+        .where(TradeAttributionRow.book == book, TradeAttributionRow.date == day)
+        .order_by(TradeAttributionRow.fill_id, TradeAttributionRow.agent_name)
     ).all()
     return [(int(fill_id), part, realized) for fill_id, part, realized in rows]

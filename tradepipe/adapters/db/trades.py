@@ -11,31 +11,31 @@ from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.ledger import datetime_to_ms
 from tradepipe.adapters.db.models import (
-    Book,
-    Fill,
-    MarketBar,
-    Order,
-    PortfolioSnapshot,
+    BookRow,
+    FillRow,
+    MarketBarRow,
+    OrderRow,
+    PortfolioSnapshotRow,
     SignalRow,
-    TradingCycle,
+    TradingCycleRow,
 )
-from tradepipe.core.paper import Fill as CoreFill
+from tradepipe.core.paper import Fill
 from tradepipe.core.trades import LedgerFill, RoundTrip, SnapshotPoint, round_trips
 
 
 def book_exists(session: Session, book: str) -> bool:
-    return session.get(Book, book) is not None
+    return session.get(BookRow, book) is not None
 
 
 def load_ledger_fills(session: Session, book: str) -> list[LedgerFill]:
     """Every fill of the book in the order the ledger applied it, with its order's contributions."""
     rows = session.execute(
-        select(Fill, Order.contributions).join(Order, Order.id == Fill.order_id).where(Fill.book == book).order_by(Fill.id)
+        select(FillRow, OrderRow.contributions).join(OrderRow, OrderRow.id == FillRow.order_id).where(FillRow.book == book).order_by(FillRow.id)
     ).all()
     return [
         LedgerFill(
             fill_id=fill.id,
-            fill=CoreFill(
+            fill=Fill(
                 client_order_id=fill.client_order_id,
                 symbol=fill.symbol,
                 side=fill.side,  # type: ignore[arg-type]
@@ -53,14 +53,14 @@ def load_ledger_fills(session: Session, book: str) -> list[LedgerFill]:
 
 
 def load_snapshots(session: Session, book: str, since: datetime | None = None) -> list[SnapshotPoint]:
-    query = select(PortfolioSnapshot.bar_ts, PortfolioSnapshot.equity, PortfolioSnapshot.unrealized_pnl).where(
-        PortfolioSnapshot.book == book
+    query = select(PortfolioSnapshotRow.bar_ts, PortfolioSnapshotRow.equity, PortfolioSnapshotRow.unrealized_pnl).where(
+        PortfolioSnapshotRow.book == book
     )
     if since is not None:
-        query = query.where(PortfolioSnapshot.bar_ts >= since)
+        query = query.where(PortfolioSnapshotRow.bar_ts >= since)
     return [
         SnapshotPoint(bar_ms=datetime_to_ms(ts), equity=equity, unrealized_pnl=unrealized)
-        for ts, equity, unrealized in session.execute(query.order_by(PortfolioSnapshot.bar_ts))
+        for ts, equity, unrealized in session.execute(query.order_by(PortfolioSnapshotRow.bar_ts))
     ]
 
 
@@ -78,7 +78,7 @@ class LatestBook:
 
 def load_latest_book(session: Session, book: str) -> LatestBook | None:
     snapshot = session.scalars(
-        select(PortfolioSnapshot).where(PortfolioSnapshot.book == book).order_by(PortfolioSnapshot.bar_ts.desc()).limit(1)
+        select(PortfolioSnapshotRow).where(PortfolioSnapshotRow.book == book).order_by(PortfolioSnapshotRow.bar_ts.desc()).limit(1)
     ).first()
     if snapshot is None:
         return None
@@ -104,15 +104,15 @@ class ChartBar:
 
 def load_chart_bars(session: Session, book: str, symbol: str, since: datetime | None) -> list[ChartBar]:
     """The bars the book's cycles decided on for ``symbol`` (one per cycle, as the decision saw it)."""
-    cycles = select(TradingCycle.bar_ts, TradingCycle.market_source, TradingCycle.timeframe).where(TradingCycle.book == book)
+    cycles = select(TradingCycleRow.bar_ts, TradingCycleRow.market_source, TradingCycleRow.timeframe).where(TradingCycleRow.book == book)
     if since is not None:
-        cycles = cycles.where(TradingCycle.bar_ts >= since)
+        cycles = cycles.where(TradingCycleRow.bar_ts >= since)
     sub = cycles.subquery()
     rows = session.execute(
-        select(MarketBar.ts, MarketBar.open, MarketBar.high, MarketBar.low, MarketBar.close)
-        .join(sub, (sub.c.bar_ts == MarketBar.ts) & (sub.c.market_source == MarketBar.source) & (sub.c.timeframe == MarketBar.timeframe))
-        .where(MarketBar.symbol == symbol)
-        .order_by(MarketBar.ts)
+        select(MarketBarRow.ts, MarketBarRow.open, MarketBarRow.high, MarketBarRow.low, MarketBarRow.close)
+        .join(sub, (sub.c.bar_ts == MarketBarRow.ts) & (sub.c.market_source == MarketBarRow.source) & (sub.c.timeframe == MarketBarRow.timeframe))
+        .where(MarketBarRow.symbol == symbol)
+        .order_by(MarketBarRow.ts)
     ).all()
     return [ChartBar(datetime_to_ms(ts), o, h, low, c) for ts, o, h, low, c in rows]
 
@@ -137,9 +137,9 @@ def load_chart_votes(session: Session, book: str, symbol: str, since: datetime |
 
 def load_cycle_weights(session: Session, book: str, since: datetime | None) -> dict[int, dict[str, float]]:
     """The weights each cycle traded with, by bar."""
-    query = select(TradingCycle.bar_ts, TradingCycle.weights).where(TradingCycle.book == book)
+    query = select(TradingCycleRow.bar_ts, TradingCycleRow.weights).where(TradingCycleRow.book == book)
     if since is not None:
-        query = query.where(TradingCycle.bar_ts >= since)
+        query = query.where(TradingCycleRow.bar_ts >= since)
     return {datetime_to_ms(ts): {str(k): float(v) for k, v in (w or {}).items()} for ts, w in session.execute(query)}
 
 
@@ -155,26 +155,26 @@ def warmup_cycles(session: Session, book: str, run_prefix: str) -> tuple[int, da
     from sqlalchemy import func
 
     count, first = session.execute(
-        select(func.count(), func.min(TradingCycle.bar_ts)).where(TradingCycle.book == book, TradingCycle.run_id.startswith(run_prefix))
+        select(func.count(), func.min(TradingCycleRow.bar_ts)).where(TradingCycleRow.book == book, TradingCycleRow.run_id.startswith(run_prefix))
     ).one()
     return int(count or 0), first
 
 
 def first_cycle_bar(session: Session, book: str) -> datetime | None:
-    return session.scalars(select(TradingCycle.bar_ts).where(TradingCycle.book == book).order_by(TradingCycle.bar_ts).limit(1)).first()
+    return session.scalars(select(TradingCycleRow.bar_ts).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts).limit(1)).first()
 
 
 def days_missing_attribution(session: Session, book: str, start: datetime, end: datetime) -> list[str]:
     """UTC days in [start, end) whose fills realised P&L but have no trade_attribution rows yet:
     counts built from attribution over such a window are incomplete until those partitions run."""
     from tradepipe.adapters.db.analytics import load_realized_fills
-    from tradepipe.adapters.db.models import TradeAttribution
+    from tradepipe.adapters.db.models import TradeAttributionRow
 
     realized_days = {fill.ts.date() for fill in load_realized_fills(session, book, start, end)}
     attributed = set(
         session.scalars(
-            select(TradeAttribution.date)
-            .where(TradeAttribution.book == book, TradeAttribution.date >= start.date(), TradeAttribution.date < end.date())
+            select(TradeAttributionRow.date)
+            .where(TradeAttributionRow.book == book, TradeAttributionRow.date >= start.date(), TradeAttributionRow.date < end.date())
             .distinct()
         )
     )

@@ -8,52 +8,52 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from tradepipe.adapters.db.models import WeightHistory
+from tradepipe.adapters.db.models import WeightHistoryRow
 
 
-def live_weights(session: Session, book: str) -> WeightHistory | None:
+def live_weights(session: Session, book: str) -> WeightHistoryRow | None:
     """The book's live weight set (the most recently promoted, should two ever be marked live)."""
     return session.scalars(
-        select(WeightHistory)
-        .where(WeightHistory.book == book, WeightHistory.is_live.is_(True))
-        .order_by(WeightHistory.promoted_at.desc(), WeightHistory.id.desc())
+        select(WeightHistoryRow)
+        .where(WeightHistoryRow.book == book, WeightHistoryRow.is_live.is_(True))
+        .order_by(WeightHistoryRow.promoted_at.desc(), WeightHistoryRow.id.desc())
         .limit(1)
     ).first()
 
 
-def promote(session: Session, row: WeightHistory, when: datetime) -> None:
+def promote(session: Session, row: WeightHistoryRow, when: datetime) -> None:
     """Make ``row`` the book's live weights; exactly one row per book is live."""
     for other in session.scalars(
-        select(WeightHistory).where(WeightHistory.book == row.book, WeightHistory.is_live.is_(True))
+        select(WeightHistoryRow).where(WeightHistoryRow.book == row.book, WeightHistoryRow.is_live.is_(True))
     ):
         other.is_live = False
     row.is_live = True
     row.promoted_at = when
 
 
-def record_weight_decision(session: Session, **values: Any) -> WeightHistory:
+def record_weight_decision(session: Session, **values: Any) -> WeightHistoryRow:
     """Add one optimiser decision (columns of ``weight_history``); flushed so its id is known."""
-    row = WeightHistory(**values)
+    row = WeightHistoryRow(**values)
     session.add(row)
     session.flush()
     return row
 
 
-def find_weight_decision(session: Session, weight_history_id: int) -> WeightHistory | None:
-    return session.get(WeightHistory, weight_history_id)
+def find_weight_decision(session: Session, weight_history_id: int) -> WeightHistoryRow | None:
+    return session.get(WeightHistoryRow, weight_history_id)
 
 
-def latest_weight_decision(session: Session, book: str, partition_date: date) -> WeightHistory | None:
+def latest_weight_decision(session: Session, book: str, partition_date: date) -> WeightHistoryRow | None:
     """The newest decision recorded for the book's partition (a re-materialisation adds a row)."""
     return session.scalars(
-        select(WeightHistory)
-        .where(WeightHistory.book == book, WeightHistory.partition_date == partition_date)
-        .order_by(WeightHistory.id.desc())
+        select(WeightHistoryRow)
+        .where(WeightHistoryRow.book == book, WeightHistoryRow.partition_date == partition_date)
+        .order_by(WeightHistoryRow.id.desc())
         .limit(1)
     ).first()
 
 
-def recent_weight_decisions(session: Session, book: str, limit: int) -> list[WeightHistory]:
+def recent_weight_decisions(session: Session, book: str, limit: int) -> list[WeightHistoryRow]:
     return list(
-        session.scalars(select(WeightHistory).where(WeightHistory.book == book).order_by(WeightHistory.id.desc()).limit(limit))
+        session.scalars(select(WeightHistoryRow).where(WeightHistoryRow.book == book).order_by(WeightHistoryRow.id.desc()).limit(limit))
     )

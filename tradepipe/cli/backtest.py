@@ -1,0 +1,77 @@
+"""``tradepipe backtest``: the trading cycle over recorded candles into a separate book."""
+
+from __future__ import annotations
+
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import click
+
+from tradepipe.cli.context import command_settings
+
+@click.command()
+@click.option("--replay-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
+              help="Folder of BASE_QUOTE-TIMEFRAME.csv|.parquet candles (e.g. ../shared/data/ohlcv/binance_2018_octobot).")
+@click.option("--book", default="backtest", show_default=True, help="Ledger book to write (never the live book).")
+@click.option("--symbols", default=None, help="Comma-separated symbols (default: TRADEPIPE_SYMBOLS).")
+@click.option("--timeframe", default=None, help="Bar timeframe of the files (default: TRADEPIPE_TIMEFRAME or 1h).")
+@click.option("--reset", is_flag=True, help="Replace the book if it already holds a backtest.")
+@click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
+@click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
+@click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
+def backtest(
+    replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool,
+    start: str | None, end: str | None, quiet: bool,
+) -> None:
+    """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
+    `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
+    from tradepipe.trading.backtest import BookInUseError, run_backtest
+    from tradepipe.research.data import WalkForwardInputError
+    from tradepipe.research.run import parse_time
+
+    try:
+        start_ms, end_ms = parse_time(start), parse_time(end, end=True)
+    except WalkForwardInputError as exc:
+        click.echo(f"backtest refused: {exc}", err=True)
+        sys.exit(2)
+
+    overrides: dict[str, object] = {"market_source": "replay", "replay_dir": replay_dir, "timeframe": timeframe or "1h"}
+    if symbols:
+        overrides["symbols"] = symbols
+    settings = command_settings(**overrides)
+    try:
+        summary = run_backtest(
+            settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
+            on_progress=None if quiet or as_json else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
+        )
+    except (BookInUseError, ValueError) as exc:
+        click.echo(f"backtest refused: {exc}", err=True)
+        sys.exit(2)
+    report = {
+        "book": summary.book,
+        "cycles": summary.cycles,
+        "first_bar": _iso(summary.first_bar_ms),
+        "last_bar": _iso(summary.last_bar_ms),
+        "starting_cash": str(summary.starting_cash),
+        "final_equity": str(summary.final_equity.quantize(Decimal("0.01"))),
+        "return_pct": float((summary.final_equity / summary.starting_cash - 1) * 100),
+        "fills": summary.fills,
+        "cycles_with_skipped_symbols": summary.skipped_cycles,
+    }
+    if as_json:
+        click.echo(json.dumps(report, indent=2))
+    else:
+        click.echo(
+            f"backtest {report['book']}: {report['cycles']} bars {report['first_bar']} .. {report['last_bar']}, "
+            f"equity {report['starting_cash']} -> {report['final_equity']} ({report['return_pct']:+.2f}%), {report['fills']} fills"
+        )
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()

@@ -1,0 +1,29 @@
+"""``tradepipe deploy check``: what ``make deploy`` runs before it starts anything."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import click
+
+from tradepipe.cli.context import command_settings
+
+
+@click.group()
+def deploy() -> None:
+    """The scheduled deployment on PostgreSQL (README: "Scheduled deployment on PostgreSQL")."""
+
+
+@deploy.command("check")
+def deploy_check() -> None:
+    """Check that PostgreSQL (Dagster storage and ledger) and Redis answer; one line per missing service."""
+    from tradepipe.cli.deployment_check import deployment_problems
+
+    problems = deployment_problems(command_settings(), os.environ)
+    for problem in problems:
+        click.echo(f"missing: {problem}", err=True)
+    if problems:
+        click.echo("tradepipe: the deployment cannot start until these answer (README: Scheduled deployment on PostgreSQL)", err=True)
+        sys.exit(1)
+    click.echo("tradepipe: Dagster storage, ledger and Redis answer")

@@ -1,0 +1,686 @@
+"""The walk-forward engine: the live loop over history, for several weight strategies side by side.
+
+Per bar ``b`` (the union of the symbols' bar times, after the agents' warm-up, within start/end),
+for every strategy, one ``tradepipe.core.cycle.run_cycle`` exactly as ``TradingRunner.run_cycle``
+feeds it (``tests/walkforward/test_engine_equals_live.py`` proves the signals, orders and fills equal
+on real candles): the newest ``history_bars`` closed rows per symbol, the weights in force, the
+book's portfolio, the orders pending from the previous bar (filled at this bar's open), the UTC
+day's start equity and halt flag, the last good marks. The ledger is the core's exact ``Decimal``
+``Portfolio``, kept in memory instead of in SQL.
+
+Per UTC day ``d`` (at its first bar), for every adaptive strategy, the live weight decision
+(``agent_performance`` + ``agent_weights`` assets): the signals of the bars in
+``[d - window_days, d)``, their return streams (``streams_function``, today
+``core.performance.agent_streams``), the performance rows (``core.performance.evaluate_agents``), then
+``core.weighting.decide_weights`` with the strategy's current weights. New weights that pass
+``weight_problems`` (the blocking check before publication) are in force from ``d`` on: weights known
+before day ``d`` trade day ``d``. A decision that raises keeps the previous weights, with the reason.
+
+Plugging in other rules: ``weight_policy`` (default :func:`live_weight_policy`) decides one
+strategy's weights for one day from a :class:`DayInputs`; ``streams_function`` turns the window's
+signal table into per-agent return streams. Both are arguments of :func:`run_walk_forward`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.core.cycle import guard_verdicts, CycleInputs, CycleResult, PendingOrder, run_cycle
+from tradepipe.core.ledger import Portfolio
+from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
+from tradepipe.core.risk import RiskLimits
+from tradepipe.core.timeframes import DAY_MS, periods_per_year
+from tradepipe.core.types import AgentContext, MarketRules
+from tradepipe.research.data import MarketFrame, WalkForwardInputError
+from tradepipe.research.guard import window_verdicts
+from tradepipe.research.signals import CachedAgent, SignalMode, build_signal_caches
+from tradepipe.research.window import SignalHistory, SignalWindow
+
+# Paper rules of the live runner (Binance-spot-like), imported lazily there with the runner's adapters.
+PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal(10)}
+
+StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What a walk-forward trades with: the live settings' trading fields (see :func:`config_from_settings`)."""
+
+    symbols: tuple[str, ...]
+    timeframe: str
+    agents: tuple[str, ...]
+    starting_cash: Decimal
+    fee_bps: Decimal
+    slippage_bps: Decimal
+    limits: RiskLimits
+    rebalance_band: float
+    history_bars: int
+    window_days: int
+    default_weights: Mapping[str, float]
+    min_weight: float
+    max_weight: float
+    min_signals: int
+    min_sharpe: float
+    risk_free: float
+    book: str = "walkforward"
+    # turnover controls, hedge's learning rate, the metrics' minimum of returns
+    entry_hysteresis: float = 0.0
+    min_hold_bars: int = 0
+    learning_rate: float = 0.25
+    min_metric_returns: int = 20
+
+    @property
+    def periods_per_year(self) -> float:
+        return periods_per_year(self.timeframe)
+
+    @property
+    def book_rules(self) -> BookRules:
+        """The terms of the traded streams: the live ``performance.book_rules(settings)``."""
+        return BookRules(
+            max_position_fraction=float(self.limits.max_position_fraction), allow_short=self.limits.allow_short,
+            rebalance_band=self.rebalance_band, fee_bps=float(self.fee_bps), slippage_bps=float(self.slippage_bps),
+            stop_loss_fraction=float(self.limits.stop_loss_fraction), entry_hysteresis=self.entry_hysteresis,
+            min_hold_bars=self.min_hold_bars,
+        )
+
+
+def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
+    """The engine's config from a ``Settings`` object, as ``TradingRunner`` reads it; ``overrides``
+    replace fields (e.g. ``fee_bps=Decimal(0)``)."""
+    agents = get_agents(settings.agents)
+    config = EngineConfig(
+        symbols=tuple(settings.symbols),
+        timeframe=settings.resolved_timeframe,
+        agents=tuple(a.name for a in agents),
+        starting_cash=settings.starting_cash,
+        fee_bps=settings.fee_bps,
+        slippage_bps=settings.slippage_bps,
+        limits=RiskLimits(
+            max_position_fraction=settings.max_position_fraction,
+            max_gross_exposure=settings.max_gross_exposure,
+            max_turnover_fraction=settings.max_turnover_fraction,
+            stop_loss_fraction=settings.stop_loss_fraction,
+            daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
+            # Recorded candles are spot markets: long-only, as `tradepipe backtest` trades them, unless
+            # TRADEPIPE_ALLOW_SHORT says otherwise (the synthetic market's short-selling default does not apply).
+            allow_short=bool(settings.allow_short),
+        ),
+        rebalance_band=settings.resolved_rebalance_band,
+        history_bars=max(settings.history_bars, max_history_needed(agents) + 5),
+        window_days=settings.performance_window_days,
+        default_weights=dict(settings.default_weights),
+        min_weight=settings.min_weight,
+        max_weight=settings.max_weight,
+        min_signals=settings.min_signals,
+        min_sharpe=settings.min_sharpe,
+        risk_free=settings.risk_free_rate,
+        entry_hysteresis=settings.entry_hysteresis,
+        min_hold_bars=settings.min_hold_bars,
+        learning_rate=settings.hedge_learning_rate,
+        min_metric_returns=settings.min_metric_returns,
+    )
+    return replace(config, **overrides)
+
+
+# --------------------------------------------------------------------------- strategies and decisions
+
+
+@dataclass(frozen=True)
+class StrategySpec:
+    """One compared strategy: ``key`` as in summary.json; ``method`` None means fixed weights."""
+
+    key: str
+    weights: Mapping[str, float]
+    method: str | None = None
+
+
+@dataclass(frozen=True)
+class DayInputs:
+    """What the live weight decision of one day reads (shared by every adaptive strategy)."""
+
+    day_ms: int  # the day the decision trades (00:00 UTC)
+    signals: SignalWindow  # the window's votes; ``.frame`` is the table ``adapters.db.analytics.load_signals`` gives
+    streams: pd.DataFrame  # per-agent return streams of the window
+    performance: dict[str, dict[str, Any]]  # per-agent rows, as ``agent_performance`` stores them
+
+
+@dataclass(frozen=True)
+class PolicyDecision:
+    weights: dict[str, float]
+    updated: bool
+    reason: str
+
+
+WeightPolicy = Callable[[DayInputs, Mapping[str, float], str], PolicyDecision]
+
+
+def live_weight_policy(config: EngineConfig) -> WeightPolicy:
+    """The ``agent_weights`` asset's decision plus the ``weights_are_sound`` publication check."""
+    from tradepipe.core.weighting import decide_weights, weight_problems
+
+    def decide(day: DayInputs, current: Mapping[str, float], method: str) -> PolicyDecision:
+        decision = decide_weights(
+            list(config.agents), day.performance, day.streams, dict(current),
+            method=method, min_weight=config.min_weight, max_weight=config.max_weight,
+            min_signals=config.min_signals, min_sharpe=config.min_sharpe,
+            periods_per_year=config.periods_per_year, risk_free=config.risk_free, learning_rate=config.learning_rate,
+        )
+        if not decision.updated:
+            return PolicyDecision(dict(current), False, decision.reason)
+        problems = weight_problems(decision.weights, set(config.agents), config.min_weight, config.max_weight)
+        if problems:
+            return PolicyDecision(dict(current), False, f"kept previous weights: not publishable: {'; '.join(problems)}")
+        return PolicyDecision(dict(decision.weights), True, decision.reason)
+
+    return decide
+
+
+def day_inputs(config: EngineConfig, day_ms: int, window: SignalWindow, streams_function: StreamsFunction) -> DayInputs:
+    """The ``agent_performance`` asset's rows for the window (no trade attribution: the decision reads
+    only each agent's Sharpe and signal count, so attributed P&L is left at 0).
+
+    ``core.performance.agent_streams`` runs as ``SignalWindow.fast_agent_streams`` (proven equal);
+    any other streams function gets the signal table."""
+    rules = config.book_rules
+    streams = window.fast_agent_streams(rules) if streams_function is agent_streams else streams_function(window.frame, rules)
+    rows, _ = evaluate_agents(
+        list(config.agents), streams, window.signal_counts(), {}, config.periods_per_year, config.risk_free,
+        min_returns=config.min_metric_returns,
+    )
+    return DayInputs(day_ms, window, streams, rows)
+
+
+# --------------------------------------------------------------------------- per-strategy book
+
+
+@dataclass
+class WeightChange:
+    day_ms: int
+    weights: dict[str, float]
+    updated: bool
+    reason: str
+
+
+@dataclass
+class BookState:
+    """One strategy's book between cycles: what ``load_book_state`` reads back from SQL."""
+
+    spec: StrategySpec
+    portfolio: Portfolio
+    weights: dict[str, float]
+    pending: list[PendingOrder] = field(default_factory=list)
+    day_start_equity: Decimal = Decimal(0)
+    halted_day: int | None = None
+    last_marks: dict[str, Decimal] = field(default_factory=dict)
+    last_day: int | None = None
+    last_equity: Decimal = Decimal(0)
+    equity: list[float] = field(default_factory=list)
+    fees: list[float] = field(default_factory=list)  # cumulative fees paid, per bar
+    slippage: list[float] = field(default_factory=list)  # cumulative slippage cost, per bar
+    traded: list[float] = field(default_factory=list)  # notional filled at the bar
+    decisions: list[WeightChange] = field(default_factory=list)
+    fills: int = 0
+    slippage_total: Decimal = Decimal(0)
+
+
+def _new_book(spec: StrategySpec, config: EngineConfig) -> BookState:
+    weights = {agent: float(spec.weights.get(agent, 0.0)) for agent in config.agents}
+    return BookState(spec, Portfolio(cash=config.starting_cash), weights, day_start_equity=config.starting_cash, last_equity=config.starting_cash)
+
+
+def cycle_inputs(
+    config: EngineConfig,
+    book: BookState,
+    bar_open_ms: int,
+    histories: Mapping[str, Any],
+    unavailable: Mapping[str, str],
+    agents: Sequence[Any],
+    rules: Mapping[str, MarketRules],
+    context: AgentContext | None = None,
+    step_ms: int | None = None,
+    guard: Mapping[str, str | None] | None = None,
+) -> CycleInputs:
+    """The unit of work's cycle inputs (``CycleUnitOfWork``), from the in-memory book."""
+    step = step_ms or _step(config)
+    day = bar_open_ms // DAY_MS
+    if book.last_day is not None and day != book.last_day:
+        book.day_start_equity = book.last_equity  # load_book_state: a new UTC day starts at the last snapshot's equity
+    return CycleInputs(
+        book=config.book,
+        bar_open_ms=bar_open_ms,
+        timeframe_ms=step,
+        histories=histories,
+        unavailable=unavailable,
+        agents=agents,
+        context=context or AgentContext(now_ms=bar_open_ms + step, headlines=None),
+        weights=book.weights,
+        portfolio=book.portfolio,
+        pending=book.pending,
+        rules=rules,
+        limits=config.limits,
+        fee_bps=config.fee_bps,
+        slippage_bps=config.slippage_bps,
+        day_start_equity=book.day_start_equity,
+        halted=book.halted_day == day,
+        last_marks=book.last_marks,
+        rebalance_band=config.rebalance_band,
+        entry_hysteresis=config.entry_hysteresis,
+        min_hold_bars=config.min_hold_bars,
+        guard_verdicts=guard,
+    )
+
+
+def _record(book: BookState, result: CycleResult, inputs: CycleInputs, opens: Mapping[str, float]) -> None:
+    """What ``record_cycle`` writes and the next ``load_book_state`` reads, plus the run's figures."""
+    day = inputs.bar_open_ms // DAY_MS
+    if result.plan.halted and not inputs.halted:
+        book.halted_day = day
+    book.portfolio = result.portfolio
+    book.pending = [PendingOrder(intent, inputs.bar_open_ms) for intent in result.plan.orders]
+    book.last_marks = {s: result.marks[s] for s in result.portfolio.positions}
+    book.last_day = day
+    book.last_equity = result.valuation.equity
+    traded = Decimal(0)
+    for executed in result.fills:
+        fill = executed.fill
+        traded += fill.notional
+        book.slippage_total += abs(fill.price - Decimal(repr(opens[fill.symbol]))) * fill.quantity
+    book.fills += len(result.fills)
+    book.equity.append(float(result.valuation.equity))
+    book.fees.append(float(result.portfolio.fees_paid))
+    book.slippage.append(float(book.slippage_total))
+    book.traded.append(float(traded))
+
+
+def _step(config: EngineConfig) -> int:
+    from tradepipe.core.timeframes import timeframe_ms
+
+    return timeframe_ms(config.timeframe)
+
+
+# --------------------------------------------------------------------------- the run
+
+
+@dataclass(frozen=True)
+class Progress:
+    bars_done: int
+    bars_total: int
+    seconds: float
+
+    @property
+    def rate(self) -> float:
+        return self.bars_done / self.seconds if self.seconds > 0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        return (self.bars_total - self.bars_done) / self.rate if self.rate > 0 else None
+
+    def line(self) -> str:
+        eta = self.eta_seconds
+        return (
+            f"walk-forward: {self.bars_done}/{self.bars_total} bars ({self.bars_done / max(self.bars_total, 1):.0%}), "
+            f"{self.rate:,.0f} bars/s, ETA {'?' if eta is None else f'{eta:.0f}s'}"
+        )
+
+
+@dataclass
+class EngineRun:
+    """Everything a walk-forward produced; ``summary.build_summary`` turns it into summary.json."""
+
+    config: EngineConfig
+    bars: np.ndarray  # traded bar open times (ms)
+    books: dict[str, BookState]
+    closes: dict[str, np.ndarray]  # per symbol, the close at each traded bar (NaN where missing)
+    skipped: dict[str, dict[str, Any]]  # per symbol: count of skipped bars and the first reasons
+    notes: list[str]
+    seconds: float = 0.0
+    signal_seconds: float = 0.0
+    resumed_from: int = 0  # bars already done by the checkpoint this run continued
+
+
+def traded_bars(market: MarketFrame, config: EngineConfig, start_ms: int | None, end_ms: int | None) -> np.ndarray:
+    """``tradepipe backtest``'s bars: the union timeline after the agents' warm-up, within [start, end]."""
+    warmup = max_history_needed(get_agents(list(config.agents)))
+    bars = market.timeline[warmup:]
+    if start_ms is not None:
+        bars = bars[bars >= start_ms]
+    if end_ms is not None:
+        bars = bars[bars <= end_ms]
+    if bars.size == 0:
+        first, last = _iso(int(market.timeline[0])), _iso(int(market.timeline[-1]))
+        raise WalkForwardInputError(
+            f"no bars to trade between {_iso(start_ms) if start_ms else 'the start'} and {_iso(end_ms) if end_ms else 'the end'} "
+            f"after the agents' {warmup}-bar warm-up (the data cover {first} .. {last})"
+        )
+    return bars
+
+
+def default_strategies(config: EngineConfig, methods: Sequence[str]) -> list[StrategySpec]:
+    """``adaptive:<method>`` for each method (starting from the default weights), ``equal_weight`` and
+    ``agent:<name>`` for each agent (fixed weights). Buy-and-hold is computed from prices, not cycled."""
+    equal = {agent: 1.0 / len(config.agents) for agent in config.agents}
+    specs = [StrategySpec(f"adaptive:{method}", dict(config.default_weights), method) for method in methods]
+    specs.append(StrategySpec("equal_weight", equal))
+    specs += [StrategySpec(f"agent:{agent}", {a: 1.0 if a == agent else 0.0 for a in config.agents}) for agent in config.agents]
+    return specs
+
+
+def run_walk_forward(
+    market: MarketFrame,
+    config: EngineConfig,
+    strategies: Sequence[StrategySpec],
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    weight_policy: WeightPolicy | None = None,
+    streams_function: StreamsFunction = agent_streams,
+    signal_mode: SignalMode = "fast",
+    progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = 2.0,
+    checkpoint: Path | None = None,
+    checkpoint_every_s: float = 30.0,
+    resume: bool = False,
+    on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None = None,
+    workers: int = 1,
+) -> EngineRun:
+    """Run every strategy through the live loop over ``market`` (see the module docstring).
+
+    ``checkpoint``: a file the engine state is saved to every ``checkpoint_every_s`` seconds; with
+    ``resume`` a saved state of the same inputs is continued (signals are recomputed: deterministic).
+    ``on_cycle(strategy_key, inputs, result)`` sees every cycle (audits, tests).
+    ``workers`` > 1 splits the strategies among forked processes (each strategy's book is independent,
+    so the results are identical); such a run is not checkpointed: interrupted, it starts over.
+    """
+    started = time.perf_counter()
+    if not strategies:
+        raise WalkForwardInputError("no strategies to compare")
+    bars = traded_bars(market, config, start_ms, end_ms)
+    agents = get_agents(list(config.agents))
+    policy = weight_policy or live_weight_policy(config)
+    caches = build_signal_caches(market, agents, config.history_bars, signal_mode, int(bars[0]), int(bars[-1]))
+    signal_seconds = time.perf_counter() - started
+    votes = SignalHistory(caches, market, bars)
+    cached_agents = [CachedAgent(agent.name, caches) for agent in agents]
+    rules = {symbol: MarketRules(symbol=symbol, **PAPER_RULES) for symbol in config.symbols}
+    fingerprint = _fingerprint(market, config, strategies, bars, signal_mode)
+
+    state = _load_checkpoint(checkpoint, fingerprint) if (resume and checkpoint) else None
+    if state is not None:
+        books, done, skipped = state["books"], state["done"], state["skipped"]
+    else:
+        books = {spec.key: _new_book(spec, config) for spec in strategies}
+        done, skipped = 0, {symbol: {"bars": 0, "reasons": []} for symbol in config.symbols}
+    # A fixed-weight book whose weighted agents never vote never trades (no voter: score 0, target 0):
+    # it holds its cash throughout, so it is not cycled.
+    idle = {key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)}
+    cycled = [book for key, book in books.items() if key not in idle]
+    loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle)
+    done_at_start = done
+    groups = _groups(cycled, workers) if workers > 1 and state is None and on_cycle is None else [cycled]
+    if len(groups) > 1:
+        finished, skipped = _run_forked(loop, groups, progress, progress_every_s)
+        books.update(finished)
+        done = bars.size
+    else:
+        last_report = last_save = loop_started = time.perf_counter()
+        try:
+            for index in range(done, bars.size):
+                loop.step(index, cycled, skipped)
+                done = index + 1
+                now = time.perf_counter()
+                if progress and (now - last_report >= progress_every_s or done == bars.size):
+                    progress(Progress(done - done_at_start, bars.size - done_at_start, now - loop_started))
+                    last_report = now
+                if checkpoint is not None and now - last_save >= checkpoint_every_s and done < bars.size:
+                    _save_checkpoint(checkpoint, fingerprint, {"books": books, "done": done, "skipped": skipped})
+                    last_save = now
+        except KeyboardInterrupt:  # keep what is done: the next run with resume continues from here
+            if checkpoint is not None:
+                _save_checkpoint(checkpoint, fingerprint, {"books": books, "done": done, "skipped": skipped})
+            raise
+    symbol_rows = loop.symbol_rows
+    for key in idle:
+        book = books[key]
+        book.equity = [float(config.starting_cash)] * bars.size
+        book.fees = book.slippage = book.traded = [0.0] * bars.size
+    closes = {}
+    for symbol in config.symbols:
+        rows = symbol_rows[symbol]
+        b = market.bars[symbol]
+        present = (rows >= 0) & (b.timestamps[np.maximum(rows, 0)] == bars)
+        closes[symbol] = np.where(present, b.close[np.maximum(rows, 0)], np.nan)
+    return EngineRun(config, bars, books, closes, skipped, list(market.notes), time.perf_counter() - started, signal_seconds, done_at_start)
+
+
+class _Loop:
+    """One bar for a set of books: the day's decisions, the histories, every book's cycle."""
+
+    def __init__(
+        self,
+        config: EngineConfig,
+        market: MarketFrame,
+        bars: np.ndarray,
+        agents: Sequence[Any],
+        rules: Mapping[str, MarketRules],
+        votes: SignalHistory,
+        streams_function: StreamsFunction,
+        policy: WeightPolicy,
+        on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None,
+    ) -> None:
+        self.config, self.market, self.bars, self.agents, self.rules = config, market, bars, agents, rules
+        self.votes, self.streams_function, self.policy, self.on_cycle = votes, streams_function, policy, on_cycle
+        self.step_ms = _step(config)
+        self.symbol_rows = {s: np.searchsorted(market.bars[s].timestamps, bars, side="right") - 1 for s in config.symbols}
+        # The guard's verdict on each row's window, judged once per symbol (equal to guard_verdicts on it).
+        self.row_verdicts = {s: window_verdicts(market.bars[s], config.history_bars, self.step_ms) for s in config.symbols}
+
+    def step(self, index: int, books: Sequence[BookState], skipped: dict[str, dict[str, Any]] | None) -> None:
+        config, bar = self.config, int(self.bars[index])
+        if index == 0 or int(self.bars[index - 1]) // DAY_MS != bar // DAY_MS:
+            adaptive = [book for book in books if book.spec.method is not None]
+            _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0)
+        histories, unavailable, opens, guard = {}, {}, {}, {}
+        for symbol in config.symbols:
+            row = int(self.symbol_rows[symbol][index])
+            if row < 0:
+                unavailable[symbol] = f"market data: no {config.timeframe} bars closed by {_iso(bar + self.step_ms)}"
+                continue
+            history = self.market.bars[symbol].window(row, config.history_bars)
+            histories[symbol] = history
+            opens[symbol] = float(history.open[-1])
+            # The same bars for every book: judged once. The precomputed verdict is guard_verdicts' own
+            # when the window ends at this bar (decision time: its close); otherwise guard_verdicts says why not.
+            if history.last_timestamp == bar:
+                guard[symbol] = self.row_verdicts[symbol][row]
+            else:
+                guard.update(guard_verdicts({symbol: history}, bar, self.step_ms))
+        context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
+        result = None
+        for book in books:
+            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard)
+            result = run_cycle(inputs)
+            _record(book, result, inputs, opens)
+            if self.on_cycle is not None:
+                self.on_cycle(book.spec.key, inputs, result)
+        if skipped is not None and result is not None:
+            for symbol, reason in result.skipped.items():  # the same for every strategy: recorded once
+                entry = skipped[symbol]
+                entry["bars"] += 1
+                if len(entry["reasons"]) < 5:
+                    entry["reasons"].append(f"{_iso(bar)}: {reason}")
+
+
+# An adaptive book's daily decision (streams, performance rows, optimiser) costs about two cycles per bar.
+_ADAPTIVE_COST = 3.0
+
+
+def _groups(books: Sequence[BookState], workers: int) -> list[list[BookState]]:
+    """Books dealt to ``workers`` groups of about equal work (largest first, each to the lightest group)."""
+    ordered = sorted(books, key=lambda b: b.spec.method is None)  # adaptive first; stable otherwise
+    count = min(workers, len(ordered))
+    groups: list[list[BookState]] = [[] for _ in range(count)]
+    load = [0.0] * count
+    for book in ordered:
+        lightest = load.index(min(load))
+        groups[lightest].append(book)
+        load[lightest] += _ADAPTIVE_COST if book.spec.method is not None else 1.0
+    return [g for g in groups if g]
+
+
+_FORKED: dict[str, Any] = {}  # what forked workers inherit (set just before the fork)
+
+
+def _forked_worker(group_index: int) -> tuple[dict[str, BookState], dict[str, dict[str, Any]] | None]:
+    loop, groups, counters = _FORKED["loop"], _FORKED["groups"], _FORKED["counters"]
+    books = groups[group_index]
+    skipped = {symbol: {"bars": 0, "reasons": []} for symbol in loop.config.symbols} if group_index == 0 else None
+    for index in range(loop.bars.size):
+        loop.step(index, books, skipped)
+        counters[group_index].value = index + 1
+    return {book.spec.key: book for book in books}, skipped
+
+
+def _run_forked(
+    loop: _Loop, groups: list[list[BookState]], progress: Callable[[Progress], None] | None, progress_every_s: float
+) -> tuple[dict[str, BookState], dict[str, dict[str, Any]]]:
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    counters = [context.Value("q", 0, lock=False) for _ in groups]
+    _FORKED.update(loop=loop, groups=groups, counters=counters)
+    started = time.perf_counter()
+    try:
+        with context.Pool(len(groups)) as pool:
+            pending = pool.map_async(_forked_worker, range(len(groups)))
+            while not pending.ready():
+                pending.wait(progress_every_s)
+                if progress:
+                    progress(Progress(min(c.value for c in counters), int(loop.bars.size), time.perf_counter() - started))
+            results = pending.get()
+    finally:
+        _FORKED.clear()
+    books: dict[str, BookState] = {}
+    for finished, _ in results:
+        books.update(finished)
+    skipped = results[0][1]
+    assert skipped is not None
+    return books, skipped
+
+
+def _ever_votes(spec: StrategySpec, caches: Mapping[str, Any], config: EngineConfig) -> bool:
+    weighted = [k for k, agent in enumerate(config.agents) if spec.weights.get(agent, 0.0) > 0]
+    for cache in caches.values():
+        table = cache.table
+        if (~table.abstained[table.valid][:, weighted]).any():
+            return True
+    return False
+
+
+def _decide_day(
+    config: EngineConfig,
+    adaptive: Sequence[BookState],
+    day_ms: int,
+    history: SignalHistory,
+    streams_function: StreamsFunction,
+    policy: WeightPolicy,
+    first: bool,
+) -> None:
+    """Every adaptive strategy's decision for ``day_ms`` from the window before it."""
+    if not adaptive:
+        return
+    signals = history.window(day_ms - config.window_days * DAY_MS, day_ms)
+    if signals.empty:
+        for book in adaptive:
+            if not first and (not book.decisions or book.decisions[-1].day_ms != day_ms):
+                book.decisions.append(WeightChange(day_ms, dict(book.weights), False, "kept previous weights: no signals in the window"))
+        return
+    try:
+        inputs = day_inputs(config, day_ms, signals, streams_function)
+    except Exception as exc:  # the streams or the performance rows failed: nobody decides today
+        for book in adaptive:
+            book.decisions.append(WeightChange(day_ms, dict(book.weights), False, f"kept previous weights: performance failed: {type(exc).__name__}: {exc}"))
+        return
+    for book in adaptive:
+        assert book.spec.method is not None
+        try:
+            decision = policy(inputs, book.weights, book.spec.method)
+        except Exception as exc:  # one method failing on one day keeps that strategy's weights
+            decision = PolicyDecision(dict(book.weights), False, f"kept previous weights: {book.spec.method} failed: {type(exc).__name__}: {exc}")
+        changed = decision.updated and any(abs(decision.weights.get(a, 0.0) - book.weights.get(a, 0.0)) > 1e-12 for a in config.agents)
+        if decision.updated:
+            book.weights = {agent: float(decision.weights.get(agent, 0.0)) for agent in config.agents}
+        book.decisions.append(WeightChange(day_ms, dict(book.weights), changed, decision.reason))
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+def _fingerprint(market: MarketFrame, config: EngineConfig, strategies: Sequence[StrategySpec], bars: np.ndarray, mode: str) -> str:
+    digest = hashlib.sha256()
+    digest.update(repr((config, [(s.key, sorted(s.weights.items()), s.method) for s in strategies], mode)).encode())
+    digest.update(bars.tobytes())
+    for symbol in market.symbols:
+        b = market.bars[symbol]
+        for column in (b.timestamps, b.open, b.high, b.low, b.close, b.volume):
+            digest.update(np.ascontiguousarray(column).tobytes())
+    return digest.hexdigest()
+
+
+def _save_checkpoint(path: Path, fingerprint: str, state: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    with temporary.open("wb") as handle:
+        pickle.dump({"fingerprint": fingerprint, "state": state}, handle, protocol=pickle.HIGHEST_PROTOCOL)
+    os.replace(temporary, path)
+
+
+def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
+    """The saved state if it belongs to exactly these inputs; a stale or unreadable one is ignored."""
+    if not path.exists():
+        return None
+    try:
+        with path.open("rb") as handle:
+            saved = pickle.load(handle)  # our own file under TRADEPIPE_HOME, written by _save_checkpoint
+    except Exception:
+        return None
+    if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
+        return None
+    return saved["state"]
+
+
+def _iso(ms: int | None) -> str:
+    if ms is None:
+        return ""
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+
+
+__all__ = [
+    "DayInputs",
+    "EngineConfig",
+    "EngineRun",
+    "PolicyDecision",
+    "Progress",
+    "StrategySpec",
+    "StreamsFunction",
+    "WeightPolicy",
+    "config_from_settings",
+    "cycle_inputs",
+    "day_inputs",
+    "default_strategies",
+    "live_weight_policy",
+    "run_walk_forward",
+    "traded_bars",
+]

@@ -1,0 +1,203 @@
+"""One walk-forward request end to end: read the candles, run the engine, write summary.json and
+report.html under ``TRADEPIPE_HOME/walkforward/<name>/``. Shared by ``tradepipe walkforward`` and the
+``walk_forward`` Dagster asset.
+
+Files and interruptions: at the start the previous summary.json / report.html of the name are
+removed and ``run.json`` says ``running``, so a reader never takes an old or partial result for this
+run's. The engine saves its state to ``checkpoint.pkl`` every 30 s (and when interrupted); ``resume``
+continues from it if it was made from exactly the same inputs, otherwise the run starts over (and
+says so). The summary and the report are written only when every bar is done, each atomically.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from tradepipe.core.performance import agent_streams
+from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.research.data import WalkForwardInputError, load_market
+from tradepipe.research.engine import (
+    EngineConfig,
+    Progress,
+    StreamsFunction,
+    WeightPolicy,
+    config_from_settings,
+    default_strategies,
+    run_walk_forward,
+)
+from tradepipe.research.report import render_report
+from tradepipe.research.signals import SignalMode
+from tradepipe.research.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
+from tradepipe.research.summary import build_summary, strategy_series, write_json
+
+NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
+
+
+@dataclass(frozen=True)
+class WalkForwardRequest:
+    data_dir: Path
+    name: str
+    symbols: tuple[str, ...] | None = None  # None: TRADEPIPE_SYMBOLS
+    timeframe: str = "1h"
+    start: str | None = None  # ISO date or datetime (UTC unless it says otherwise); first bar traded
+    end: str | None = None  # ISO; a bare date includes that whole day
+    methods: tuple[str, ...] | None = None  # None: TRADEPIPE_OPTIMIZER_METHOD
+    fee_bps: Decimal | None = None
+    slippage_bps: Decimal | None = None
+    window_days: int | None = None
+    resume: bool = False
+    signal_mode: SignalMode = "fast"
+    resamples: int = DEFAULT_RESAMPLES
+    seed: int = DEFAULT_SEED
+    drop_last_bar: bool = True
+    workers: int = 1  # > 1: strategies split among forked processes (same results, no checkpoint)
+    include_agents: bool = True  # False: no agent:<name> books (a sweep compares methods, not agents)
+    extra: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides (e.g. rebalance_band)
+
+
+@dataclass(frozen=True)
+class WalkForwardOutcome:
+    summary: dict[str, Any]
+    directory: Path
+    summary_path: Path
+    report_path: Path
+    resumed_from_bar: int
+
+
+def parse_time(text: str | None, *, end: bool = False) -> int | None:
+    """ISO date or datetime to epoch ms (UTC when no zone is given); a bare ``end`` date covers its day."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            day = datetime.combine(date.fromisoformat(text), datetime.min.time(), tzinfo=UTC)
+            moment = day + timedelta(days=1) - timedelta(milliseconds=1) if end else day
+        else:
+            moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+            if moment.tzinfo is None:
+                moment = moment.replace(tzinfo=UTC)
+    except ValueError:
+        raise WalkForwardInputError(f"cannot read {text!r} as an ISO date or datetime (e.g. 2020-01-01 or 2020-01-01T12:00Z)") from None
+    return int(moment.timestamp() * 1000)
+
+
+def known_methods() -> tuple[str, ...]:
+    """Weight methods the decision accepts: ``core.weighting.METHODS`` if it lists them, else the optimiser's."""
+    from tradepipe.core import weighting
+
+    listed = getattr(weighting, "METHODS", None)
+    if listed:
+        return tuple(listed)
+    from tradepipe.core.optimizer import METHODS
+
+    return tuple(METHODS)
+
+
+def engine_config(settings: Any, request: WalkForwardRequest) -> EngineConfig:
+    """The live settings as ``tradepipe backtest`` reads them for recorded candles: a replay market (so
+    spot rules apply: long-only unless TRADEPIPE_ALLOW_SHORT=1), the request's timeframe and symbols."""
+    update: dict[str, Any] = {"market_source": "replay", "replay_dir": Path(request.data_dir), "timeframe": request.timeframe}
+    if request.symbols:
+        update["symbols"] = list(request.symbols)
+    settings = settings.model_copy(update=update)
+    overrides: dict[str, Any] = dict(request.extra)
+    if request.fee_bps is not None:
+        overrides["fee_bps"] = Decimal(request.fee_bps)
+    if request.slippage_bps is not None:
+        overrides["slippage_bps"] = Decimal(request.slippage_bps)
+    if request.window_days is not None:
+        if request.window_days < 1:
+            raise WalkForwardInputError(f"window must be at least 1 day, got {request.window_days}")
+        overrides["window_days"] = request.window_days
+    for name in ("fee_bps", "slippage_bps"):
+        if name in overrides and not (overrides[name].is_finite() and overrides[name] >= 0):
+            raise WalkForwardInputError(f"{name.replace('_', '-')} must be a number >= 0, got {overrides[name]}")
+    return config_from_settings(settings, **overrides)
+
+
+def run_request(
+    settings: Any,
+    request: WalkForwardRequest,
+    *,
+    progress: Callable[[Progress], None] | None = None,
+    weight_policy: WeightPolicy | None = None,
+    streams_function: StreamsFunction | None = None,
+    say: Callable[[str], None] = lambda line: None,
+    progress_every_s: float = 2.0,
+) -> WalkForwardOutcome:
+    if not NAME.match(request.name):
+        raise WalkForwardInputError(f"name {request.name!r}: use letters, digits, '.', '_' or '-' (up to 80), starting with a letter or digit")
+    timeframe_ms(request.timeframe)
+    methods = tuple(request.methods) if request.methods else (settings.optimizer_method,)
+    unknown = [m for m in methods if m not in known_methods()]
+    if unknown:
+        raise WalkForwardInputError(f"unknown method(s) {', '.join(unknown)}: expected some of {', '.join(known_methods())}")
+    if len(set(methods)) != len(methods):
+        raise WalkForwardInputError(f"methods listed more than once: {', '.join(methods)}")
+    start_ms, end_ms = parse_time(request.start), parse_time(request.end, end=True)
+    if start_ms is not None and end_ms is not None and end_ms < start_ms:
+        raise WalkForwardInputError(f"end {request.end} is before start {request.start}")
+    config = engine_config(settings, request)
+    market = load_market(request.data_dir, config.symbols, config.timeframe, drop_last_bar=request.drop_last_bar)
+
+    directory = Path(settings.home) / "walkforward" / request.name
+    directory.mkdir(parents=True, exist_ok=True)
+    summary_path, report_path, status_path = directory / "summary.json", directory / "report.html", directory / "run.json"
+    checkpoint = directory / "checkpoint.pkl"
+    for stale in (summary_path, report_path):
+        stale.unlink(missing_ok=True)
+    if not request.resume:
+        checkpoint.unlink(missing_ok=True)
+    elif checkpoint.exists():
+        say(f"resuming from {checkpoint} if it matches these inputs")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
+    write_json(status_path, {"status": "running", "started_at": started, "name": request.name})
+    strategies = default_strategies(config, methods)
+    if not request.include_agents:
+        strategies = [spec for spec in strategies if not spec.key.startswith("agent:")]
+    try:
+        run = run_walk_forward(
+            market, config, strategies, start_ms=start_ms, end_ms=end_ms,
+            weight_policy=weight_policy, signal_mode=request.signal_mode, progress=progress, progress_every_s=progress_every_s,
+            checkpoint=checkpoint, resume=request.resume, workers=request.workers,
+            streams_function=streams_function or agent_streams,
+        )
+    except BaseException as exc:
+        reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}: {exc}"
+        write_json(status_path, {"status": reason, "started_at": started, "name": request.name,
+                                 "resume": checkpoint.exists(), "hint": "run again with --resume to continue" if checkpoint.exists() else ""})
+        raise
+    series = strategy_series(run)
+    summary = build_summary(run, name=request.name, data_dir=str(request.data_dir), methods=methods, resamples=request.resamples, seed=request.seed, series=series)
+    write_json(summary_path, summary)
+    temporary = report_path.with_suffix(".html.tmp")
+    temporary.write_text(render_report(summary, run.bars, series), encoding="utf-8")
+    temporary.replace(report_path)
+    write_json(status_path, {"status": "complete", "started_at": started, "name": request.name, "summary": str(summary_path), "report": str(report_path)})
+    checkpoint.unlink(missing_ok=True)
+    return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from)
+
+
+def headline(summary: dict[str, Any]) -> list[str]:
+    """The table as text lines (for the command line)."""
+    figures = ("sharpe", "gross_sharpe", "total_return", "cagr", "max_drawdown", "turnover", "fees", "weight_changes")
+    width = max(len(k) for k in summary["strategies"]) + 2
+    lines = ["strategy".ljust(width) + "".join(f.rjust(16) for f in figures)]
+    for key, values in summary["strategies"].items():
+        cells = []
+        for f in figures:
+            v = values[f]
+            cells.append(("null" if v is None else f"{v:.2f}" if f == "fees" else str(v) if isinstance(v, int) else f"{v:.3f}").rjust(16))
+        lines.append(key.ljust(width) + "".join(cells))
+    lines += [c["verdict"] for c in summary["comparisons"].values()]
+    return lines
+
+
+__all__ = ["WalkForwardOutcome", "WalkForwardRequest", "headline", "parse_time", "run_request"]

@@ -1,0 +1,112 @@
+"""``tradepipe backtest``: the live trading cycle, bar by bar over recorded candles, into its own book."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.ledger import book_has_cycles, count_fills, delete_book
+from tradepipe.adapters.market import ReplayMarket
+from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.trading.runner import CycleOutcome, TradingRunner
+from tradepipe.config.settings import Settings
+from tradepipe.research.engine import Progress
+
+
+class BookInUseError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class BacktestSummary:
+    book: str
+    cycles: int
+    first_bar_ms: int
+    last_bar_ms: int
+    starting_cash: Decimal
+    final_equity: Decimal
+    fills: int
+    skipped_cycles: int
+
+
+def reset_book(settings: Settings, book: str) -> None:
+    """Remove every ledger row of ``book`` (never the live book by accident: the caller names it)."""
+    with session_factory(settings.resolved_database_url).begin() as session:
+        delete_book(session, book)
+
+
+def _book_has_cycles(settings: Settings, book: str) -> bool:
+    with session_factory(settings.resolved_database_url)() as session:
+        return book_has_cycles(session, book)
+
+
+def run_backtest(
+    settings: Settings,
+    replay_dir: Path,
+    book: str,
+    *,
+    start_ms: int | None = None,
+    end_ms: int | None = None,
+    drop_last_bar: bool = True,
+    reset: bool = False,
+    progress: Callable[[CycleOutcome], None] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+    progress_every_s: float = 2.0,
+) -> BacktestSummary:
+    """Trade every closed bar of the replay files (after the agents' warm-up) into ``book``.
+
+    The newest bar of an exchange dump is usually unfinished, so it is dropped by default.
+    """
+    if book == settings.book:
+        raise BookInUseError(f"book {book!r} is the live book (TRADEPIPE_BOOK): choose another name for a backtest")
+    if _book_has_cycles(settings, book):
+        if not reset:
+            raise BookInUseError(f"book {book!r} already holds a backtest: pass --reset to replace it")
+        reset_book(settings, book)
+    market = ReplayMarket(replay_dir, mode="stepped", drop_last_bar=drop_last_bar)
+    timeframe = settings.resolved_timeframe
+    runner = TradingRunner(settings, market=market, book=book)
+    timeline = _common_timeline(market, settings.symbols, timeframe)
+    warmup = max_history_needed(get_agents(settings.agents))
+    bars = timeline[warmup:]
+    if start_ms is not None:
+        bars = bars[bars >= start_ms]
+    if end_ms is not None:
+        bars = bars[bars <= end_ms]
+    if bars.size == 0:
+        first, last_bar = _iso(int(timeline[0])), _iso(int(timeline[-1]))
+        raise ValueError(f"no bars to trade in the chosen range after the agents' {warmup}-bar warm-up (the files cover {first} .. {last_bar})")
+    skipped = 0
+    last: CycleOutcome | None = None
+    started = reported = time.perf_counter()
+    for done, bar in enumerate(bars.tolist(), start=1):
+        last = runner.run_cycle(int(bar), run_id=f"backtest:{book}")
+        skipped += bool(last.skipped)
+        if progress:
+            progress(last)
+        now = time.perf_counter()
+        if on_progress and (now - reported >= progress_every_s or done == bars.size):
+            on_progress(Progress(done, int(bars.size), now - started))
+            reported = now
+    assert last is not None
+    with session_factory(settings.resolved_database_url)() as session:
+        fills = count_fills(session, book)
+    return BacktestSummary(book, int(bars.size), int(bars[0]), int(bars[-1]), settings.starting_cash, last.equity, fills, skipped)
+
+
+def _common_timeline(market: ReplayMarket, symbols: list[str], timeframe: str) -> np.ndarray:
+    """Bars present for at least one symbol; a symbol missing a bar is skipped for that cycle."""
+    timelines = [market.timeline(symbol, timeframe) for symbol in symbols]
+    return np.unique(np.concatenate(timelines))
+
+
+def _iso(ms: int) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%MZ")

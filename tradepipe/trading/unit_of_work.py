@@ -1,0 +1,333 @@
+"""The trading cycle's unit of work: one bar of one book, in one database transaction.
+
+``CycleUnitOfWork.execute(request)`` opens the transaction, refuses a bar already traded (or older
+than the book's newest), loads the book, runs the pure core cycle (``tradepipe.core.cycle.run_cycle``)
+and records everything it produced, table by table, then commits once. A crash anywhere before the
+commit leaves nothing behind; the unique (book, bar) key makes a second writer of the same bar fail
+instead of double-counting, and that case reads back as ``already_done``.
+
+One writer per book: the transaction's first statement takes the book's lock
+(``tradepipe.adapters.db.book_lock``), so the already-done and out-of-order checks, the state load
+and the writes of two cycles of one book never interleave, whatever launched them. A second cycle
+waits at most ``TRADEPIPE_BOOK_LOCK_TIMEOUT_SECONDS``, then fails with ``BookBusyError``. A database
+that fails or does not answer fails the cycle with one line (``LedgerUnavailable``).
+
+Everything outside the database (bars, headlines, weights, the broker's fills) is gathered by the
+runner before the transaction and handed in as a ``CycleRequest``, so no network call holds it open.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Mapping, Sequence
+
+from sqlalchemy.exc import DBAPIError, IntegrityError
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradepipe.adapters.db.book_lock import hold_book_lock
+from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
+from tradepipe.adapters.db.ledger import (
+    BookState,
+    ensure_book,
+    find_cycle,
+    load_book_state,
+    ms_to_datetime,
+    newest_cycle_bar,
+    open_exchange_orders,
+    record_agent_work,
+    record_bars,
+    record_fills,
+    record_halt,
+    record_orders,
+    record_positions,
+    record_signals,
+    record_snapshot,
+    start_cycle,
+)
+from tradepipe.adapters.db.models import utcnow
+from tradepipe.adapters.db.quality import record_blocked_symbols
+from tradepipe.adapters.weights_store import LoadedWeights
+from tradepipe.trading.brokers import FillReport
+from tradepipe.core.agents import Agent
+from tradepipe.core.bar_quality import BarDefect, blocking_defects
+from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
+from tradepipe.core.redaction import redact_value
+from tradepipe.core.risk import RiskLimits
+from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.types import AgentContext, BarHistory, MarketRules
+from tradepipe.config.settings import Settings
+from tradepipe.trading.status import portfolio_status
+
+
+class OutOfOrderBarError(RuntimeError):
+    """A bar older than the book's newest cycle. Trading it now would pair that bar's cash with today's
+    positions and pending orders (a fake loss, a wrong halt); a missed bar stays missed in a live book."""
+
+
+@dataclass(frozen=True)
+class CycleOutcome:
+    """What a trader reads at a glance after a cycle; also the asset's metadata."""
+
+    book: str
+    bar_open_ms: int
+    status: str  # "traded" | "already_done"
+    equity: Decimal
+    cash: Decimal
+    day_pnl: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    positions: list[dict[str, Any]]
+    last_signals: list[dict[str, Any]]
+    orders_placed: list[dict[str, Any]] = field(default_factory=list)
+    orders_rejected: list[dict[str, Any]] = field(default_factory=list)
+    fills: list[dict[str, Any]] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    weights_source: str = ""
+    halted: bool = False
+    seconds: float = 0.0
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+    """Latency by stage (agents, risk, ledger; the runner adds market_data and total) for system_metrics."""
+    weight_history_id: int | None = None  # the version of the weights used (None: static defaults)
+    weights_published_at: str | None = None
+
+
+@dataclass(frozen=True)
+class CycleRequest:
+    """Everything from outside the database that one bar's decision uses, gathered before the transaction."""
+
+    bar_open_ms: int
+    run_id: str | None
+    weights: LoadedWeights
+    histories: Mapping[str, BarHistory]
+    unavailable: Mapping[str, str]
+    context: AgentContext
+    agent_notes: Mapping[str, str]
+    rules: Mapping[str, MarketRules]
+    fills: FillReport
+    wall_clock_ms: int | None = None  # a bar opening after it is from the future
+
+
+class CycleUnitOfWork:
+    def __init__(
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        book: str,
+        agents: Sequence[Agent],
+        limits: RiskLimits,
+        market_name: str,
+        broker_name: str,
+    ) -> None:
+        self.settings = settings
+        self.sessions = sessions
+        self.book = book
+        self.timeframe = settings.resolved_timeframe
+        self.agents = agents
+        self.limits = limits
+        self.market_name = market_name
+        self.broker_name = broker_name
+
+    def execute(self, request: CycleRequest) -> CycleOutcome:
+        """Trade ``request.bar_open_ms`` once: ``traded``, or ``already_done`` if the bar is in the ledger."""
+        with self.sessions() as session:
+            try:
+                return self._trade(session, request)
+            except IntegrityError:
+                # Another process recorded this bar first: nothing of ours was written. Any other
+                # integrity error is a real failure and must not pass for an already-traded bar.
+                session.rollback()
+                if find_cycle(session, self.book, request.bar_open_ms) is None:
+                    raise
+                return self.describe(session, request.bar_open_ms)
+            except DBAPIError as error:  # down, hung past its timeout, not migrated: one line, no driver dump
+                url = session.get_bind().engine.url.render_as_string(hide_password=True)
+                raise LedgerUnavailable(describe_database_error(error, url, self.settings.database_timeouts)) from None
+
+    def _trade(self, session: Session, request: CycleRequest) -> CycleOutcome:
+        settings = self.settings
+        bar_open_ms = request.bar_open_ms
+        hold_book_lock(session, self.book, settings.book_lock_timeout_seconds)  # first: every check below is inside it
+        book = ensure_book(session, self.book, settings.starting_cash, settings.quote_currency)
+        if find_cycle(session, self.book, bar_open_ms) is not None:
+            session.rollback()
+            return self.describe(session, bar_open_ms)
+        version = request.weights.version
+        newest = newest_cycle_bar(session, self.book)
+        if newest is not None and newest > ms_to_datetime(bar_open_ms):
+            session.rollback()
+            raise OutOfOrderBarError(
+                f"book {self.book!r} already traded the later bar {newest.isoformat()}; "
+                f"bar {ms_to_datetime(bar_open_ms).isoformat()} can no longer be traded (cycles run in bar order)"
+            )
+        cycle = start_cycle(
+            session,
+            book=self.book,
+            bar_ts=ms_to_datetime(bar_open_ms),
+            timeframe=self.timeframe,
+            market_source=self.market_name,
+            run_id=request.run_id,
+            weights=request.weights.weights,
+            weights_source=request.weights.source,
+            weight_history_id=version.weight_history_id if version else None,
+            weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
+        )
+        state: BookState = load_book_state(session, book, bar_open_ms)
+        # Gathered before the lock: a cycle that held it meanwhile may have booked some of these already.
+        still_open = {o.client_order_id for o in open_exchange_orders(session, self.book)} if request.fills.outcomes else set()
+        broker_outcomes = [o for o in request.fills.outcomes if o.intent.client_order_id in still_open]
+        core_started = time.perf_counter()
+        result = run_cycle(
+            CycleInputs(
+                book=self.book,
+                bar_open_ms=bar_open_ms,
+                timeframe_ms=timeframe_ms(self.timeframe),
+                histories=request.histories,
+                unavailable=request.unavailable,
+                agents=self.agents,
+                context=request.context,
+                weights=request.weights.weights,
+                portfolio=state.portfolio,
+                pending=state.pending if request.fills.simulate_pending else [],
+                broker_outcomes=broker_outcomes,
+                rules=request.rules,
+                limits=self.limits,
+                fee_bps=settings.fee_bps,
+                slippage_bps=settings.slippage_bps,
+                day_start_equity=state.day_start_equity,
+                halted=state.halted,
+                last_marks=state.last_marks,
+                agent_notes=request.agent_notes,
+                rebalance_band=settings.resolved_rebalance_band,
+                wall_clock_ms=request.wall_clock_ms,
+                entry_hysteresis=settings.entry_hysteresis,
+                min_hold_bars=settings.min_hold_bars,
+            )
+        )
+        core_seconds = time.perf_counter() - core_started
+        ledger_started = time.perf_counter()
+        # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
+        # and refuses it) or otherwise unfit for the return streams.
+        used = {symbol: history for symbol, history in request.histories.items() if symbol not in result.skipped}
+        record_bars(session, self.market_name, used, bar_open_ms)
+        closes = {s: h.last_close for s, h in request.histories.items() if len(h) and h.last_timestamp == bar_open_ms}
+        record_fills(session, self.book, result.fills, result.cancelled, self.broker_name)
+        record_signals(session, cycle, result.signals, closes)
+        record_orders(session, cycle, result.plan.orders, result.plan.rejections, self.broker_name)
+        record_positions(session, self.book, result.portfolio, cycle.bar_ts)
+        record_snapshot(session, cycle, result, state.day_start_equity)
+        record_agent_work(session, cycle, result, request.run_id)
+        defects = _bar_defects(request, result.skipped, timeframe_ms(self.timeframe))
+        record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id, system_health=self.book == settings.book)
+        if result.plan.halted and not state.halted:
+            record_halt(session, book, bar_open_ms, result.plan.halt_reason)
+        cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})
+        cycle.status = "succeeded"
+        cycle.finished_at = utcnow()
+        session.commit()
+        agents_seconds = sum(result.agent_seconds.values())
+        stages = {"agents": agents_seconds, "risk": max(core_seconds - agents_seconds, 0.0), "ledger": time.perf_counter() - ledger_started}
+        return replace(_outcome(self.book, bar_open_ms, result, state.day_start_equity, request.weights, "traded"), stage_seconds=stages)
+
+    def describe(self, session: Session, bar_open_ms: int) -> CycleOutcome:
+        """The outcome of a bar that was already traded (a retried or duplicate run): read, not redone."""
+        status = portfolio_status(session, self.book)
+        cycle = find_cycle(session, self.book, bar_open_ms)
+        portfolio = status["portfolio"] or {}
+        return CycleOutcome(
+            book=self.book,
+            bar_open_ms=bar_open_ms,
+            status="already_done",
+            equity=Decimal(portfolio.get("equity") or 0),
+            cash=Decimal(portfolio.get("cash") or 0),
+            day_pnl=Decimal(portfolio.get("day_pnl") or 0),
+            realized_pnl=Decimal(portfolio.get("realized_pnl") or 0),
+            unrealized_pnl=Decimal(portfolio.get("unrealized_pnl") or 0),
+            positions=status["positions"],
+            last_signals=[],
+            weights=dict(cycle.weights) if cycle else {},
+            weights_source=(cycle.weights_source or "") if cycle else "",
+            weight_history_id=cycle.weight_history_id if cycle else None,
+            weights_published_at=cycle.weights_published_at.isoformat() if cycle and cycle.weights_published_at else None,
+        )
+
+
+def _bar_defects(request: CycleRequest, skipped: Mapping[str, str], step: int) -> dict[str, list[BarDefect]]:
+    """The blocking bar defects behind each skipped symbol (the same rules the core cycle applied)."""
+    as_of = request.bar_open_ms + step
+    if request.wall_clock_ms is not None:
+        as_of = min(as_of, request.wall_clock_ms)
+    return {
+        symbol: blocking_defects(request.histories[symbol], as_of)
+        for symbol in skipped
+        if symbol in request.histories and len(request.histories[symbol])
+    }
+
+
+def with_seconds(outcome: CycleOutcome, seconds: float) -> CycleOutcome:
+    return replace(outcome, seconds=seconds)
+
+
+def _outcome(
+    book: str, bar_open_ms: int, result: CycleResult, day_start: Decimal, weights: LoadedWeights, status: str
+) -> CycleOutcome:
+    valuation = result.valuation
+    return CycleOutcome(
+        book=book,
+        bar_open_ms=bar_open_ms,
+        status=status,
+        equity=valuation.equity,
+        cash=valuation.cash,
+        day_pnl=valuation.equity - day_start,
+        realized_pnl=result.portfolio.realized_pnl,
+        unrealized_pnl=valuation.unrealized_pnl,
+        positions=[
+            {
+                "symbol": symbol,
+                "quantity": float(position.quantity),
+                "average_price": float(position.average_price),
+                "mark": float(result.marks[symbol]),
+                "value": float(position.quantity * result.marks[symbol]),
+            }
+            for symbol, position in sorted(result.portfolio.positions.items())
+        ],
+        last_signals=[
+            {
+                "agent": s.agent,
+                "symbol": s.symbol,
+                "signal": round(s.value, 4),
+                "confidence": round(s.confidence, 3),
+                "reason": s.reason,
+            }
+            for s in result.signals
+        ],
+        orders_placed=[
+            {"symbol": o.symbol, "side": o.side, "quantity": float(o.quantity), "client_order_id": o.client_order_id, "reason": o.reason}
+            for o in result.plan.orders
+        ],
+        orders_rejected=[
+            {"symbol": r.symbol, "side": r.side, "requested": float(r.requested_quantity), "kind": r.kind, "reason": r.reason}
+            for r in result.plan.rejections
+        ],
+        fills=[
+            {
+                "symbol": e.fill.symbol,
+                "side": e.fill.side,
+                "quantity": float(e.fill.quantity),
+                "price": float(e.fill.price),
+                "fee": float(e.fill.fee),
+                "realized_pnl": float(e.realization.realized_pnl) if e.realization else 0.0,
+            }
+            for e in result.fills
+        ],
+        skipped=dict(result.skipped),
+        weights=dict(weights.weights),
+        weights_source=weights.source,
+        halted=result.plan.halted,
+        weight_history_id=weights.version.weight_history_id if weights.version else None,
+        weights_published_at=weights.version.published_at if weights.version else None,
+    )

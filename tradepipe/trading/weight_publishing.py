@@ -1,0 +1,64 @@
+"""Publishing weights: the database's live row and, when configured, Redis for fast reads.
+
+Used by the ``live_weights`` asset (newest partition), ``tradepipe weights promote`` and the
+``promote_weights`` job (an explicit choice of any recorded row, e.g. a replay).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.weights import find_weight_decision, promote
+from tradepipe.adapters.weights_store import WeightStore
+from tradepipe.core.weighting import weight_problems
+from tradepipe.config.settings import Settings
+
+
+class UnknownWeightsError(LookupError):
+    pass
+
+
+class UnsoundWeightsError(UnknownWeightsError):
+    """The row exists but its weights must not go live (the rule of the blocking check ``weights_are_sound``).
+
+    A subclass of UnknownWeightsError so that every caller refusing unknown IDs refuses these too.
+    """
+
+
+@dataclass(frozen=True)
+class Publication:
+    weight_history_id: int
+    weights: dict[str, float]
+    redis: bool
+
+
+def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
+    """``publish_weight_set`` on the database and Redis the settings name (the CLI's way)."""
+    sessions = session_factory(settings.resolved_database_url, settings.database_timeouts)
+    return publish_weight_set(settings, sessions, settings.redis_url, weight_history_id)
+
+
+def publish_weight_set(
+    settings: Settings, sessions: sessionmaker[Session], redis_url: str | None, weight_history_id: int
+) -> Publication:
+    """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
+    with sessions.begin() as session:
+        row = find_weight_decision(session, weight_history_id)
+        if row is None or row.book != settings.book:
+            raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
+        problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
+        if problems:
+            raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
+        promoted_at = datetime.now(timezone.utc)
+        promote(session, row, promoted_at)
+        weights = {k: float(v) for k, v in row.new_weights.items()}
+    store = WeightStore(
+        None, redis_url, settings.book, frozenset(weights), settings.default_weights, None,
+        redis_timeout_s=settings.redis_timeout_seconds,
+    )
+    # The Redis copy carries the row's version (id and promotion time): a cycle compares it with the live row.
+    return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id, promoted_at))
