@@ -25,7 +25,7 @@ from tradepipe.core.cycle import CycleInputs, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
 from tradepipe.core.risk import OrderIntent, RiskLimits, client_order_id, quantize_to_step
 from tradepipe.core.types import AgentContext, BarHistory, Headline, MarketRules, Position
-from tradepipe.trading.runner import PAPER_RULES
+from tradepipe.core.paper import PAPER_RULES
 
 SYMBOLS = (
     "BTC/USDT", "ETH/USDT", "SOL/USDT", "BNB/USDT", "XRP/USDT",

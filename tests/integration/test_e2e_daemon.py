@@ -158,7 +158,7 @@ def choose_seed(start_ms: int) -> int:
     from tradepipe.core.risk import RiskLimits
     from tradepipe.core.timeframes import timeframe_ms
     from tradepipe.core.types import AgentContext, MarketRules
-    from tradepipe.trading.runner import PAPER_RULES
+    from tradepipe.core.paper import PAPER_RULES
     from tradepipe.config.settings import load_settings
 
     settings = load_settings(

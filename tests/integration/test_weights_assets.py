@@ -228,7 +228,8 @@ def _sharpe_of(url: str, day: date, weights: dict[str, float]) -> float:
     """Sharpe of ``weights`` on the day's stored signals, for the recorded improvement."""
     from tradepipe.adapters.db.analytics import load_signals
     from tradepipe.core.optimizer import portfolio_sharpe
-    from tradepipe.core.performance import agent_streams, book_rules
+    from tradepipe.config.rules import book_rules
+    from tradepipe.core.performance import agent_streams
     from tradepipe.config.settings import load_settings
 
     start = datetime(day.year, day.month, day.day, tzinfo=timezone.utc)

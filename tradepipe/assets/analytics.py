@@ -17,7 +17,8 @@ from tradepipe.adapters.db.analytics import (
 from tradepipe.adapters.db.trades import days_missing_attribution
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
-from tradepipe.core.performance import agent_streams, book_rules, evaluate_agents, split_exact, trade_stats
+from tradepipe.config.rules import book_rules
+from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
 

@@ -61,7 +61,6 @@ def shown_positions(positions: list[dict[str, Any]], ticks: Mapping[str, Decimal
     """Prices to the market's tick and values to the cent, as a trader reads them (the ledger keeps full precision)."""
     return [
         dict(p, average_price=_on_tick(p["average_price"], ticks.get(p["symbol"])), mark=_on_tick(p["mark"], ticks.get(p["symbol"])), value=_cents(p["value"]))
-        if isinstance(p.get("average_price"), float) else p
         for p in positions
     ]
 

@@ -21,7 +21,8 @@ from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
-from tradepipe.core.performance import agent_streams, book_rules
+from tradepipe.config.rules import book_rules
+from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource

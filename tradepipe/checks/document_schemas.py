@@ -13,7 +13,7 @@ from tradepipe.checks.schemas import json_schema_check
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
 
 REPORT_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "reports" / "report.schema.json"
-SUMMARY_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "walkforward" / "summary.schema.json"
+SUMMARY_SCHEMA_PATH = Path(__file__).resolve().parents[1] / "research" / "summary.schema.json"
 # The last day of 2-hour reports: enough to catch a bad writer, cheap to validate.
 REPORTS_CHECKED = 12
 

@@ -34,7 +34,7 @@ from tradepipe.core.ledger_quality import (
     replay_fills,
 )
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
-from tradepipe.trading.runner import risk_limits
+from tradepipe.config.rules import risk_limits
 
 _SHOWN = 20
 

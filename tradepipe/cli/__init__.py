@@ -1,1 +1,1 @@
-"""x"""
+"""The ``tradepipe`` command line: one module per command group (``main.py`` registers them)."""

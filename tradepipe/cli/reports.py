@@ -111,10 +111,12 @@ def email_test(to: str | None) -> None:
 
 
 @click.command()
-@click.option("--preview", is_flag=True, required=True, help="Write the next report and its email to files; send nothing.")
+# Previewing is all this command does (the project_report asset stores and sends); the flag is accepted so that
+# `tradepipe report --preview` reads as what it does.
+@click.option("--preview", is_flag=True, expose_value=False, help="Write the next report and its email to files; send nothing (the default).")
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Folder for the files (default: TRADEPIPE_HOME/reports/preview).")
-def report(preview: bool, out: Path | None) -> None:
+def report(out: Path | None) -> None:
     """The report of the 2-hour window in progress (data so far), as JSON, HTML and the .eml it would send.
 
     Nothing is stored in the database and nothing is sent."""

@@ -38,6 +38,11 @@ class LookAheadError(ValueError):
     """A fill priced from the bar the decision saw (or earlier): that would be look-ahead."""
 
 
+# Paper trading on synthetic or replayed prices, live and in the walk-forward, uses Binance-spot-like
+# rules (the ccxt broker reads the exchange's own): amount step 1e-5, price tick 0.01, minimum order
+# cost 10 in the quote currency.
+PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal("10")}
+
 @dataclass(frozen=True)
 class Fill:
     """An executed order (from any broker). ``notional = quantity x price`` exactly; ``fee`` in quote currency.

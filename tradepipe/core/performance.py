@@ -50,7 +50,7 @@ SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "confidence", "abst
 @dataclass(frozen=True)
 class BookRules:
     """The terms on which the book trades a signal: the same for the live cycle, the streams and
-    the walk-forward (``book_rules(settings)`` builds them from the settings)."""
+    the walk-forward (``tradepipe.config.rules.book_rules`` builds them from the settings)."""
 
     max_position_fraction: float = 0.25
     allow_short: bool = False
@@ -76,20 +76,6 @@ class BookRules:
         bad = [name for name, ok in checks.items() if not ok]
         if bad:
             raise ValueError(f"BookRules out of range: {', '.join(f'{n}={getattr(self, n)!r}' for n in bad)}")
-
-
-def book_rules(settings: Any) -> BookRules:
-    """The book's rules from a ``Settings`` object (duck-typed: the core does not read settings)."""
-    return BookRules(
-        max_position_fraction=float(settings.max_position_fraction),
-        allow_short=bool(settings.shorts_allowed),
-        rebalance_band=float(settings.resolved_rebalance_band),
-        fee_bps=float(settings.fee_bps),
-        slippage_bps=float(settings.slippage_bps),
-        stop_loss_fraction=float(settings.stop_loss_fraction),
-        entry_hysteresis=float(settings.entry_hysteresis),
-        min_hold_bars=int(settings.min_hold_bars),
-    )
 
 
 def simulate_books(

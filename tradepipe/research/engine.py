@@ -37,9 +37,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradepipe.config.rules import risk_limits
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.core.cycle import guard_verdicts, CycleInputs, CycleResult, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
+from tradepipe.core.paper import PAPER_RULES
 from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import DAY_MS, periods_per_year
@@ -48,9 +50,6 @@ from tradepipe.research.data import MarketFrame, WalkForwardInputError
 from tradepipe.research.guard import window_verdicts
 from tradepipe.research.signals import CachedAgent, SignalMode, build_signal_caches
 from tradepipe.research.window import SignalHistory, SignalWindow
-
-# Paper rules of the live runner (Binance-spot-like), imported lazily there with the runner's adapters.
-PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal(10)}
 
 StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
 
@@ -108,16 +107,9 @@ def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
         starting_cash=settings.starting_cash,
         fee_bps=settings.fee_bps,
         slippage_bps=settings.slippage_bps,
-        limits=RiskLimits(
-            max_position_fraction=settings.max_position_fraction,
-            max_gross_exposure=settings.max_gross_exposure,
-            max_turnover_fraction=settings.max_turnover_fraction,
-            stop_loss_fraction=settings.stop_loss_fraction,
-            daily_loss_limit_fraction=settings.daily_loss_limit_fraction,
-            # Recorded candles are spot markets: long-only, as `tradepipe backtest` trades them, unless
-            # TRADEPIPE_ALLOW_SHORT says otherwise (the synthetic market's short-selling default does not apply).
-            allow_short=bool(settings.allow_short),
-        ),
+        # Recorded candles are spot markets: long-only, as `tradepipe backtest` trades them, unless
+        # TRADEPIPE_ALLOW_SHORT says otherwise (the synthetic market's short-selling default does not apply).
+        limits=risk_limits(settings, allow_short=bool(settings.allow_short)),
         rebalance_band=settings.resolved_rebalance_band,
         history_bars=max(settings.history_bars, max_history_needed(agents) + 5),
         window_days=settings.performance_window_days,

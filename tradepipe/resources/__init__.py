@@ -32,6 +32,7 @@ from tradepipe.resources.mail import MailResource
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
 from tradepipe.resources.weights_cache import WeightsCacheResource
+from tradepipe.config.rules import market_arguments
 from tradepipe.config.settings import ENV_PREFIX, Settings
 
 __all__ = [
@@ -91,14 +92,7 @@ def _plain_secret(settings: Settings, field: str) -> str | None:
 
 
 def _market(settings: Settings) -> MarketDataResource:
-    return MarketDataResource(
-        source=settings.market_source,
-        seed=settings.seed,
-        symbols=list(settings.symbols),
-        replay_dir=str(settings.replay_dir) if settings.replay_dir is not None else None,
-        exchange=settings.exchange,
-        exchange_timeout_seconds=settings.exchange_timeout_seconds,
-    )
+    return MarketDataResource(**market_arguments(settings))
 
 
 def _ledger(settings: Settings, url: Any) -> LedgerDatabase:

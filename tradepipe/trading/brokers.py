@@ -16,22 +16,17 @@ On paper the venue is the core's own fill simulation: a recorded order fills at 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
 from typing import TYPE_CHECKING, Protocol, Sequence
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.market import market_rules_from_ccxt
 from tradepipe.core.cycle import BrokerOutcome
+from tradepipe.core.paper import PAPER_RULES
 from tradepipe.core.types import MarketRules
 
 if TYPE_CHECKING:  # ccxt costs a second to import: only a ccxt broker loads it
     from tradepipe.adapters.ccxt_broker import CcxtBroker
-
-# Paper trading on synthetic or replayed prices uses Binance-spot-like rules (the ccxt broker reads
-# the exchange's own): amount step 1e-5, price tick 0.01, minimum order cost 10 in the quote currency.
-PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal("10")}
-
 
 @dataclass(frozen=True)
 class FillReport:

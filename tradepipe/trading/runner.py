@@ -15,7 +15,6 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from decimal import Decimal
 from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -29,24 +28,22 @@ from tradepipe.adapters.db.health import LedgerUnavailable, ping_ledger
 from tradepipe.adapters.market import MarketData, MarketDataError, build_market
 from tradepipe.adapters.news import NewsFeedError, fetch_url, load_headlines
 from tradepipe.adapters.weights_store import LoadedWeights, WeightStore
-from tradepipe.trading.brokers import PAPER_RULES, Broker, ExchangeBroker, PaperBroker
+from tradepipe.trading.brokers import Broker, ExchangeBroker, PaperBroker
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.core.health import cycle_metrics
-from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.trading.unit_of_work import CycleOutcome, CycleRequest, CycleUnitOfWork, OutOfOrderBarError, with_seconds
+from tradepipe.config.rules import market_arguments, risk_limits
 from tradepipe.config.settings import Settings
 
 __all__ = [
-    "PAPER_RULES",
     "BookBusyError",
     "CycleOutcome",
     "LedgerUnavailable",
     "OutOfOrderBarError",
     "TradingRunner",
     "broker_from_settings",
-    "risk_limits",
 ]
 
 _FROM_SETTINGS = object()
@@ -60,20 +57,6 @@ def broker_from_settings(settings: Settings, sessions: sessionmaker[Session], bo
     from tradepipe.adapters.ccxt_broker import CcxtBroker
 
     return ExchangeBroker(CcxtBroker.from_settings(settings), sessions, book, timeframe_ms(settings.resolved_timeframe))
-
-
-def risk_limits(settings: Settings) -> RiskLimits:
-    def exact(fraction: float) -> Decimal:  # repr: 0.1 -> Decimal("0.1"), as RiskLimits itself converts floats
-        return Decimal(repr(fraction))
-
-    return RiskLimits(
-        max_position_fraction=exact(settings.max_position_fraction),
-        max_gross_exposure=exact(settings.max_gross_exposure),
-        max_turnover_fraction=exact(settings.max_turnover_fraction),
-        stop_loss_fraction=exact(settings.stop_loss_fraction),
-        daily_loss_limit_fraction=exact(settings.daily_loss_limit_fraction),
-        allow_short=settings.shorts_allowed,
-    )
 
 
 class TradingRunner:
@@ -93,14 +76,8 @@ class TradingRunner:
         self.settings = settings
         self.book = book or settings.book
         self.timeframe = settings.resolved_timeframe
-        self.market = market or build_market(
-            settings.market_source,
-            seed=settings.seed,
-            symbols=settings.symbols,
-            replay_dir=settings.replay_dir,
-            exchange_id=settings.exchange,
-            exchange_timeout_s=settings.exchange_timeout_seconds,
-        )
+        arguments = market_arguments(settings)
+        self.market = market or build_market(arguments.pop("source"), **arguments)
         self.sessions = sessions or session_factory(settings.resolved_database_url, settings.database_timeouts)
         self.broker = broker or broker_from_settings(settings, self.sessions, self.book)
         self.agents = get_agents(settings.agents)

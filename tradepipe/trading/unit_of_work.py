@@ -30,9 +30,10 @@ from sqlalchemy.orm import Session, sessionmaker
 from tradepipe.adapters.db.book_lock import hold_book_lock
 from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
 from tradepipe.adapters.db.ledger import (
-    BookState,
+    StoredBook,
     ensure_book,
     find_cycle,
+    latest_snapshot,
     load_book_state,
     ms_to_datetime,
     newest_cycle_bar,
@@ -59,7 +60,6 @@ from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.config.settings import Settings
-from tradepipe.trading.status import portfolio_status
 
 
 class OutOfOrderBarError(RuntimeError):
@@ -176,7 +176,7 @@ class CycleUnitOfWork:
             weight_history_id=version.weight_history_id if version else None,
             weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
         )
-        state: BookState = load_book_state(session, book, bar_open_ms)
+        state: StoredBook = load_book_state(session, book, bar_open_ms)
         # Gathered before the lock: a cycle that held it meanwhile may have booked some of these already.
         still_open = {o.client_order_id for o in open_exchange_orders(session, self.book)} if request.fills.outcomes else set()
         broker_outcomes = [o for o in request.fills.outcomes if o.intent.client_order_id in still_open]
@@ -234,20 +234,25 @@ class CycleUnitOfWork:
         return replace(_outcome(self.book, bar_open_ms, result, state.day_start_equity, request.weights, "traded"), stage_seconds=stages)
 
     def describe(self, session: Session, bar_open_ms: int) -> CycleOutcome:
-        """The outcome of a bar that was already traded (a retried or duplicate run): read, not redone."""
-        status = portfolio_status(session, self.book)
+        """The outcome of a bar that was already traded (a retried or duplicate run): read from the ledger's
+        snapshot of the book at full precision, not redone."""
         cycle = find_cycle(session, self.book, bar_open_ms)
-        portfolio = status["portfolio"] or {}
+        snapshot = latest_snapshot(session, self.book, before=ms_to_datetime(bar_open_ms + 1))
+        zero = Decimal(0)
+        held = (snapshot.positions if snapshot else {}) or {}
         return CycleOutcome(
             book=self.book,
             bar_open_ms=bar_open_ms,
             status="already_done",
-            equity=Decimal(portfolio.get("equity") or 0),
-            cash=Decimal(portfolio.get("cash") or 0),
-            day_pnl=Decimal(portfolio.get("day_pnl") or 0),
-            realized_pnl=Decimal(portfolio.get("realized_pnl") or 0),
-            unrealized_pnl=Decimal(portfolio.get("unrealized_pnl") or 0),
-            positions=status["positions"],
+            equity=snapshot.equity if snapshot else zero,
+            cash=snapshot.cash if snapshot else zero,
+            day_pnl=snapshot.equity - snapshot.day_start_equity if snapshot else zero,
+            realized_pnl=snapshot.realized_pnl if snapshot else zero,
+            unrealized_pnl=snapshot.unrealized_pnl if snapshot else zero,
+            positions=[
+                {"symbol": symbol, **{key: float(Decimal(held[symbol][key])) for key in ("quantity", "average_price", "mark", "value")}}
+                for symbol in sorted(held)
+            ],
             last_signals=[],
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",

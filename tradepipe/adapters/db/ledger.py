@@ -47,7 +47,9 @@ def datetime_to_ms(moment: datetime) -> int:
 
 
 @dataclass(frozen=True)
-class BookState:
+class StoredBook:
+    """A book as the ledger holds it when a cycle starts: its portfolio, its pending orders and its day."""
+
     portfolio: Portfolio
     pending: list[PendingOrder]
     day_start_equity: Decimal
@@ -206,7 +208,7 @@ def record_halt(session: Session, book: BookRow, bar_open_ms: int, reason: str |
     book.halt_reason = reason
 
 
-def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> BookState:
+def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> StoredBook:
     snapshot = latest_snapshot(session, book.name, before=ms_to_datetime(bar_open_ms))
     positions = {
         row.symbol: Position(
@@ -225,7 +227,7 @@ def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> BookSt
     ]
     if snapshot is None:
         portfolio = Portfolio(cash=book.starting_cash, positions=positions, realized_pnl=Decimal(0), fees_paid=Decimal(0))
-        return BookState(portfolio, pending, book.starting_cash, False, {}, None)
+        return StoredBook(portfolio, pending, book.starting_cash, False, {}, None)
     portfolio = Portfolio(
         cash=snapshot.cash, positions=positions, realized_pnl=snapshot.realized_pnl, fees_paid=snapshot.fees_paid
     )
@@ -236,7 +238,7 @@ def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> BookSt
         day_start = book.risk_reset_equity
     halted = book.halted_day is not None and book.halted_day == today
     marks = {s: Decimal(str(v["mark"])) for s, v in (snapshot.positions or {}).items() if v.get("mark") is not None}
-    return BookState(portfolio, pending, day_start, halted, marks, datetime_to_ms(snapshot.bar_ts))
+    return StoredBook(portfolio, pending, day_start, halted, marks, datetime_to_ms(snapshot.bar_ts))
 
 
 def _upsert_ignore(session: Session, model: type, rows: list[dict[str, Any]], keys: list[str]) -> None:
