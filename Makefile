@@ -1,5 +1,5 @@
 # Two commands: `make run` (trade on paper in the Dagster UI) and `make test`;
-# `make deploy` runs the scheduled deployment on PostgreSQL (README).
+# `make deploy` runs the scheduled deployment on PostgreSQL (docs/deployment.md).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -56,7 +56,7 @@ bench: install
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis
 
-# --- the scheduled deployment on PostgreSQL (README "Scheduled deployment on PostgreSQL").
+# --- the scheduled deployment on PostgreSQL (docs/deployment.md).
 # Code server, webserver and daemon as three long-lived processes (deploy/Procfile, run by honcho,
 # which also reads a .env file); PROCESSES=daemon (or code, webserver) starts just that one.
 PROCESSES ?=

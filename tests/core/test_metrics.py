@@ -245,7 +245,7 @@ def div(a: float, b: float) -> float:
 
 
 def reference_summary(r: list[float], ppy: float, rf: float) -> dict:
-    """Straightforward pandas + Python-loop version of the DESIGN.md definitions (NaN = undefined)."""
+    """Straightforward pandas + Python-loop version of the docs/architecture.md definitions (NaN = undefined)."""
     s = pd.Series(r, dtype=float)
     rf_p = (1 + rf) ** (1 / ppy) - 1
     std = s.std()  # pandas defaults to ddof=1

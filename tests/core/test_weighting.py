@@ -1,7 +1,7 @@
 """decide_weights: who shares the weight, the keep-previous fallbacks, and the recorded improvement.
 
 The expected Sharpe improvement and return improvement are recomputed here with plain numpy from
-the DESIGN.md definitions, independently of tradepipe.core.optimizer.portfolio_sharpe.
+the docs/architecture.md definitions, independently of tradepipe.core.optimizer.portfolio_sharpe.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def decide(perf: dict, table: pd.DataFrame, current: dict[str, float] = EQUAL, m
 
 
 def reference_sharpe(table: pd.DataFrame, weights: dict[str, float], ppy: float = PPY) -> float:
-    """DESIGN.md: mean(r) / std(r, ddof=1) * sqrt(periods_per_year) of the weighted stream (rf = 0)."""
+    """docs/architecture.md: mean(r) / std(r, ddof=1) * sqrt(periods_per_year) of the weighted stream (rf = 0)."""
     r = sum(table[a].to_numpy() * w for a, w in weights.items() if a in table)
     return float(np.mean(r) / np.std(r, ddof=1) * math.sqrt(ppy))
 

@@ -81,7 +81,7 @@ def trade_attribution(
     group_name="analytics",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
-    description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions).",
+    description="Per-agent metrics over a rolling window ending at the partition's end (docs/architecture.md definitions).",
 )
 def agent_performance(
     context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase

@@ -31,7 +31,7 @@ def _when(ms: int | None) -> str:
 @click.option("--timeframe", default=None, help="Only the files of this timeframe (e.g. 1h); default: every candle file.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per defect.")
 def check(directory: Path, timeframe: str | None, as_json: bool) -> None:
-    """Check every candle file in DIRECTORY against the market-bar rules (see README, "Data quality")."""
+    """Check every candle file in DIRECTORY against the market-bar rules (see docs/data-quality.md)."""
     from tradepipe.checks.candle_folder import CandleFileError, check_candle_folder
     from tradepipe.core.timeframes import timeframe_ms
 

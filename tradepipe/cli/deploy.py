@@ -12,7 +12,7 @@ from tradepipe.cli.context import command_settings
 
 @click.group()
 def deploy() -> None:
-    """The scheduled deployment on PostgreSQL (README: "Scheduled deployment on PostgreSQL")."""
+    """The scheduled deployment on PostgreSQL (docs/deployment.md)."""
 
 
 @deploy.command("check")
@@ -24,6 +24,6 @@ def deploy_check() -> None:
     for problem in problems:
         click.echo(f"missing: {problem}", err=True)
     if problems:
-        click.echo("tradepipe: the deployment cannot start until these answer (README: Scheduled deployment on PostgreSQL)", err=True)
+        click.echo("tradepipe: the deployment cannot start until these answer (docs/deployment.md)", err=True)
         sys.exit(1)
     click.echo("tradepipe: Dagster storage, ledger and Redis answer")

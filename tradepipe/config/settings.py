@@ -1,6 +1,6 @@
 """One typed settings object, read from the environment (prefix ``TRADEPIPE_``) and ``.env``.
 
-Every variable, its default and an example are in the README's configuration reference.
+Every variable, its default and an example are in docs/configuration.md.
 A bad value stops start-up with one message naming the variable and what it accepts.
 """
 
@@ -79,7 +79,7 @@ class Settings(BaseSettings):
     max_turnover_fraction: float = Field(default=0.5, gt=0, le=2)
     stop_loss_fraction: float = Field(default=0.05, gt=0, lt=1)
     daily_loss_limit_fraction: float = Field(default=0.03, gt=0, lt=1)
-    # 0.05 on real prices by walk-forward evidence (README); 0.02 on the synthetic demo market (_default_band)
+    # 0.05 on real prices by walk-forward evidence (docs/research.md); 0.02 on the synthetic demo market (_default_band)
     rebalance_band: float | None = Field(default=None, ge=0, lt=1)  # unset: resolved_rebalance_band
     allow_short: bool | None = None
 
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
 
     performance_window_days: int = Field(default=30, ge=1, le=365)
     partitions_start: date = date(2025, 1, 1)
-    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight", "hedge"] = "hedge"  # by walk-forward evidence (README)
+    optimizer_method: Literal["max_sharpe", "risk_parity", "equal_weight", "hedge"] = "hedge"  # by walk-forward evidence (docs/research.md)
     min_weight: float = Field(default=0.05, ge=0, lt=1)
     max_weight: float = Field(default=0.40, gt=0, le=1)
     min_signals: int = Field(default=10, ge=0)
@@ -273,7 +273,7 @@ class Settings(BaseSettings):
 
     @property
     def resolved_rebalance_band(self) -> float:
-        """a 0.05 band halves the fees on real candles (README, walk-forward evidence), but on the
+        """a 0.05 band halves the fees on real candles (docs/research.md, walk-forward evidence), but on the
         synthetic demo market an equal-weight book then rarely trades in its first hour; there it is 0.02.
         Resolved from the market source, so a settings copy for a replay (walk-forward) gets 0.05."""
         if self.rebalance_band is not None:

@@ -20,7 +20,7 @@ Accounting choices:
   ``cash + sum(quantity x mark) == starting cash + realized_pnl + sum((mark - average) x quantity)``
   and the realisations returned add up to ``realized_pnl``.
 * **Attribution by the opening decision.** A position keeps the ``opening_contributions`` of the
-  decision that opened it from flat; fills that grow or shrink it do not change them (the DESIGN
+  decision that opened it from flat; fills that grow or shrink it do not change them (docs/architecture.md
   attributes a trade to the ensemble signal that opened the position). Every realisation,
   fee-only ones included, carries those contributions. Flipping through zero closes the old
   position (realised against the old contributions; the whole fee of the flipping fill is charged

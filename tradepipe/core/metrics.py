@@ -1,6 +1,6 @@
 """Performance metrics for per-bar return streams: pure numpy, no Dagster, no I/O.
 
-Every definition follows ``DESIGN.md`` ("Definitions to match exactly"). Results are plain Python
+Every definition follows ``docs/architecture.md`` ("Definitions to match exactly"). Results are plain Python
 ``float``/``int``/``None`` so they go straight into asset metadata, JSON or SQL. A metric that is
 undefined is ``None`` (never ``inf`` or ``NaN``) and ``null_reasons[metric]`` says why.
 
@@ -22,7 +22,7 @@ max_consecutive_*         never (``0`` when there is no such run)
 ========================  ===============================================================
 
 "Fewer than 2 returns" nulls every *ratio* (sharpe, sortino, volatility, calmar, win_rate,
-profit_factor), as DESIGN.md asks; totals, averages and run lengths stay, since they are
+profit_factor), as docs/architecture.md asks; totals, averages and run lengths stay, since they are
 meaningful for a single bar. ``min_returns`` raises that minimum (a Sharpe annualised
 from 8 hourly bars came out as -810): below it every ratio is ``None`` with the reason
 "fewer than N returns". The performance rows use ``TRADEPIPE_MIN_METRIC_RETURNS`` (default 20). Any value that would still come out non-finite (overflow on absurd
@@ -286,7 +286,7 @@ def _equity_metrics(rows: FloatArray, ppy: float) -> tuple[dict[str, np.ndarray]
 def _max_drawdown(equity: FloatArray, rows: FloatArray) -> FloatArray:
     """min(equity / running_max(equity)) - 1 with equity starting at 1.0 before the first bar.
 
-    The plain equity curve, as DESIGN.md writes it. A row whose equity overflows float64 (a
+    The plain equity curve, as docs/architecture.md writes it. A row whose equity overflows float64 (a
     long, strongly trending series) is redone on log equity, which cannot overflow.
     """
     ratio = np.maximum.accumulate(equity, axis=1)

@@ -1,11 +1,11 @@
 """Agent-weight optimiser: maximum Sharpe, risk parity and equal weight under weight bounds.
 
 Pure functions, no Dagster and no I/O. The input is a bars x agents table of per-bar returns
-(what following each agent's signal alone would have earned, see DESIGN.md); the output is a
+(what following each agent's signal alone would have earned, see docs/architecture.md); the output is a
 weight per agent, in the table's column order, summing to 1 within 1e-12 and inside
 ``[min_weight, max_weight]`` within 1e-12.
 
-Definitions (DESIGN.md, "Definitions to match exactly"): the per-period risk-free rate is
+Definitions (docs/architecture.md, "Definitions to match exactly"): the per-period risk-free rate is
 ``(1 + risk_free) ** (1 / periods_per_year) - 1``; Sharpe is
 ``mean(r - rf) / std(r, ddof=1) * sqrt(periods_per_year)``; the covariance is the sample
 covariance (ddof=1), so the portfolio's std is ``sqrt(w' cov w)`` exactly.
@@ -195,7 +195,7 @@ def portfolio_sharpe(
     periods_per_year: float,
     risk_free: float = 0.0,
 ) -> float | None:
-    """Annualised Sharpe of the weighted stream ``sum_i w_i * r_i`` (DESIGN.md definition).
+    """Annualised Sharpe of the weighted stream ``sum_i w_i * r_i`` (docs/architecture.md definition).
 
     Agents in ``returns`` without a weight count as 0; a weight for an agent that has no
     column is an error (``OptimizationError``, reason ``invalid_input``). Weights are used as
@@ -225,7 +225,7 @@ def eligible_agents(
     """Split agents into eligible names (input order) and ``{ineligible name: reason}``.
 
     Eligible means ``signal_count >= min_signals`` and a defined ``sharpe > min_sharpe``
-    (DESIGN.md: "at least 10 signals and Sharpe > 0.3"). A missing ``signal_count`` counts as 0;
+    (docs/architecture.md: "at least 10 signals and Sharpe > 0.3"). A missing ``signal_count`` counts as 0;
     a missing, ``None`` or NaN ``sharpe`` is "undefined". Every failed rule is in the reason.
     """
     eligible: list[str] = []

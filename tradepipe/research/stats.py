@@ -1,7 +1,7 @@
 """Figures of a walk-forward: per-strategy metrics on the book's per-bar returns, buy-and-hold, and the
 block-bootstrap confidence interval of a Sharpe difference. Pure numpy.
 
-Definitions (``core.metrics`` / DESIGN.md "Definitions to match exactly", on per-bar simple returns):
+Definitions (``core.metrics`` / docs/architecture.md "Definitions to match exactly", on per-bar simple returns):
 
 * book return at bar t = equity_t / equity_{t-1} - 1, equity marked at each bar's close, equity before
   the first bar = starting cash;
