@@ -29,13 +29,15 @@ def backtest(
 ) -> None:
     """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
     `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
+    from tradepipe.config.names import NameRefused, check_name
     from tradepipe.trading.backtest import BookInUseError, run_backtest
     from tradepipe.research.data import WalkForwardInputError
     from tradepipe.research.run import parse_time
 
     try:
+        check_name(book, "book")
         start_ms, end_ms = parse_time(start), parse_time(end, end=True)
-    except WalkForwardInputError as exc:
+    except (NameRefused, WalkForwardInputError) as exc:
         click.echo(f"backtest refused: {exc}", err=True)
         sys.exit(2)
 

@@ -23,9 +23,7 @@ def check_name(name: str, what: str) -> str:
     """``name`` if it is a safe path component; ``NameRefused`` naming ``what`` (e.g. "book") otherwise."""
     if not _NAME.match(name):
         shown = name if len(name) <= 2 * NAME_MAX_LENGTH else name[: 2 * NAME_MAX_LENGTH] + "..."
-        raise NameRefused(
-            f"{what} {shown!r} refused: use 1 to {NAME_MAX_LENGTH} letters, digits, '_', '.' or '-', not starting with '.'"
-        )
+        raise NameRefused(f"{what} {shown!r}: use 1 to {NAME_MAX_LENGTH} letters, digits, '_', '.' or '-', not starting with '.'")
     return name
 
 
@@ -36,5 +34,5 @@ def path_under_home(home: Path, *parts: str) -> Path:
     root = Path(home).resolve()
     target = root.joinpath(*parts).resolve()
     if not target.is_relative_to(root):
-        raise NameRefused(f"{target} is outside TRADEPIPE_HOME ({root}): refused to write there")
+        raise NameRefused(f"{target} is outside TRADEPIPE_HOME ({root}): nothing is written there")
     return target
