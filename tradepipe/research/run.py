@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -147,6 +147,11 @@ def run_request(
         raise WalkForwardInputError(f"end {request.end} is before start {request.start}")
     config = engine_config(settings, request)
     market = load_market(request.data_dir, config.symbols, config.timeframe, drop_last_bar=request.drop_last_bar)
+    if market.symbols != tuple(config.symbols):  # an unreadable file leaves its symbol out; the others go on
+        config = replace(config, symbols=market.symbols)
+        for note in market.notes:
+            if " left out: " in note:
+                say(note)
 
     try:
         directory = path_under_home(Path(settings.home), "walkforward", request.name)
