@@ -49,7 +49,7 @@ def _run_cycle_in_dagster(h: Harness, index: int, instance: dg.DagsterInstance) 
     )
 
 
-def test_a_live_path_run_keeps_every_key_secret_and_signature_out_of_its_events(harness: Harness) -> None:
+def test_a_live_path_run_keeps_every_key_secret_and_signature_out_of_its_events(harness: Harness) -> None:  # noqa: F811 (the fixture)
     h = harness
     index, outcome = h.run_until_order(START)  # an order sent and waiting: the next cycle looks it up, signed
     assert outcome is not None
