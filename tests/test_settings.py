@@ -99,9 +99,10 @@ def test_real_money_needs_both_the_ccxt_broker_and_live(monkeypatch: pytest.Monk
 
 
 def test_symbols_are_a_comma_separated_list(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TRADEPIPE_SYMBOLS", " BTC/USDT, ETH/BTC ,1INCH/USDT,")
+    # ETH/BTC became ETH/USDT here: a symbol quoted in another currency than the book's cash is refused now
+    monkeypatch.setenv("TRADEPIPE_SYMBOLS", " BTC/USDT, ETH/USDT ,1INCH/USDT,")
 
-    assert load_settings().symbols == ["BTC/USDT", "ETH/BTC", "1INCH/USDT"]
+    assert load_settings().symbols == ["BTC/USDT", "ETH/USDT", "1INCH/USDT"]
 
 
 def test_agent_weights_are_parsed_and_normalised_over_enabled_agents(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -440,3 +441,64 @@ def test_live_accepts_exactly_0_and_1(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TRADEPIPE_BROKER", "ccxt")
     monkeypatch.setenv("TRADEPIPE_MARKET_SOURCE", "ccxt")
     assert load_settings().live is True
+
+
+# --- contradictions and values that would fail every cycle are refused at start ---------------------
+
+
+@pytest.mark.parametrize(
+    ("env", "line"),
+    [
+        pytest.param(
+            {"TRADEPIPE_BROKER": "ccxt", "TRADEPIPE_LIVE": "1", "TRADEPIPE_MARKET_SOURCE": "replay", "TRADEPIPE_REPLAY_DIR": "candles"},
+            "TRADEPIPE_LIVE=1 with TRADEPIPE_MARKET_SOURCE=replay: real-money orders must be decided on the exchange's own current "
+            "prices, never on recorded candles; set TRADEPIPE_MARKET_SOURCE=ccxt or TRADEPIPE_LIVE=0",
+            id="live-on-replay",
+        ),
+        pytest.param(
+            {"TRADEPIPE_SYMBOLS": "BTC/EUR,ETH/USDT"},
+            "TRADEPIPE_SYMBOLS BTC/EUR not quoted in TRADEPIPE_QUOTE_CURRENCY=USDT: the book's cash is USDT, so every symbol "
+            "must be BASE/USDT (or change TRADEPIPE_QUOTE_CURRENCY)",
+            id="symbol-in-another-quote",
+        ),
+        pytest.param(
+            {"TRADEPIPE_MIN_WEIGHT": "0.3"},
+            "TRADEPIPE_MIN_WEIGHT=0.3 x 5 agents (TRADEPIPE_AGENTS) = 1.5 > 1: no weight set can give every agent its minimum; "
+            "lower it to at most 0.2 or enable fewer agents",
+            id="min-weight-above-one-over-n",
+        ),
+        pytest.param({"TRADEPIPE_SEED": "-1"}, "TRADEPIPE_SEED='-1': Input should be greater than or equal to 0", id="negative-seed"),
+        pytest.param(
+            {"TRADEPIPE_STARTING_CASH": "1e400"},
+            "TRADEPIPE_STARTING_CASH='1e400': Input should be less than or equal to 1E+15",
+            id="starting-cash-1e400",
+        ),
+        pytest.param({"TRADEPIPE_STARTING_CASH": "inf"}, "TRADEPIPE_STARTING_CASH='inf': Input should be a finite number", id="starting-cash-inf"),
+        pytest.param({"TRADEPIPE_STARTING_CASH": "nan"}, "TRADEPIPE_STARTING_CASH='nan': Input should be a finite number", id="starting-cash-nan"),
+        pytest.param({"TRADEPIPE_MIN_SHARPE": "nan"}, "TRADEPIPE_MIN_SHARPE='nan': Input should be a finite number", id="min-sharpe-nan"),
+        pytest.param(
+            {"TRADEPIPE_AGENTS": ""},
+            "TRADEPIPE_AGENTS='': could not use an empty list: name at least one agent, e.g. momentum,trend (unset: all five)",
+            id="no-agents",
+        ),
+        pytest.param(
+            {"TRADEPIPE_QUOTE_CURRENCY": "usdt"},
+            "TRADEPIPE_QUOTE_CURRENCY='usdt': String should match pattern '^[A-Z0-9]{2,10}$'",
+            id="quote-currency-lower-case",
+        ),
+    ],
+)
+def test_a_contradiction_or_a_value_that_fails_every_cycle_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, env: dict[str, str], line: str
+) -> None:
+    message = _error_for(monkeypatch, **env)
+
+    assert message == f"invalid tradepipe configuration: {line}"
+
+
+def test_the_same_settings_on_their_own_market_or_quote_are_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    live = load_settings(broker="ccxt", live=True, market_source="ccxt")
+    assert live.real_money
+    assert load_settings(symbols="BTC/EUR,ETH/EUR", quote_currency="EUR").symbols == ["BTC/EUR", "ETH/EUR"]
+    assert load_settings(min_weight=0.2).min_weight == 0.2  # 5 x 0.2 = 1: exactly one weight set, equal
+    assert load_settings(seed=0).seed == 0 and load_settings(starting_cash="1e15").starting_cash == Decimal("1e15")

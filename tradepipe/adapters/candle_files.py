@@ -68,6 +68,8 @@ def read_candle_file(path: Path) -> pd.DataFrame:
     missing = [name for name in OHLCV_COLUMNS if name not in frame.columns]
     if missing:
         raise CandleFileError(f"{path} lacks column(s) {', '.join(missing)}")
+    if frame.height == 0:
+        raise CandleFileError(f"{path} holds no rows (a header only)")
     frame = frame.select(
         pl.col("timestamp").cast(pl.Float64, strict=False),
         *(pl.col(name).cast(pl.Float64, strict=False) for name in OHLCV_COLUMNS[1:]),

@@ -365,16 +365,24 @@ class ReplayMarket:
     * A dump taken from a live exchange ends with the candle that was still forming (e.g.
       ``binance_2018_octobot``: volume about half the final). It cannot be told from a quiet bar,
       so say so: ``drop_last_bar=True`` drops each file's last row.
+    * On the wall clock, a row opening after the time the file is read (a mistyped year) is left out,
+      with a warning: it is a defect of that row. Kept, it would stretch the file's span to that date and
+      every cycle until then would find no bar of its own ("newest closed bar is ..., expected ...").
+      Stepped, the row stays and the cycle guard refuses the bar it falls in (``future_timestamp``).
     """
 
     name = "replay"
 
-    def __init__(self, directory: str | Path, mode: ReplayMode = "wallclock", drop_last_bar: bool = False) -> None:
+    def __init__(
+        self, directory: str | Path, mode: ReplayMode = "wallclock", drop_last_bar: bool = False,
+        clock_ms: Callable[[], int] = lambda: int(time.time() * 1000),
+    ) -> None:
         if mode not in ("wallclock", "stepped"):
             raise ValueError(f"replay mode must be 'wallclock' or 'stepped', got {mode!r}")
         self.directory = Path(directory)
         self.mode: ReplayMode = mode
         self.drop_last_bar = drop_last_bar
+        self.clock_ms = clock_ms
         self.warnings: list[str] = []
         self._tables: dict[tuple[str, str], _Table] = {}
 
@@ -399,6 +407,17 @@ class ReplayMarket:
         table = self._table(symbol, timeframe)
         return (table.timestamps, *table.columns)
 
+    def unreadable(self, symbols: Sequence[str], timeframe: str) -> dict[str, str]:
+        """Why each symbol whose file cannot be served fails (missing, unreadable, a column missing, no rows):
+        one line per symbol, so a caller leaves those out and goes on with the others."""
+        reasons = {}
+        for symbol in symbols:
+            try:
+                self._table(symbol, timeframe)
+            except MarketDataError as error:
+                reasons[symbol] = error.reason
+        return reasons
+
     def path_for(self, symbol: str, timeframe: str) -> Path:
         """``BTC/USDT``, ``1h`` -> ``directory/BTC_USDT-1h.parquet`` if it exists, else the ``.csv`` path."""
         stem = f"{symbol.replace('/', '_')}-{timeframe}"
@@ -422,10 +441,18 @@ class ReplayMarket:
     def _load(self, symbol: str, timeframe: str) -> _Table:
         path = self.path_for(symbol, timeframe)
         frame = self._read(symbol, path)
+        if frame.height == 0:
+            raise MarketDataError(symbol, f"{path} holds no rows (a header only)")
         untimed = frame["timestamp"].null_count()
         if untimed:
             self.warnings.append(f"{path}: dropped {untimed} row(s) without a usable timestamp")
         frame = frame.drop_nulls("timestamp").sort("timestamp", maintain_order=True)
+        if self.mode == "wallclock":
+            now = self.clock_ms()
+            future = frame.filter(pl.col("timestamp") > now).height
+            if future:
+                self.warnings.append(f"{path}: left out {future} row(s) opening after the time the file is played at ({now} ms)")
+                frame = frame.filter(pl.col("timestamp") <= now)
         if self.drop_last_bar:
             frame = frame.head(-1)
         if frame.height == 0:

@@ -72,7 +72,7 @@ def project_report(
     settings = trading.settings()
     window = context.partition_time_window
     start, end = window.start.astimezone(timezone.utc), window.end.astimezone(timezone.utc)
-    sessions = ledger.sessions()
+    sessions = ledger.existing_sessions()  # a home that never traded: one line, not a driver's traceback
     with sessions() as session:
         smtp, recipients = mail.effective(load_email_config(session))
     now = datetime.fromtimestamp(clock.now_ms() / 1000, tz=timezone.utc)

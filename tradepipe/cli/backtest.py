@@ -29,13 +29,16 @@ def backtest(
 ) -> None:
     """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
     `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
+    from tradepipe.adapters.market import ReplayMarket
+    from tradepipe.config.names import NameRefused, check_name
     from tradepipe.trading.backtest import BookInUseError, run_backtest
     from tradepipe.research.data import WalkForwardInputError
     from tradepipe.research.run import parse_time
 
     try:
+        check_name(book, "book")
         start_ms, end_ms = parse_time(start), parse_time(end, end=True)
-    except WalkForwardInputError as exc:
+    except (NameRefused, WalkForwardInputError) as exc:
         click.echo(f"backtest refused: {exc}", err=True)
         sys.exit(2)
 
@@ -43,6 +46,15 @@ def backtest(
     if symbols:
         overrides["symbols"] = symbols
     settings = command_settings(**overrides)
+    # a file that cannot be read (missing, empty, a header only, a column missing) leaves its symbol out
+    unreadable = ReplayMarket(replay_dir, mode="stepped", drop_last_bar=not keep_last_bar).unreadable(settings.symbols, settings.resolved_timeframe)
+    for symbol, reason in unreadable.items():
+        click.echo(f"backtest: {symbol} left out: {reason}", err=True)
+    if len(unreadable) == len(settings.symbols):
+        click.echo("backtest refused: no symbol has a readable candle file", err=True)
+        sys.exit(2)
+    if unreadable:
+        settings = command_settings(**{**overrides, "symbols": ",".join(s for s in settings.symbols if s not in unreadable)})
     try:
         summary = run_backtest(
             settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,

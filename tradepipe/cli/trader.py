@@ -228,11 +228,18 @@ def _parse_since(value: str | None) -> datetime | None:
               help="HTML file to write (default: TRADEPIPE_HOME/charts/<book>/<BASE-QUOTE>.html).")
 def plot(symbol: str, book: str | None, since: str | None, output: Path | None) -> None:
     """Write a self-contained HTML chart: candles with entries and exits, agents' votes and the ensemble target, equity."""
+    from tradepipe.config.names import NameRefused, check_name, path_under_home
     from tradepipe.reports.day_charts import write_chart
 
-    settings, name, session = _open_session(book)
     start = _parse_since(since)
-    target = output or settings.home / "charts" / name / (symbol.replace("/", "-") + ".html")
+    settings, name, session = _open_session(book)
+    try:  # the book and the symbol name the default file: data, never a path
+        file_name = check_name(symbol.replace("/", "-") + ".html", "symbol")
+        target = output or path_under_home(settings.home, "charts", check_name(name, "book"), file_name)
+    except NameRefused as exc:
+        session.close()
+        click.echo(f"plot refused: {exc}", err=True)
+        sys.exit(2)
     with session:
         written = write_chart(settings, session, name, symbol, start, target)
     click.echo(str(written))

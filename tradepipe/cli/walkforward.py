@@ -46,18 +46,14 @@ def walkforward(
     bootstrap_resamples: int, seed: int, keep_last_bar: bool, workers: int, no_agent_books: bool, quiet: bool, as_json: bool,
 ) -> None:
     """Walk-forward evaluation of the whole loop (agents, ensemble, risk, paper fills, daily weights)."""
-    from tradepipe.config.settings import SettingsError, load_settings
+    from tradepipe.cli.context import command_settings
     from tradepipe.research.data import WalkForwardInputError
     from tradepipe.research.run import WalkForwardRequest, headline, run_request
 
     overrides: dict[str, object] = {"timeframe": timeframe}
     if symbols:
         overrides["symbols"] = symbols
-    try:
-        settings = load_settings(**overrides)
-    except SettingsError as exc:
-        click.echo(str(exc), err=True)
-        sys.exit(2)
+    settings = command_settings(**overrides)
     request = WalkForwardRequest(
         data_dir=data_dir, name=name, symbols=tuple(settings.symbols), timeframe=timeframe, start=start, end=end,
         methods=tuple(m.strip() for m in methods.split(",") if m.strip()) if methods else None,

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from tradepipe.core.redaction import redact
+from tradepipe.core.redaction import might_hold_secret, redact
 
 _installed = False
 
@@ -28,7 +28,7 @@ def install_log_redaction() -> None:
             message = record.getMessage()
         except Exception:  # a malformed format string: leave it to the handler to report
             return record
-        if "@" in message or "=" in message:  # the only shapes a credential takes here; skip the regex otherwise
+        if might_hold_secret(message):  # most records hold none of the shapes a credential takes: skip the patterns
             cleaned = redact(message)
             if cleaned != message:
                 record.msg, record.args = cleaned, ()

@@ -1,25 +1,45 @@
 """Start-up checks that need more than the settings' own types: the agent registry, ccxt's list of
-exchanges and what the market source can serve. Run when the code location loads and by every CLI
-command; a failure is one line naming the variable and the values it accepts.
+exchanges, what the market source can serve, the exchange keys, and the names in the environment.
+Run when the code location loads and by every CLI command; a failure is one line naming the variable
+and the values it accepts.
 """
 
 from __future__ import annotations
 
 import difflib
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import Iterable
+
+from dotenv import dotenv_values
 
 from tradepipe.core.agents import AGENTS
-from tradepipe.config.settings import Settings, SettingsError, load_settings
+from tradepipe.config.settings import ENV_PREFIX, WEIGHT_SUM_TOLERANCE, Settings, SettingsError, load_settings
 
 _REPLAY_FILE = re.compile(r"^[A-Z0-9]+_[A-Z0-9]+-(\w+)\.(csv|parquet)$")
 
+# TRADEPIPE_* names read outside Settings: the deployment's process addresses (deploy/Procfile,
+# deploy/workspace.yaml), the Celery broker of the README's executor example, and the test suite's own.
+PROCESS_VARIABLES = frozenset({
+    "TRADEPIPE_CODE_SERVER_HOST", "TRADEPIPE_CODE_SERVER_PORT", "TRADEPIPE_WEBSERVER_HOST", "TRADEPIPE_WEBSERVER_PORT",
+    "TRADEPIPE_CELERY_BROKER",
+})
+TEST_PREFIX = "TRADEPIPE_TEST_"
+
+
+def known_variables() -> frozenset[str]:
+    """Every TRADEPIPE_* name tradepipe reads: one per setting, plus the process variables."""
+    return frozenset(ENV_PREFIX + field.upper() for field in Settings.model_fields) | PROCESS_VARIABLES
+
 
 def check_settings(settings: Settings) -> None:
-    """Raise ``SettingsError`` if the agents, the exchange or the timeframe cannot work."""
+    """Raise ``SettingsError`` if the agents, the exchange, the timeframe, the keys, the weight bounds or a
+    variable's name cannot work."""
     problems = [_agents(settings), _exchange(settings)]
     problems.append(None if any(problems) else _timeframe(settings))  # a bad exchange has no timeframes to list
+    problems += [_exchange_keys(settings), _max_weight(settings), *unknown_variables(_given_names())]
     found = [problem for problem in problems if problem]
     if found:
         raise SettingsError("invalid tradepipe configuration:\n  " + "\n  ".join(found))
@@ -54,10 +74,75 @@ def _exchange(settings: Settings) -> str | None:
     )
 
 
+def _exchange_keys(settings: Settings) -> str | None:
+    """The ccxt broker signs every order: without both keys every cycle would fail at its first order."""
+    if settings.broker != "ccxt":
+        return None
+    missing = [
+        ENV_PREFIX + field.upper()
+        for field in ("exchange_api_key", "exchange_secret")
+        if not (value := getattr(settings, field)) or not value.get_secret_value().strip()
+    ]
+    if not missing:
+        return None
+    return f"{' and '.join(missing)} must be set with TRADEPIPE_BROKER=ccxt: every order is signed with the exchange keys"
+
+
+def _max_weight(settings: Settings) -> str | None:
+    """A maximum no full weight set can meet. Left unset, the default adapts (the bound becomes 1/n for
+    n < 3 agents, core/weighting); given explicitly, it is what the user asked for and cannot hold."""
+    agents = len(set(settings.agents))
+    if "max_weight" not in settings.model_fields_set or agents * settings.max_weight >= 1 - WEIGHT_SUM_TOLERANCE:
+        return None
+    return (
+        f"TRADEPIPE_MAX_WEIGHT={settings.max_weight:g} x {agents} agents (TRADEPIPE_AGENTS) = {agents * settings.max_weight:g} < 1: "
+        f"no weight set summing to 1 fits under it; raise it to at least {1 / agents:.4g}, enable more agents, or unset it"
+    )
+
+
+def _given_names() -> list[str]:
+    """The TRADEPIPE_* names of the environment and of the .env file that Settings reads."""
+    names = list(os.environ)
+    dotenv = Path(".env")
+    if dotenv.is_file():
+        names += [name for name in dotenv_values(dotenv) if name]
+    return names
+
+
+def unknown_variables(names: Iterable[str], known: Iterable[str] | None = None) -> list[str]:
+    """One line per TRADEPIPE_* name tradepipe does not read, with the nearest known name: a misspelt
+    safety variable (LIVEE for LIVE, STOPLOSS for STOP_LOSS_FRACTION) would otherwise be silently ignored."""
+    accepted = sorted(known if known is not None else known_variables())
+    lines = []
+    for name in sorted(set(names)):
+        upper = name.upper()  # Settings reads the environment case-insensitively
+        if not upper.startswith(ENV_PREFIX) or upper.startswith(TEST_PREFIX) or upper in accepted:
+            continue
+        close = _nearest(upper, accepted)
+        hint = f"did you mean {close}?" if close else "no known variable is close"
+        lines.append(f"{name}: tradepipe reads no such variable ({hint}); unset or rename it")
+    return lines
+
+
+def _nearest(name: str, accepted: list[str]) -> str | None:
+    """The known name most like ``name``, compared without the shared prefix and the underscores
+    (else every name is "close" by its TRADEPIPE_ alone, and STOPLOSS is nearer SMTP_HOST than STOP_LOSS_FRACTION)."""
+    def core(variable: str) -> str:
+        return variable.removeprefix(ENV_PREFIX).replace("_", "")
+
+    by_core = {core(known): known for known in accepted}
+    close = difflib.get_close_matches(core(name), list(by_core), n=1, cutoff=0.6)
+    return by_core[close[0]] if close else None
+
+
 def _timeframe(settings: Settings) -> str | None:
     timeframe = settings.resolved_timeframe
     if settings.market_source == "replay" and settings.replay_dir is not None:
+        if not settings.replay_dir.is_dir():
+            return f"TRADEPIPE_REPLAY_DIR={str(settings.replay_dir)!r}: no such folder (expected a folder of BASE_QUOTE-TIMEFRAME.csv|.parquet candles)"
         served = _replay_timeframes(settings.replay_dir)
+        if not served:
+            return f"TRADEPIPE_REPLAY_DIR={str(settings.replay_dir)!r}: the folder holds no BASE_QUOTE-TIMEFRAME.csv|.parquet candle files"
         where = f"the replay folder {settings.replay_dir}"
     elif settings.market_source == "ccxt":
         import ccxt
@@ -72,8 +157,6 @@ def _timeframe(settings: Settings) -> str | None:
 
 
 def _replay_timeframes(directory: Path) -> set[str]:
-    if not directory.is_dir():
-        return set()
     return {match.group(1) for path in directory.iterdir() if (match := _REPLAY_FILE.match(path.name))}
 
 

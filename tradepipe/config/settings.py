@@ -48,7 +48,9 @@ def _split_csv(value: object) -> object:
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
-        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True
+        env_prefix=ENV_PREFIX, env_file=".env", extra="ignore", frozen=True,
+        # nan and inf are refused for every number: a nan bound or cash passes every comparison it meets
+        allow_inf_nan=False,
     )
 
     home: Path = Path(".tradepipe")
@@ -60,7 +62,7 @@ class Settings(BaseSettings):
     exchange: str = "binance"
     symbols: Annotated[list[str], NoDecode] = ["BTC/USDT", "ETH/USDT", "SOL/USDT"]
     timeframe: str | None = None
-    seed: int = 7
+    seed: int = Field(default=7, ge=0, le=2**32 - 1)  # numpy's seeds
     history_bars: int = Field(default=200, ge=50, le=5000)
 
     broker: Literal["paper", "ccxt"] = "paper"
@@ -69,8 +71,9 @@ class Settings(BaseSettings):
     exchange_api_key: SecretStr | None = None
     exchange_secret: SecretStr | None = None
 
-    starting_cash: Decimal = Field(default=Decimal("10000"), gt=0)
-    quote_currency: str = "USDT"
+    # at most 10^15: equity is also analysed as a float, exact to the cent only below about 10^13
+    starting_cash: Decimal = Field(default=Decimal("10000"), gt=0, le=Decimal("1e15"))
+    quote_currency: str = Field(default="USDT", pattern=r"^[A-Z0-9]{2,10}$")
     fee_bps: Decimal = Field(default=Decimal("10"), ge=0, le=1000)
     slippage_bps: Decimal = Field(default=Decimal("5"), ge=0, le=1000)
 
@@ -164,6 +167,13 @@ class Settings(BaseSettings):
             )
         return symbols
 
+    @field_validator("agents")
+    @classmethod
+    def _check_agents(cls, agents: list[str]) -> list[str]:
+        if not agents:
+            raise ValueError("could not use an empty list: name at least one agent, e.g. momentum,trend (unset: all five)")
+        return agents
+
     @field_validator("agent_weights", mode="before")
     @classmethod
     def _parse_weights(cls, value: object) -> object:
@@ -227,6 +237,18 @@ class Settings(BaseSettings):
             raise ValueError("TRADEPIPE_REPLAY_DIR must be set when TRADEPIPE_MARKET_SOURCE=replay")
         if self.min_weight > self.max_weight:
             raise ValueError("TRADEPIPE_MIN_WEIGHT must not exceed TRADEPIPE_MAX_WEIGHT")
+        agents = len(set(self.agents))
+        if agents * self.min_weight > 1 + WEIGHT_SUM_TOLERANCE:
+            raise ValueError(
+                f"TRADEPIPE_MIN_WEIGHT={self.min_weight:g} x {agents} agents (TRADEPIPE_AGENTS) = {agents * self.min_weight:g} > 1: "
+                f"no weight set can give every agent its minimum; lower it to at most {1 / agents:.4g} or enable fewer agents"
+            )
+        foreign = [symbol for symbol in self.symbols if symbol.split("/")[1] != self.quote_currency]
+        if foreign:
+            raise ValueError(
+                f"TRADEPIPE_SYMBOLS {', '.join(foreign)} not quoted in TRADEPIPE_QUOTE_CURRENCY={self.quote_currency}: the book's cash "
+                f"is {self.quote_currency}, so every symbol must be BASE/{self.quote_currency} (or change TRADEPIPE_QUOTE_CURRENCY)"
+            )
         unknown = sorted(set(self.agent_weights) - set(self.agents))
         if unknown:
             raise ValueError(f"TRADEPIPE_AGENT_WEIGHTS names agents that are not enabled: {unknown}")
@@ -243,6 +265,11 @@ class Settings(BaseSettings):
             raise ValueError("TRADEPIPE_ALLOW_SHORT=1 is for paper trading only: the ccxt broker trades spot, long-only")
         if self.broker == "ccxt" and self.market_source == "synthetic":
             raise ValueError("TRADEPIPE_BROKER=ccxt needs real prices: set TRADEPIPE_MARKET_SOURCE=ccxt")
+        if self.live and self.market_source != "ccxt":
+            raise ValueError(
+                f"TRADEPIPE_LIVE=1 with TRADEPIPE_MARKET_SOURCE={self.market_source}: real-money orders must be decided on the "
+                "exchange's own current prices, never on recorded candles; set TRADEPIPE_MARKET_SOURCE=ccxt or TRADEPIPE_LIVE=0"
+            )
         return self
 
     @cached_property

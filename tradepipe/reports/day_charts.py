@@ -34,6 +34,7 @@ from tradepipe.adapters.db.trades import (
 from tradepipe.core.ensemble import combine, target_fraction
 from tradepipe.core.trades import RoundTrip, SnapshotPoint, price_places
 from tradepipe.core.types import Signal
+from tradepipe.config.names import check_name, path_under_home
 from tradepipe.config.settings import Settings
 
 ENTRY_MARKS_ID = "entry-marks"
@@ -206,7 +207,8 @@ def _page(data: ChartData, svg: str, entries: Sequence[RoundTrip], exits: Sequen
 
 def chart_path(home: Path, book: str, symbol: str, day: str) -> Path:
     """Where the day's chart of a symbol lives: TRADEPIPE_HOME/charts/<book>/<day>/<BASE-QUOTE>.html."""
-    return home / "charts" / book / day / (symbol.replace("/", "-") + ".html")
+    file_name = check_name(symbol.replace("/", "-") + ".html", "symbol")
+    return path_under_home(home, "charts", check_name(book, "book"), check_name(day, "day"), file_name)
 
 
 def write_chart(settings: Settings, session: Session, book: str, symbol: str, since: datetime | None, output: Path) -> Path:

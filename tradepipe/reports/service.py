@@ -19,6 +19,7 @@ from tradepipe.adapters.db import reports as db
 from tradepipe.adapters.db import system_metrics
 from tradepipe.adapters.db import tasks
 from tradepipe.adapters.mail import MailDeliveryError, SmtpSettings, send_message
+from tradepipe.config.names import check_name
 from tradepipe.core.report_inputs import RuleThresholds
 from tradepipe.core.recommendations import Recommendation
 from tradepipe.core.report_inputs import FailedCheck, ReportInputs
@@ -145,6 +146,7 @@ def store_report(
 
 
 def write_files(directory: Path, stem: str, json_text: str, html: str) -> dict[str, str]:
+    check_name(stem, "report name")  # <book>-<window start>: a file name in ``directory``, never a path
     directory.mkdir(parents=True, exist_ok=True)
     paths = {"json": directory / f"{stem}.json", "html": directory / f"{stem}.html"}
     paths["json"].write_text(json_text, encoding="utf-8")

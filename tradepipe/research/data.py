@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tradepipe.adapters.market import MarketDataError, ReplayMarket
+from tradepipe.adapters.market import ReplayMarket
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import BarHistory
 
@@ -78,17 +78,20 @@ def load_market(directory: str | Path, symbols: Sequence[str], timeframe: str, d
     if len(set(symbols)) != len(symbols):
         raise WalkForwardInputError(f"symbols listed more than once: {list(symbols)}")
     market = ReplayMarket(directory, mode="stepped", drop_last_bar=drop_last_bar)
+    unreadable = market.unreadable(symbols, timeframe)
+    if len(unreadable) == len(symbols):
+        raise WalkForwardInputError("; ".join(unreadable.values()))
+    left_out = [f"{symbol} left out: {reason}" for symbol, reason in unreadable.items()]
+    symbols = [symbol for symbol in symbols if symbol not in unreadable]
     bars: dict[str, SymbolBars] = {}
     for symbol in symbols:
-        try:
-            stamps, *values = market.columns(symbol, timeframe)
-        except MarketDataError as exc:
-            raise WalkForwardInputError(exc.reason) from None
+        stamps, *values = market.columns(symbol, timeframe)
         timestamps = np.asarray(stamps, dtype=np.int64)
         columns = [np.ascontiguousarray(column, dtype=np.float64) for column in values]
         bars[symbol] = SymbolBars(symbol, timeframe, timestamps, *columns)
     timeline = np.unique(np.concatenate([b.timestamps for b in bars.values()]))
-    return MarketFrame(tuple(symbols), timeframe, bars, timeline, tuple(market.warnings) + tuple(coverage_notes(bars, timeline, timeframe)))
+    notes = (*left_out, *market.warnings, *coverage_notes(bars, timeline, timeframe))
+    return MarketFrame(tuple(symbols), timeframe, bars, timeline, notes)
 
 
 def coverage_notes(bars: dict[str, SymbolBars], timeline: np.ndarray, timeframe: str) -> list[str]:

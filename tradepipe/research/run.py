@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from tradepipe.config.names import NameRefused, check_name, path_under_home
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.research.data import WalkForwardInputError, load_market
@@ -35,8 +36,6 @@ from tradepipe.research.report import render_report
 from tradepipe.research.signals import SignalMode
 from tradepipe.research.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from tradepipe.research.summary import build_summary, strategy_series, write_json
-
-NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,79}$")
 
 
 @dataclass(frozen=True)
@@ -132,8 +131,10 @@ def run_request(
     say: Callable[[str], None] = lambda line: None,
     progress_every_s: float = 2.0,
 ) -> WalkForwardOutcome:
-    if not NAME.match(request.name):
-        raise WalkForwardInputError(f"name {request.name!r}: use letters, digits, '.', '_' or '-' (up to 80), starting with a letter or digit")
+    try:
+        check_name(request.name, "name")
+    except NameRefused as exc:
+        raise WalkForwardInputError(str(exc)) from None
     timeframe_ms(request.timeframe)
     methods = tuple(request.methods) if request.methods else (settings.optimizer_method,)
     unknown = [m for m in methods if m not in known_methods()]
@@ -146,8 +147,16 @@ def run_request(
         raise WalkForwardInputError(f"end {request.end} is before start {request.start}")
     config = engine_config(settings, request)
     market = load_market(request.data_dir, config.symbols, config.timeframe, drop_last_bar=request.drop_last_bar)
+    if market.symbols != tuple(config.symbols):  # an unreadable file leaves its symbol out; the others go on
+        config = replace(config, symbols=market.symbols)
+        for note in market.notes:
+            if " left out: " in note:
+                say(note)
 
-    directory = Path(settings.home) / "walkforward" / request.name
+    try:
+        directory = path_under_home(Path(settings.home), "walkforward", request.name)
+    except NameRefused as exc:
+        raise WalkForwardInputError(str(exc)) from None
     directory.mkdir(parents=True, exist_ok=True)
     summary_path, report_path, status_path = directory / "summary.json", directory / "report.html", directory / "run.json"
     checkpoint = directory / "checkpoint.pkl"

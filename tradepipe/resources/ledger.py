@@ -6,6 +6,7 @@ import dagster as dg
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.engine import DEFAULT_TIMEOUTS, DatabaseTimeouts, session_factory
+from tradepipe.adapters.db.health import LedgerUnavailable, check_ledger
 
 
 class LedgerDatabase(dg.ConfigurableResource):
@@ -21,4 +22,18 @@ class LedgerDatabase(dg.ConfigurableResource):
 
     def sessions(self) -> sessionmaker[Session]:
         """Sessions on the ledger. Nothing connects until a session runs its first statement."""
-        return session_factory(self.url, DatabaseTimeouts(self.connect_timeout_seconds, self.statement_timeout_seconds))
+        return session_factory(self.url, self._timeouts())
+
+    def existing_sessions(self) -> sessionmaker[Session]:
+        """Sessions on a ledger that exists and is migrated, for assets that only read what trading wrote.
+
+        Otherwise the run fails with the one line of ``check_ledger`` ("no ledger database at ...: run
+        `tradepipe db upgrade`"), not a driver's traceback ("unable to open database file")."""
+        try:
+            check_ledger(self.url, self._timeouts())
+        except LedgerUnavailable as error:
+            raise dg.Failure(description=str(error), allow_retries=False) from None
+        return self.sessions()
+
+    def _timeouts(self) -> DatabaseTimeouts:
+        return DatabaseTimeouts(self.connect_timeout_seconds, self.statement_timeout_seconds)
