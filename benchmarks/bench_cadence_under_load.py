@@ -125,7 +125,8 @@ def report(dagster_home: Path, window_start: float, window_end: float) -> None:
     in_window = [r for r in cycles if window_start <= r.create_timestamp.timestamp() <= window_end]
     by_status: dict[str, int] = defaultdict(int)
     for r in in_window:
-        by_status[r.dagster_run.status.value] += 1
+        stopped_by_us = r.dagster_run.status == dg.DagsterRunStatus.FAILURE and (r.end_time or 0) >= window_end
+        by_status["ended by the stop" if stopped_by_us else r.dagster_run.status.value] += 1
     print(f"trading_cycle runs created in the window: {dict(sorted(by_status.items()))}")
     done = [r for r in in_window if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS and r.end_time]
     print(f"  launch-to-done (run created -> run ended): {percentiles([r.end_time - r.create_timestamp.timestamp() for r in done])}")
@@ -145,9 +146,13 @@ def report(dagster_home: Path, window_start: float, window_end: float) -> None:
             f"  {iso(r.create_timestamp.timestamp())} {source}: {r.dagster_run.job_name}"
             f" partition={tags.get('dagster/partition', '-')} {r.dagster_run.status.value}{retry}{took}"
         )
+    # A run still in flight when the benchmark stops `make run` is ended by that stop, not by the load.
     failed_roots = {
-        r.dagster_run.run_id for r in scheduled if r.dagster_run.status == dg.DagsterRunStatus.FAILURE
+        r.dagster_run.run_id for r in scheduled
+        if r.dagster_run.status == dg.DagsterRunStatus.FAILURE and (r.end_time or 0) < window_end
     }
+    stopped = sum(1 for r in scheduled if r.dagster_run.status == dg.DagsterRunStatus.FAILURE and (r.end_time or 0) >= window_end)
+    print(f"scheduled runs ended by the benchmark's stop of make run: {stopped}")
     retried = {r.dagster_run.tags.get("dagster/parent_run_id") for r in scheduled}
     succeeded_later = {
         r.dagster_run.tags.get("dagster/root_run_id") for r in scheduled if r.dagster_run.status == dg.DagsterRunStatus.SUCCESS

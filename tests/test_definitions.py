@@ -66,6 +66,8 @@ HEAVY_MODULES = (
     "great_expectations", "scipy", "sklearn", "ccxt", "matplotlib", "jinja2", "jsonschema",
     # migrations and news feeds: a cycle needs neither
     "alembic", "mako", "feedparser",
+    # the SMTP header parser (email.policy builds it on import): only a send needs it
+    "email.policy",
     # the walk-forward engine and the rest of the research package
     "tradepipe.research", "tradepipe.research.engine",
 )

@@ -200,7 +200,7 @@ def promotion_materialization(settings: Settings, sessions: sessionmaker[Session
     """
     with sessions() as session:
         row = find_weight_decision(session, weight_history_id)
-    day = row.partition_date.isoformat() if row is not None else None
+    day = row.partition_date.isoformat() if row is not None and row.partition_date is not None else None
     partition = day if day is not None and daily_with_today.has_partition_key(day) else None
     return dg.AssetMaterialization(
         asset_key="live_weights",
