@@ -10,19 +10,27 @@ UV_VERSION := 0.13.9
 export TRADEPIPE_HOME ?= $(CURDIR)/.tradepipe
 # Small matrices: extra BLAS threads only spin against the Dagster processes on a laptop.
 export OPENBLAS_NUM_THREADS ?= 1
+# Dagster's calls to the code server (launching a run among them) give up after 60 s by default; on a
+# host loaded 10-20x a launch took longer and the run failed to start. Dagster reads it from the environment only.
+export DAGSTER_GRPC_TIMEOUT_SECONDS ?= 180
 DAGSTER_HOME_DIR := $(TRADEPIPE_HOME)/dagster
 
 .PHONY: run test install migrate bench clean lint deploy
 
-# The lock file pins every package; uv installs it in seconds, pip is the fallback.
+# The lock file pins every package; uv installs it in seconds, pip is the fallback. Then everything is
+# compiled to bytecode (uv --compile-bytecode for what it installs; compileall for the project and for a
+# venv installed before, skipping what is up to date): every Dagster run is a fresh process, and one
+# that must compile its imports first (PYTHONDONTWRITEBYTECODE, a read-only venv) costs ~3x the CPU.
+# compileall's status is ignored: a few packages ship files for other Python versions that never load.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@if $(BIN)/pip install -q uv==$(UV_VERSION) 2>/dev/null; then \
-		$(BIN)/uv pip install -q --python $(BIN)/python -r requirements.lock && \
-		$(BIN)/uv pip install -q --python $(BIN)/python --no-deps -e . ; \
+		$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python -r requirements.lock && \
+		$(BIN)/uv pip install -q --compile-bytecode --python $(BIN)/python --no-deps -e . ; \
 	else \
 		$(BIN)/pip install -q -r requirements.lock && $(BIN)/pip install -q --no-deps -e . ; \
 	fi
+	@$(BIN)/python -m compileall -qq -j 0 tradepipe $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') || true
 	@touch $@
 
 install: $(VENV)/.installed

@@ -17,6 +17,11 @@ REQUIRE_SERVICES = os.environ.get("TRADEPIPE_TEST_REQUIRE_SERVICES") == "1"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
 
+# The code location is imported once, at collection. Without TRADEPIPE_PARTITIONS_START its report
+# windows start two weeks before today; the tests materialise windows of fixed dates (2026-03), so they
+# load it with the documented override (tests/test_definitions.py checks the default in a subprocess).
+os.environ["TRADEPIPE_PARTITIONS_START"] = "2025-01-01"
+
 
 def unavailable(reason: str) -> None:
     """Skip on a laptop; fail under CI's TRADEPIPE_TEST_REQUIRE_SERVICES=1."""

@@ -96,3 +96,47 @@ def test_a_twenty_day_backfill_never_keeps_the_trading_cycle_in_the_queue(tmp_pa
     running = [backfill(1), {"job": "weights_job", **ANALYTICS_TAGS}, ui_backfill]
     later = _queue_decision(tmp_path / "b", "dagster.yaml", running=running, queued=[backfill(d) for d in range(2, 21)] + [dict(trading)])
     assert [r["job"] for r in later] == ["trading_cycle"]
+
+
+def _failed_run(instance: dg.DagsterInstance, job_name: str, reason: object) -> dg.DagsterRun:
+    """A run of ``job_name`` failed the way the run worker or run monitoring records it."""
+    from dagster._core.events import JobFailureData
+
+    from tradepipe.definitions import defs
+
+    job = defs.resolve_job_def(job_name)
+    run = instance.create_run_for_job(job_def=job, tags=dict(job.tags))
+    instance.report_run_failed(run, "test failure", job_failure_data=JobFailureData(error=None, failure_reason=reason))  # type: ignore[arg-type]
+    found = instance.get_run_by_id(run.run_id)
+    assert found is not None
+    return found
+
+
+def test_make_run_retries_runs_that_never_started_but_never_a_trading_cycle(tmp_path: Path) -> None:
+    """A scheduled report, performance or check run whose process could not start (a busy host) is run
+    again; a failed asset is not (the failure is in the code or the data); a trading cycle never is."""
+    from dagster._core.events import RunFailureReason
+
+    shutil.copy(REPO / "dagster.yaml", tmp_path / "dagster.yaml")
+    instance = dg.DagsterInstance.from_config(str(tmp_path))
+    try:
+        assert instance.run_retries_enabled and instance.run_retries_max_retries >= 2
+        assert instance.code_server_process_startup_timeout >= 300
+        for job in ("performance_job", "project_report_job", "data_quality", "day_charts_job"):
+            for reason in (RunFailureReason.START_TIMEOUT, RunFailureReason.UNEXPECTED_TERMINATION, RunFailureReason.RUN_WORKER_RESTART):
+                assert _failed_run(instance, job, reason).tags["dagster/will_retry"] == "true", (job, reason)
+            assert _failed_run(instance, job, RunFailureReason.STEP_FAILURE).tags["dagster/will_retry"] == "false", job
+        for reason in RunFailureReason:
+            assert _failed_run(instance, "trading_cycle", reason).tags["dagster/will_retry"] == "false", reason
+        queue = instance.get_concurrency_config().run_queue_config
+        assert queue is not None and queue.max_user_code_failure_retries >= 3  # a launch that timed out is queued again
+    finally:
+        instance.dispose()
+
+
+def test_both_instances_give_the_code_server_time_on_a_busy_host() -> None:
+    for config in ("dagster.yaml", "deploy/dagster.yaml"):
+        code_servers = yaml.safe_load((REPO / config).read_text())["code_servers"]
+        assert code_servers["local_startup_timeout"] >= 300, config
+    makefile = (REPO / "Makefile").read_text()
+    assert "export DAGSTER_GRPC_TIMEOUT_SECONDS ?= 180" in makefile

@@ -70,6 +70,10 @@ defs = dg.Definitions(
         record_failed_runs,
     ],
     resources=build_resources(settings),
+    # Every run in one process unless its job says otherwise: what the UI launches for a selection of
+    # assets (a materialisation, a backfill) runs as Dagster's implicit asset job, whose default
+    # executor would start one process per step, each importing the code location again.
+    executor=dg.in_process_executor,
     # A quiet terminal: runs log INFO and up (cycles, warnings), not Dagster's DEBUG step events.
     loggers={"console": dg.colored_console_logger.configured({"log_level": "INFO", "name": "tradepipe"})},
 )

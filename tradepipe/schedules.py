@@ -70,7 +70,7 @@ def project_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     """The window that closed 15 minutes ago: its last bar's cycle and the 6-hourly performance run are done by then."""
     key = closed_window_key(context.scheduled_execution_time)
     if key < report_windows.get_first_partition_key():  # type: ignore[operator]
-        return dg.SkipReason(f"window {key} is before TRADEPIPE_PARTITIONS_START")
+        return dg.SkipReason(f"window {key} is before the first report window ({report_windows.get_first_partition_key()})")
     return dg.RunRequest(run_key=f"report-{key}", partition_key=key)
 
 

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -404,3 +406,70 @@ def test_weights_need_the_days_performance_first(sqlite_url: str, monkeypatch: p
     assert "agent_performance has no rows" in str(failure.error.message)
     assert history(sqlite_url) == []
 
+
+
+# --------------------------------------------------------------------------- what the UI shows after a promotion
+
+
+def latest_live_weights_event(dagster_home: Path) -> tuple[str | None, dict[str, Any]]:
+    """(partition, metadata) of the newest live_weights materialisation the instance recorded."""
+    instance = dg.DagsterInstance.from_config(str(dagster_home))
+    try:
+        event = instance.get_latest_materialization_event(dg.AssetKey("live_weights"))
+        assert event is not None and event.asset_materialization is not None
+        materialization = event.asset_materialization
+        return materialization.partition, {key: getattr(value, "value", value) for key, value in materialization.metadata.items()}
+    finally:
+        instance.dispose()
+
+
+def test_the_live_weights_page_shows_the_set_a_promotion_made_live(
+    sqlite_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`tradepipe weights promote` beside `make run`'s instance, and the promote_weights job, both leave a
+    live_weights materialisation whose metadata names the set that now trades."""
+    from tradepipe.definitions import defs
+
+    day = newest_day()
+    past = day - timedelta(days=1)
+    configure(monkeypatch, sqlite_url, None)
+    trade_two_days(day)
+    materialize_performance(past)
+    materialize_performance(day)
+    materialize_weights(past, {"replay": False})
+    materialize_weights(day)
+    [past_row, day_row] = history(sqlite_url)
+    assert live_ids(sqlite_url) == [day_row.id] and past_row.new_weights != day_row.new_weights
+
+    # `make run` keeps its instance in TRADEPIPE_HOME/dagster (the repo's dagster.yaml copied there)
+    home = tmp_path / "home"
+    dagster_home = home / "dagster"
+    dagster_home.mkdir(parents=True)
+    shutil.copy(Path(__file__).resolve().parents[2] / "dagster.yaml", dagster_home / "dagster.yaml")
+    monkeypatch.setenv("TRADEPIPE_HOME", str(home))
+    monkeypatch.delenv("DAGSTER_HOME", raising=False)
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id)])
+    assert promoted.exit_code == 0, promoted.output
+    partition, shown = latest_live_weights_event(dagster_home)
+    assert partition == past.isoformat()
+    assert shown["live_weight_history_id"] == past_row.id and shown["live_weights"] == past_row.new_weights
+    assert shown["action"] == f"promoted weight_history {past_row.id}"
+
+    # the promote_weights job (from the UI's launchpad) back to the newest day's set
+    with dg.instance_for_test() as instance:
+        result = defs.resolve_job_def("promote_weights").execute_in_process(
+            run_config={"ops": {"promote_weight_set": {"config": {"weight_history_id": day_row.id}}}},
+            resources=resources(), instance=instance,
+        )
+        assert result.success
+        event = instance.get_latest_materialization_event(dg.AssetKey("live_weights"))
+        assert event is not None and event.asset_materialization is not None
+        assert event.asset_materialization.partition == day.isoformat()
+        assert event.asset_materialization.metadata["live_weight_history_id"].value == day_row.id
+    assert live_ids(sqlite_url) == [day_row.id]
+
+    # without any Dagster instance the promotion still goes live and says where the page stands
+    monkeypatch.setenv("TRADEPIPE_HOME", str(tmp_path / "no-ui-home"))
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id)])
+    assert promoted.exit_code == 0 and "no Dagster instance found" in promoted.output
+    assert live_ids(sqlite_url) == [past_row.id]

@@ -11,7 +11,6 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from email.message import EmailMessage
-from email.policy import SMTP as SMTP_POLICY
 from typing import Literal, Sequence
 
 Security = Literal["implicit", "starttls", "none"]
@@ -70,6 +69,10 @@ def send_message(settings: SmtpSettings, message: EmailMessage | bytes, recipien
     if not recipients:
         raise MailDeliveryError("not_configured", "no recipients")
     # SMTP wants CRLF line ends; smtplib leaves a bytes payload's bare LFs alone.
+    # email.policy builds its header parser on import (~0.8 s on a busy host): only a send needs it,
+    # and every trading-cycle run imports this module.
+    from email.policy import SMTP as SMTP_POLICY
+
     payload = message.as_bytes(policy=SMTP_POLICY) if isinstance(message, EmailMessage) else message
     try:
         client: smtplib.SMTP

@@ -39,7 +39,6 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import feedparser
 
 from tradepipe.core.redaction import redact
 from tradepipe.core.types import Headline
@@ -133,6 +132,8 @@ def _from_file(feed: str) -> list[Headline]:
 
 
 def _from_feed_xml(feed: str, content: bytes) -> list[Headline]:
+    import feedparser  # only a feed in XML needs it; every trading-cycle run imports this module
+
     # Bytes, never a str: feedparser treats a str that looks like a path or URL as one and opens it.
     parsed = feedparser.parse(content)
     broken = parsed.get("bozo") and not parsed.entries  # malformed and nothing readable in it

@@ -13,12 +13,29 @@ from datetime import date, datetime, timedelta, timezone
 import dagster as dg
 
 from tradepipe.config.preflight import location_settings
+from tradepipe.config.settings import Settings
 
 # Partitions are the code location's structure, fixed when it loads (TRADEPIPE_PARTITIONS_START).
 _START = location_settings().partitions_start.isoformat()
 
 daily_with_today = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC", end_offset=1)
 daily_complete = dg.DailyPartitionsDefinition(start_date=_START, timezone="UTC")
+
+# Report windows are 12 a day: since the default start (2025-01-01) that is thousands of partitions, and
+# the UI's Materialize dialog and Partitions tab slow down to a minute. Unless TRADEPIPE_PARTITIONS_START
+# is set, they start this many days before the code location loads.
+REPORT_HISTORY_DAYS = 14
+
+
+def report_windows_start(settings: Settings, today: date) -> datetime:
+    """Midnight UTC of the first report window: TRADEPIPE_PARTITIONS_START when it is set, else
+    ``REPORT_HISTORY_DAYS`` before ``today`` (never before the default start)."""
+    if "partitions_start" in settings.model_fields_set:
+        first = settings.partitions_start
+    else:
+        first = max(settings.partitions_start, today - timedelta(days=REPORT_HISTORY_DAYS))
+    return datetime(first.year, first.month, first.day, tzinfo=timezone.utc)
+
 
 # Backfills run one day per run: each day's rows are replaced as a unit, a failed day is retried
 # alone, and the UI shows one run per day. The assets read one partition's window, never a range.

@@ -28,6 +28,8 @@ from tradepipe.resources import (
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
 from tradepipe.config.settings import Settings
 
+LIVE_WEIGHTS_KEY = dg.AssetKey("live_weights")
+
 
 # A sensor-launched bar older than this is not traded: two bars, but never under two minutes, so a
 # slow launch on a busy machine (short test bars) is not mistaken for a request left over from a crash.
@@ -97,6 +99,9 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
         "skipped": dg.MetadataValue.json(outcome.skipped),
         "weights": dg.MetadataValue.json(outcome.weights),
         "weights_source": outcome.weights_source,
+        # The loop closing, as a link: live_weights cannot be drawn upstream of this asset (it is downstream
+        # of it through attribution, performance and the weights, and Dagster's asset graph has no cycles).
+        "weights_published_by": dg.MetadataValue.asset(LIVE_WEIGHTS_KEY),
         "weights_version": dg.MetadataValue.json(
             {"weight_history_id": outcome.weight_history_id, "published_at": outcome.weights_published_at}
         ),
@@ -109,7 +114,8 @@ def portfolio_metadata(outcome: CycleOutcome, market_source: str, ticks: Mapping
     group_name="trading",
     kinds={"python", "sql"},
     deps=["market_bars"],  # the checked bars; the cycle's guard re-applies the same rules
-    description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders.",
+    description="The paper (or exchange) book after the latest trading cycle: equity, cash, positions, signals, orders. "
+    "Each cycle trades with the weights live_weights published last (metadata weights_published_by, weights_version).",
 )
 def portfolio_state(
     context: dg.AssetExecutionContext,

@@ -15,7 +15,8 @@ import dagster as dg
 
 from tradepipe.adapters.db.email_settings import load_email_config
 from tradepipe.assets.analytics import agent_performance
-from tradepipe.assets.partitions import daily_with_today
+from tradepipe.assets.partitions import report_windows_start
+from tradepipe.config.preflight import location_settings
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.weights import agent_weights
 from tradepipe.core.report_inputs import FailedCheck
@@ -28,7 +29,7 @@ from tradepipe.resources.trading import TradingConfigResource
 REPORT_PARTITION_FORMAT = "%Y-%m-%d-%H:%M"
 report_windows = dg.TimeWindowPartitionsDefinition(
     cron_schedule="0 */2 * * *",
-    start=daily_with_today.start,  # TRADEPIPE_PARTITIONS_START, like the analytics
+    start=report_windows_start(location_settings(), datetime.now(timezone.utc).date()),
     fmt=REPORT_PARTITION_FORMAT,
     timezone="UTC",
 )

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.analytics import load_performance, load_signals
 from tradepipe.adapters.db.models import WeightHistoryRow
-from tradepipe.adapters.db.weights import latest_weight_decision, record_weight_decision
+from tradepipe.adapters.db.weights import find_weight_decision, latest_weight_decision, record_weight_decision
 from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
@@ -27,6 +27,7 @@ from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
 from tradepipe.trading.weight_publishing import UnsoundWeightsError, publish_weight_set
+from tradepipe.config.settings import Settings
 
 
 class AgentWeightsConfig(dg.Config):
@@ -164,8 +165,6 @@ def live_weights(
             raise dg.Failure(str(exc), allow_retries=False) from exc
         action = f"published weight_history {row.id} to the database" + (" and Redis" if publication.redis else "")
     context.log.info(action)
-    with ledger.sessions()() as session:
-        live = current_live_row(session, settings.book)
     # The page always shows what trades now: the live set, whichever partition this run decided.
     return dg.MaterializeResult(
         metadata={
@@ -173,13 +172,46 @@ def live_weights(
             "this_partition": f"{REPLAY_LABEL if row.is_replay else LIVE_LABEL}: weight_history {row.id}",
             "weight_history_id": row.id,
             "weights": dg.MetadataValue.json(row.new_weights),
-            "live_weight_history_id": live.id if live else -1,
-            "live_weights": dg.MetadataValue.json(live.new_weights if live else settings.default_weights),
-            "live_source": (
-                f"weight_history {live.id} (partition {live.partition_date}, promoted {live.promoted_at.isoformat() if live.promoted_at else '-'})"
-                if live else "static defaults (no weight set published yet)"
-            ),
+            **live_set_metadata(settings, ledger.sessions()),
         }
+    )
+
+
+def live_set_metadata(settings: Settings, sessions: sessionmaker[Session]) -> dict[str, Any]:
+    """What trades now, as the ``live_weights`` page shows it (after a materialisation or a promotion)."""
+    with sessions() as session:
+        live = current_live_row(session, settings.book)
+    return {
+        "live_weight_history_id": live.id if live else -1,
+        "live_weights": dg.MetadataValue.json(live.new_weights if live else settings.default_weights),
+        "live_source": (
+            f"weight_history {live.id} (partition {live.partition_date}, promoted {live.promoted_at.isoformat() if live.promoted_at else '-'})"
+            if live else "static defaults (no weight set published yet)"
+        ),
+        # The loop closing: every next trading cycle loads this set (its page names the version it used).
+        "used_by": dg.MetadataValue.asset(dg.AssetKey("portfolio_state")),
+    }
+
+
+def promotion_materialization(settings: Settings, sessions: sessionmaker[Session], weight_history_id: int) -> dg.AssetMaterialization:
+    """A promotion changes what ``live_weights`` holds, so it is recorded as a materialisation of it.
+
+    Its partition is the promoted row's day when that day is a partition (a promoted replay is that
+    day's live decision); the asset's page then shows the promoted set as the latest.
+    """
+    with sessions() as session:
+        row = find_weight_decision(session, weight_history_id)
+    day = row.partition_date.isoformat() if row is not None and row.partition_date is not None else None
+    partition = day if day is not None and daily_with_today.has_partition_key(day) else None
+    return dg.AssetMaterialization(
+        asset_key="live_weights",
+        partition=partition,
+        description=f"weight_history {weight_history_id} promoted to live",
+        metadata={
+            "action": f"promoted weight_history {weight_history_id}",
+            "weight_history_id": weight_history_id,
+            **live_set_metadata(settings, sessions),
+        },
     )
 
 
@@ -195,7 +227,9 @@ def promote_weight_set(
     ledger: LedgerDatabase,
     weights_cache: WeightsCacheResource,
 ) -> None:
-    publication = publish_weight_set(trading.settings(), ledger.sessions(), weights_cache.redis_url, config.weight_history_id)
+    settings = trading.settings()
+    publication = publish_weight_set(settings, ledger.sessions(), weights_cache.redis_url, config.weight_history_id)
     context.log.info(f"promoted weight_history {publication.weight_history_id}: {publication.weights} (redis: {publication.redis})")
+    context.log_event(promotion_materialization(settings, ledger.sessions(), publication.weight_history_id))
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
 
 from tradepipe.cli.context import command_settings, ledger_session_factory
+from tradepipe.config.settings import Settings
 
 @click.group()
 def weights() -> None:
@@ -66,3 +69,33 @@ def weights_promote(weight_history_id: int) -> None:
         sys.exit(2)
     where = "database and Redis" if publication.redis else "database"
     click.echo(f"weight_history {weight_history_id} is live ({where}): {publication.weights}")
+    try:
+        shown_in = record_promotion_in_dagster(settings, weight_history_id)
+    except Exception as exc:  # noqa: BLE001 - the promotion is recorded and live; only the UI's copy failed
+        click.echo(f"the live_weights page was not updated (Dagster instance: {type(exc).__name__}: {exc}); "
+                   "it shows the new set after its next materialisation", err=True)
+        return
+    if shown_in is None:
+        click.echo("no Dagster instance found (DAGSTER_HOME, or TRADEPIPE_HOME/dagster of `make run`): "
+                   "the live_weights page shows the new set after its next materialisation")
+
+
+def record_promotion_in_dagster(settings: Settings, weight_history_id: int) -> Path | None:
+    """Report the promotion to the Dagster instance of this home, so the ``live_weights`` page shows the live set.
+
+    The instance is DAGSTER_HOME's when set, else the one `make run` keeps under TRADEPIPE_HOME/dagster;
+    without one (no UI was ever started) there is nothing to update. Returns the instance's folder.
+    """
+    home = Path(os.environ["DAGSTER_HOME"]) if os.environ.get("DAGSTER_HOME") else settings.home / "dagster"
+    if not (home / "dagster.yaml").is_file():
+        return None
+    import dagster as dg
+
+    from tradepipe.assets.weights import promotion_materialization
+
+    instance = dg.DagsterInstance.from_config(str(home))
+    try:
+        instance.report_runless_asset_event(promotion_materialization(settings, ledger_session_factory(settings), weight_history_id))
+    finally:
+        instance.dispose()
+    return home

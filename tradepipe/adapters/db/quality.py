@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from datetime import date
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
-import pandas as pd
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -31,6 +31,9 @@ from tradepipe.adapters.db.models import (
     TradingCycleRow,
 )
 from tradepipe.core.bar_quality import BarDefect
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BLOCKED_METRIC = "market_bars_blocked"
 DATA_QUALITY_AGENT = "data_quality"
@@ -117,6 +120,8 @@ def latest_cycle_orders(session: Session, book: str) -> tuple[TradingCycleRow | 
 
 def latest_cycle_signals(session: Session, book: str) -> pd.DataFrame:
     """The signal rows of the book's newest cycle: agent_name, symbol, bar_ts (ms), value, confidence, abstained."""
+    import pandas as pd  # only the data-quality checks read a frame; the trading cycle imports this module
+
     cycle = session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)).first()
     columns = ["agent_name", "symbol", "bar_ts", "value", "confidence", "abstained"]
     if cycle is None:
