@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from datetime import datetime, timezone
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -20,22 +20,14 @@ import click
 from tradepipe.adapters.db.trades import load_book_trips
 from tradepipe.cli.context import command_settings, ledger_session_factory
 from tradepipe.core.trades import PeriodProfit, RoundTrip
+from tradepipe.core.formatting import money, price
+from tradepipe.core.timeframes import iso_utc
 
 _CENT = Decimal("0.01")
 
 
 def iso(ms: int | None) -> str | None:
-    return None if ms is None else datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
-
-
-def money(value: Decimal | None) -> str:
-    # Rounding named, not taken from the thread's decimal context (a library may change that): half to
-    # even, as `tradepipe status` rounds.
-    return "-" if value is None else format(value.quantize(_CENT, rounding=ROUND_HALF_EVEN), ",f")
-
-
-def price(value: Decimal | None, places: int) -> str:
-    return "-" if value is None else format(value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN), ",f")
+    return None if ms is None else iso_utc(ms, timespec="auto", suffix="+00:00")
 
 
 def iso_duration(ms: int) -> str:

@@ -56,6 +56,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Collection, Iterable, Literal, Mapping
 
 from tradepipe.core.types import EnsembleDecision, MarketRules, Position
+from tradepipe.core.formatting import money, percent
 
 __all__ = [
     "Adjustment",
@@ -644,11 +645,11 @@ def _num(value: Decimal) -> str:
 
 
 def _money(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN), "f")
+    return money(value, grouping=False)
 
 
 def _pct(fraction: Decimal) -> str:
-    return format((fraction * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN), "f") + "%"
+    return percent(fraction, 1)
 
 
 def _base(symbol: str) -> str:
