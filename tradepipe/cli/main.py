@@ -12,7 +12,7 @@ from tradepipe.cli.deploy import deploy
 from tradepipe.cli.reports import COMMANDS as REPORT_COMMANDS
 from tradepipe.cli.results import results
 from tradepipe.cli.risk import risk
-from tradepipe.cli.trader import plot, profit, status, trades, warmup
+from tradepipe.cli.trader import balance, performance, plot, profit, status, trades, warmup
 from tradepipe.cli.walkforward import walkforward
 from tradepipe.cli.weights import weights
 
@@ -22,7 +22,7 @@ def main() -> None:
     """tradepipe: an autonomous crypto trading pipeline on Dagster (paper trading by default)."""
 
 
-for _command in (db, status, backtest, results, weights, risk, trades, profit, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward):
+for _command in (db, status, backtest, results, weights, risk, trades, profit, performance, balance, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward):
     main.add_command(_command)
 
 if __name__ == "__main__":

@@ -103,14 +103,16 @@ def _cell(value: Any, kind: str) -> str:
     return str(value)
 
 
-def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]]) -> list[str]:
-    """Aligned text rows: ``columns`` are (key, header, kind); the first column left-aligned, the rest right."""
+def table(rows: Sequence[dict[str, Any]], columns: Sequence[tuple[str, str, str]], gap: str = "  ") -> list[str]:
+    """Aligned text rows: ``columns`` are (key, header, kind); kind ``text`` left-aligned, the others
+    (numbers, and ``right``: a string already formatted) right-aligned."""
     cells = [[_cell(row.get(key), kind) for key, _, kind in columns] for row in rows]
     headers = [header for _, header, _ in columns]
     widths = [max(len(h), *(len(c[i]) for c in cells)) if cells else len(h) for i, h in enumerate(headers)]
+    lefts = [kind == "text" for _, _, kind in columns]
 
     def line(values: Sequence[str]) -> str:
-        return "  ".join(v.ljust(w) if i == 0 else v.rjust(w) for i, (v, w) in enumerate(zip(values, widths, strict=True))).rstrip()
+        return gap.join(v.ljust(w) if left else v.rjust(w) for v, w, left in zip(values, widths, lefts, strict=True)).rstrip()
 
     return [line(headers), line(["-" * w for w in widths]), *(line(c) for c in cells)]
 

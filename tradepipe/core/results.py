@@ -15,7 +15,7 @@ Units of every results document (``results_document``; also what ``tradepipe res
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
@@ -91,11 +91,18 @@ def _trip_group(trips: Sequence[RoundTrip], as_of_ms: int, starting_cash: Decima
     }
 
 
+def grouped_table(
+    trips: Sequence[RoundTrip], key: Callable[[RoundTrip], str], column: str, as_of_ms: int, starting_cash: Decimal
+) -> list[dict[str, Any]]:
+    """One row per value of ``key`` (alphabetical), named in ``column``, and a last row ``TOTAL``."""
+    values = sorted({key(t) for t in trips})
+    rows = [{column: v, **_trip_group([t for t in trips if key(t) == v], as_of_ms, starting_cash)} for v in values]
+    return rows + [{column: "TOTAL", **_trip_group(trips, as_of_ms, starting_cash)}]
+
+
 def pair_table(trips: Sequence[RoundTrip], as_of_ms: int, starting_cash: Decimal) -> list[dict[str, Any]]:
     """One row per pair (alphabetical) and a last row ``TOTAL``."""
-    pairs = sorted({t.symbol for t in trips})
-    rows = [{"pair": p, **_trip_group([t for t in trips if t.symbol == p], as_of_ms, starting_cash)} for p in pairs]
-    return rows + [{"pair": "TOTAL", **_trip_group(trips, as_of_ms, starting_cash)}]
+    return grouped_table(trips, lambda t: t.symbol, "pair", as_of_ms, starting_cash)
 
 
 def exit_reason_table(
