@@ -6,6 +6,7 @@ import click
 
 from tradepipe.cli.backtest import backtest
 from tradepipe.cli.context import LedgerErrorsGroup
+from tradepipe.cli.control import control
 from tradepipe.cli.data import data
 from tradepipe.cli.db import db
 from tradepipe.cli.deploy import deploy
@@ -22,7 +23,7 @@ def main() -> None:
     """tradepipe: an autonomous crypto trading pipeline on Dagster (paper trading by default)."""
 
 
-for _command in (db, status, backtest, results, weights, risk, trades, profit, performance, balance, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward):
+for _command in (db, status, control, backtest, results, weights, risk, trades, profit, performance, balance, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward):
     main.add_command(_command)
 
 if __name__ == "__main__":

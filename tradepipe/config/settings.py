@@ -138,6 +138,8 @@ class Settings(BaseSettings):
     # alerts to a generic JSON webhook (the URL is a secret), and when a weight set is stale
     webhook_url: SecretStr | None = None
     stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+    # `tradepipe control serve`: the HTTP control endpoint is off unless this bearer token is set
+    control_token: SecretStr | None = None
 
     @field_validator("performance_intraday_cron")
     @classmethod
@@ -322,7 +324,7 @@ def load_settings(**overrides: object) -> Settings:
 # --- the Dagster layer receives the settings through resources --------------------------
 # Secrets never travel in a resource's configuration: the broker and mail resources take them as
 # dg.EnvVar, so the settings a resource carries leave these out.
-SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url"})
+SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url", "control_token"})
 
 
 class _ValuesOnlySettings(Settings):
