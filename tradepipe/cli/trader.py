@@ -17,7 +17,6 @@ from typing import Any
 
 import click
 
-from tradepipe.adapters.db.trades import load_book_trips
 from tradepipe.cli.context import command_settings, ledger_session_factory
 from tradepipe.core.trades import PeriodProfit, RoundTrip
 from tradepipe.core.formatting import money, percent, price
@@ -101,6 +100,7 @@ def _open_session(book: str | None):  # type: ignore[no-untyped-def]
 
 def _book_trips(session, book: str):  # type: ignore[no-untyped-def]
     """The book's trips; a ledger whose fills do not replay to its booked P&L is reported in one line, never shown."""
+    from tradepipe.adapters.db.trades import load_book_trips
     from tradepipe.core.ledger import LedgerInvariantError
 
     try:

@@ -144,6 +144,8 @@ class Settings(BaseSettings):
     @field_validator("performance_intraday_cron")
     @classmethod
     def _check_cron(cls, value: str) -> str:
+        if value == cls.model_fields["performance_intraday_cron"].default:
+            return value  # the default is valid: every command would otherwise import Dagster (seconds) to check it
         from dagster._utils.schedules import is_valid_cron_string
 
         if not is_valid_cron_string(value):
