@@ -363,7 +363,9 @@ def plot(symbol: str, book: str | None, since: str | None, output: Path | None) 
     settings, name, session = _open_session(book)
     start = _parse_since(since)
     target = output or settings.home / "charts" / name / (symbol.replace("/", "-") + ".html")
-    with session:
+    from tradepipe.cli.progress import working
+
+    with session, working(f"drawing {symbol} of book {name!r}"):
         written = write_chart(settings, session, name, symbol, start, target)
     click.echo(str(written))
 
