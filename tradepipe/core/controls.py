@@ -93,11 +93,12 @@ def plan_controls(
             reload = True
             applied[command.id] = "weights re-read from the ledger's live set for this bar"
         else:
-            wanted = sorted(held) if command.symbol == ALL else [command.symbol] if command.symbol in held else []
+            symbol = command.symbol or ""
+            wanted = sorted(held) if symbol == ALL else [symbol] if symbol in held else []
             blocked = [s for s in wanted if s not in usable]
             if blocked:
                 waiting[command.id] = f"no usable bar for {', '.join(blocked)} this cycle; tried again next bar"
                 continue
             force.update(wanted)
-            applied[command.id] = f"closing {', '.join(wanted)}" if wanted else f"no open position in {command.symbol}: nothing to close"
+            applied[command.id] = f"closing {', '.join(wanted)}" if wanted else f"no open position in {symbol}: nothing to close"
     return ControlPlan(paused, frozenset(force), reload, applied, waiting)

@@ -165,8 +165,8 @@ class CycleUnitOfWork:
         if newest is not None and newest > ms_to_datetime(bar_open_ms):
             session.rollback()
             raise OutOfOrderBarError(
-                f"book {self.book!r} already traded the later bar {newest.isoformat()}; "
-                f"bar {ms_to_datetime(bar_open_ms).isoformat()} can no longer be traded (cycles run in bar order)"
+                f"book {self.book!r} already traded the later bar {iso_utc(newest, timespec='auto', suffix='+00:00')}; "
+                f"bar {iso_utc(bar_open_ms, timespec='auto', suffix='+00:00')} can no longer be traded (cycles run in bar order)"
             )
         # A trader's commands are applied here, under the book lock, by this one writer.
         commands = pending_controls(session, self.book)
@@ -266,7 +266,7 @@ class CycleUnitOfWork:
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",
             weight_history_id=cycle.weight_history_id if cycle else None,
-            weights_published_at=cycle.weights_published_at.isoformat() if cycle and cycle.weights_published_at else None,
+            weights_published_at=iso_utc(cycle.weights_published_at, timespec="auto", suffix="+00:00") if cycle and cycle.weights_published_at else None,
         )
 
 
