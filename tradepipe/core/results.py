@@ -118,7 +118,7 @@ def exit_reason_table(
     ]
 
 
-def curve_returns(equity: Sequence[float], starting_cash: float) -> np.ndarray:
+def curve_returns(equity: Sequence[float] | np.ndarray, starting_cash: float) -> np.ndarray:
     """Per-bar simple returns of an equity curve that starts from ``starting_cash`` before its first bar."""
     values = np.asarray(equity, dtype=float)
     previous = np.concatenate([[starting_cash], values[:-1]])
