@@ -11,6 +11,7 @@ import dagster as dg
 
 from tradepipe.assets.analytics import agent_performance, trade_attribution
 from tradepipe.assets.charts import day_charts
+from tradepipe.assets.controls import queue_trader_control
 from tradepipe.assets.market_bars import market_bars, market_bars_expectations
 
 from tradepipe.assets.portfolio import portfolio_state
@@ -81,6 +82,11 @@ def promote_weights() -> None:
     promote_weight_set()
 
 
+@dg.job(description="Pause/resume new entries, force-exit a symbol or all, reload weights (config: action, symbol, reason).")
+def trader_control() -> None:
+    queue_trader_control()
+
+
 @dg.job(description="The daily summary alert (previous UTC day).")
 def daily_summary_job() -> None:
     send_daily_summary()
@@ -113,6 +119,7 @@ ALL_JOBS: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [
     performance_job,
     weights_job,
     promote_weights,
+    trader_control,
     warmup_analytics_job,
     daily_summary_job,
     day_charts_job,

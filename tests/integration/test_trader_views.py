@@ -125,7 +125,7 @@ def test_profit_json_per_day_week_and_month_adds_up_to_the_ledger(migrated_url: 
 def test_human_tables_show_cents_ticks_and_iso_times(migrated_url: str) -> None:
     build_hand_ledger(migrated_url)
 
-    shown = cli(migrated_url, "trades")
+    shown = cli(migrated_url, "trades", "--wide")  # the full table (the default is the 120-column one)
     profit = cli(migrated_url, "profit", "--daily")
 
     assert "2025-12-02T01:00:00+00:00" in shown and "105.00" in shown and "97.50" in shown

@@ -291,7 +291,7 @@ def test_replaying_a_past_day_is_deterministic_and_changes_nothing_until_promote
 
     # promotion makes the replay live in the database and Redis; the next cycle trades with it
     cli = CliRunner()
-    promoted = cli.invoke(main, ["weights", "promote", str(replay_row.id)])
+    promoted = cli.invoke(main, ["weights", "promote", str(replay_row.id), "--yes"])  # no terminal to confirm on
     assert promoted.exit_code == 0, promoted.output
     assert f"weight_history {replay_row.id} is live (database and Redis)" in promoted.output
     assert live_ids(database_url) == [replay_row.id]

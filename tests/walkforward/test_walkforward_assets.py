@@ -38,6 +38,10 @@ def test_walk_forward_asset_writes_the_files_and_the_metadata(datasets: Path, tm
     assert rows["equal_weight"]["sharpe"] == summary["strategies"]["equal_weight"]["sharpe"]
     assert metadata["equal_weight/sharpe"].value == summary["strategies"]["equal_weight"]["sharpe"]
     assert isinstance(metadata["adaptive:max_sharpe/total_return"].value, float)
+    # the same figures under keys without the method name (plots across runs), rounded as the CLI shows them
+    assert metadata["adaptive/method"].value == "max_sharpe"
+    assert metadata["adaptive/total_return_pct"].value == round(summary["strategies"]["adaptive:max_sharpe"]["total_return"] * 100, 2)
+    assert metadata["adaptive/sharpe"].value == round(summary["strategies"]["adaptive:max_sharpe"]["sharpe"], 3)
     assert "adaptive:max_sharpe vs equal weight" in metadata["verdicts"].value
     logs = [entry.user_message for entry in instance.all_logs(result.run_id)]
     assert any(m.startswith("walk-forward: ") and "bars/s" in m and "ETA" in m for m in logs)  # progress in the run log

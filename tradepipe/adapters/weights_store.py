@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.weights import live_weights
 from tradepipe.core.redaction import redact
+from tradepipe.core.timeframes import iso_utc
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 0.5
@@ -81,11 +82,7 @@ def _version_of(payload: Mapping[str, Any]) -> WeightsVersion | None:
 
 
 def _iso(moment: datetime | None) -> str | None:
-    if moment is None:
-        return None
-    if moment.tzinfo is None:  # SQLite hands back naive datetimes; every stored time is UTC
-        moment = moment.replace(tzinfo=timezone.utc)
-    return moment.astimezone(timezone.utc).isoformat()
+    return None if moment is None else iso_utc(moment, timespec="auto", suffix="+00:00")
 
 
 def _newest(*candidates: tuple[str, _Found | None]) -> tuple[str, _Found] | None:

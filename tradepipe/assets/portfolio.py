@@ -27,6 +27,7 @@ from tradepipe.resources import (
 )
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
 from tradepipe.config.settings import Settings
+from tradepipe.core.formatting import cents, rounded
 
 LIVE_WEIGHTS_KEY = dg.AssetKey("live_weights")
 
@@ -52,11 +53,11 @@ class TradingCycleConfig(dg.Config):
 
 
 def _cents(value: Decimal | float) -> float:
-    return float(Decimal(str(value)).quantize(Decimal("0.01")))
+    return float(cents(value))
 
 
 def _on_tick(price: float, tick: Decimal | None) -> float:
-    return float(Decimal(str(price)).quantize(tick)) if tick else price
+    return float(rounded(price, tick)) if tick else price
 
 
 def shown_positions(positions: list[dict[str, Any]], ticks: Mapping[str, Decimal]) -> list[dict[str, Any]]:

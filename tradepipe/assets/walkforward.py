@@ -91,6 +91,18 @@ def walk_forward_metadata(summary: dict[str, Any], summary_path: Path, report_pa
         for figure in ("sharpe", "gross_sharpe", "total_return", "max_drawdown"):
             if figures[figure] is not None:
                 metadata[f"{key}/{figure}"] = float(figures[figure])
+    adaptive = [k for k in summary["strategies"] if k.startswith("adaptive:")]
+    if len(adaptive) == 1:
+        # Keys without the method name, so the UI plots the adaptive book across runs whatever its method;
+        # rounded as the CLI shows them (ratios to 3 places, percentages to 2).
+        figures = summary["strategies"][adaptive[0]]
+        metadata["adaptive/method"] = adaptive[0].removeprefix("adaptive:")
+        for figure, shown in (("sharpe", "sharpe"), ("gross_sharpe", "gross_sharpe")):
+            if figures[figure] is not None:
+                metadata[f"adaptive/{shown}"] = round(float(figures[figure]), 3)
+        for figure in ("total_return", "cagr", "max_drawdown"):
+            if figures[figure] is not None:
+                metadata[f"adaptive/{figure}_pct"] = round(float(figures[figure]) * 100, 2)
     for key, comparison in summary["comparisons"].items():
         if comparison["sharpe_diff_vs_equal"] is not None:
             metadata[f"{key}/sharpe_diff_vs_equal"] = float(comparison["sharpe_diff_vs_equal"])

@@ -23,7 +23,7 @@ from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
 from tradepipe.config.rules import book_rules
 from tradepipe.core.performance import agent_streams
-from tradepipe.core.timeframes import periods_per_year
+from tradepipe.core.timeframes import iso_utc, periods_per_year
 from tradepipe.core.weighting import decide_weights, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
 from tradepipe.trading.weight_publishing import UnsoundWeightsError, publish_weight_set
@@ -185,7 +185,7 @@ def live_set_metadata(settings: Settings, sessions: sessionmaker[Session]) -> di
         "live_weight_history_id": live.id if live else -1,
         "live_weights": dg.MetadataValue.json(live.new_weights if live else settings.default_weights),
         "live_source": (
-            f"weight_history {live.id} (partition {live.partition_date}, promoted {live.promoted_at.isoformat() if live.promoted_at else '-'})"
+            f"weight_history {live.id} (partition {live.partition_date}, promoted {iso_utc(live.promoted_at, timespec='auto', suffix='+00:00') if live.promoted_at else '-'})"
             if live else "static defaults (no weight set published yet)"
         ),
         # The loop closing: every next trading cycle loads this set (its page names the version it used).

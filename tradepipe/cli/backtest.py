@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import json
 import sys
-from decimal import Decimal
 from pathlib import Path
 
 import click
 
 from tradepipe.cli.context import command_settings
+from tradepipe.cli.results import breakdown_option, ledger_results, render_results, save_results
+from tradepipe.core.formatting import money
+from tradepipe.core.timeframes import iso_utc
 
 @click.command()
 @click.option("--replay-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
@@ -23,9 +25,10 @@ from tradepipe.cli.context import command_settings
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
 @click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
 @click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
+@breakdown_option
 def backtest(
     replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool,
-    start: str | None, end: str | None, quiet: bool,
+    start: str | None, end: str | None, quiet: bool, breakdown: str | None,
 ) -> None:
     """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
     `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
@@ -69,21 +72,22 @@ def backtest(
         "first_bar": _iso(summary.first_bar_ms),
         "last_bar": _iso(summary.last_bar_ms),
         "starting_cash": str(summary.starting_cash),
-        "final_equity": str(summary.final_equity.quantize(Decimal("0.01"))),
+        "final_equity": money(summary.final_equity, grouping=False),
         "return_pct": float((summary.final_equity / summary.starting_cash - 1) * 100),
         "fills": summary.fills,
         "cycles_with_skipped_symbols": summary.skipped_cycles,
     }
+    document = ledger_results(settings, summary.book, breakdown)
+    saved = save_results(settings.home, document)
     if as_json:
-        click.echo(json.dumps(report, indent=2))
+        click.echo(json.dumps({**report, "results": document, "results_file": str(saved)}, indent=2))
     else:
         click.echo(
             f"backtest {report['book']}: {report['cycles']} bars {report['first_bar']} .. {report['last_bar']}, "
             f"equity {report['starting_cash']} -> {report['final_equity']} ({report['return_pct']:+.2f}%), {report['fills']} fills"
         )
+        click.echo("\n".join([*render_results(document)[1:], "", f"saved: {saved} (tradepipe results show {summary.book})"]))
 
 
 def _iso(ms: int) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+    return iso_utc(ms, timespec="auto", suffix="+00:00")

@@ -12,13 +12,15 @@ kind of line by the group itself.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.config.settings import Settings, SettingsError, load_settings
+# Imported where used: `tradepipe --help` and every command pay for SQLAlchemy and pydantic only when they need them.
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from tradepipe.config.settings import Settings
 
 EXIT_LEDGER_UNAVAILABLE = 3
 _SETTINGS_KEY = "tradepipe.settings"
@@ -28,18 +30,25 @@ class LedgerErrorsGroup(click.Group):
     """A click group that prints database failures of any subcommand as one line and exits 3."""
 
     def invoke(self, ctx: click.Context) -> Any:
-        from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
-
         try:
             return super().invoke(ctx)
-        except LedgerUnavailable as error:
-            click.echo(f"tradepipe: {error}", err=True)
-        except SQLAlchemyError as error:
-            settings = ctx.meta.get(_SETTINGS_KEY)
-            if not isinstance(settings, Settings):
-                settings = Settings()
-            line = describe_database_error(error, settings.resolved_database_url, settings.database_timeouts)
-            click.echo(f"tradepipe: {line}", err=True)
+        except Exception as error:
+            # Imported only on failure: a command that never touches the ledger never loads SQLAlchemy for this.
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
+            from tradepipe.config.settings import Settings
+
+            if isinstance(error, LedgerUnavailable):
+                click.echo(f"tradepipe: {error}", err=True)
+            elif isinstance(error, SQLAlchemyError):
+                settings = ctx.meta.get(_SETTINGS_KEY)
+                if not isinstance(settings, Settings):
+                    settings = Settings()
+                line = describe_database_error(error, settings.resolved_database_url, settings.database_timeouts)
+                click.echo(f"tradepipe: {line}", err=True)
+            else:
+                raise
         sys.exit(EXIT_LEDGER_UNAVAILABLE)
 
 
@@ -64,6 +73,7 @@ def ledger_session_factory(settings: Settings) -> sessionmaker[Session]:
 def command_settings(**overrides: object) -> Settings:
     """The settings, checked as at code-location load; a bad value ends the command with its one-line reason."""
     from tradepipe.config.preflight import check_settings
+    from tradepipe.config.settings import SettingsError, load_settings
 
     try:
         settings = remember_settings(load_settings(**overrides))

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from tradepipe.cli.progress import working
+
 
 @click.group()
 def data() -> None:
@@ -45,7 +47,8 @@ def check(directory: Path, timeframe: str | None, as_json: bool) -> None:
         click.echo(f"data check: {directory} is not a readable folder", err=True)
         sys.exit(2)
     try:
-        report = check_candle_folder(directory, timeframe)
+        with working(f"checking the candle files in {directory}", quiet=as_json):
+            report = check_candle_folder(directory, timeframe)
     except CandleFileError as exc:
         click.echo(f"data check: {exc}", err=True)
         sys.exit(2)

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from tradepipe.cli.progress import working
+
 from tradepipe.cli.context import command_settings
 from tradepipe.config.settings import Settings
 
@@ -135,12 +137,16 @@ def report(out: Path | None) -> None:
         bar_seconds=timeframe_ms(settings.resolved_timeframe) / 1000, default_starting_cash=float(settings.starting_cash),
         recipients=recipients if smtp else [], partition_key=start.strftime("%Y-%m-%d-%H:%M"),
     )
-    with _sessions(settings)() as session:
-        inputs = gather_inputs(session, request)
-    document = build_report(inputs)
-    json_text = render_json(document)
-    directory = out or settings.home / "reports" / "preview"
-    files = write_files(directory, report_stem(document), json_text, render_standalone_html(document))
+    with working("report preview") as step:
+        step("reading the ledger")
+        with _sessions(settings)() as session:
+            inputs = gather_inputs(session, request)
+        step("building the report")
+        document = build_report(inputs)
+        json_text = render_json(document)
+        directory = out or settings.home / "reports" / "preview"
+        step("drawing the charts")
+        files = write_files(directory, report_stem(document), json_text, render_standalone_html(document))
     sender = smtp.from_address if smtp else "tradepipe@localhost"
     message = compose_email(document, sender=sender, recipients=recipients or ["(no recipients configured)"], json_text=json_text)
     eml = directory / f"{report_stem(document)}.eml"

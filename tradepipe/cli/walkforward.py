@@ -7,8 +7,29 @@ import json
 import sys
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
+from typing import Any
 
 import click
+
+from tradepipe.cli.results import BREAKDOWN_KINDS, breakdown_option, render_results, save_results
+
+
+def walkforward_results(outcome: Any, quote_currency: str, breakdown: str | None) -> dict[str, Any]:
+    """The results document of a walk-forward: every strategy's equity curve as the summary block."""
+    from tradepipe.core.results import strategy_results
+    from tradepipe.core.timeframes import periods_per_year
+
+    summary = outcome.summary
+    strategies = {
+        key: {"equity": series["equity"], "traded": series["traded"], "fees": summary["strategies"][key]["fees"]}
+        for key, series in outcome.series.items()
+    }
+    return strategy_results(
+        name=summary["name"], quote_currency=quote_currency, timeframe=summary["data"]["timeframe"],
+        periods_per_year=periods_per_year(summary["data"]["timeframe"]), starting_cash=summary["config"]["starting_cash"],
+        bar_ms=[int(b) for b in outcome.bars], strategies=strategies,
+        breakdown=BREAKDOWN_KINDS[breakdown] if breakdown else None,  # type: ignore[arg-type]
+    )
 
 
 def _decimal(text: str | None, option: str) -> Decimal | None:
@@ -40,15 +61,17 @@ def _decimal(text: str | None, option: str) -> Decimal | None:
 @click.option("--no-agent-books", is_flag=True, help="Leave out the agent:<name> books (each agent alone): faster when comparing methods.")
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
+@breakdown_option
 def walkforward(
     data_dir: Path, symbols: str | None, timeframe: str, name: str, start: str | None, end: str | None, methods: str | None,
     fee_bps: str | None, slippage_bps: str | None, window_days: int | None, resume: bool, per_bar_signals: bool,
     bootstrap_resamples: int, seed: int, keep_last_bar: bool, workers: int, no_agent_books: bool, quiet: bool, as_json: bool,
+    breakdown: str | None,
 ) -> None:
     """Walk-forward evaluation of the whole loop (agents, ensemble, risk, paper fills, daily weights)."""
     from tradepipe.cli.context import command_settings
     from tradepipe.research.data import WalkForwardInputError
-    from tradepipe.research.run import WalkForwardRequest, headline, run_request
+    from tradepipe.research.run import WalkForwardRequest, run_request
 
     overrides: dict[str, object] = {"timeframe": timeframe}
     if symbols:
@@ -72,10 +95,15 @@ def walkforward(
         sys.exit(130)
     if outcome.resumed_from_bar:
         click.echo(f"resumed: {outcome.resumed_from_bar} bars were done by the checkpoint", err=True)
+    document = walkforward_results(outcome, settings.quote_currency, breakdown)
+    saved = save_results(settings.home, document)
     if as_json:
         click.echo(json.dumps(outcome.summary, indent=2))
         return
-    for line in headline(outcome.summary):
+    for line in render_results(document):
         click.echo(line)
+    for comparison in outcome.summary["comparisons"].values():
+        click.echo(comparison["verdict"])
+    click.echo(f"results: {saved} (tradepipe results show {request.name})")
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"report:  {outcome.report_path}")

@@ -13,6 +13,7 @@ import click
 from tradepipe.cli.context import command_settings, ledger_session_factory
 from tradepipe.config.settings import Settings
 
+
 @click.group()
 def weights() -> None:
     """Agent weights: what is live, what was decided, and explicit promotion of a recorded set."""
@@ -56,12 +57,36 @@ def weights_show(limit: int, as_json: bool) -> None:
 
 @weights.command("promote")
 @click.argument("weight_history_id", type=int)
-def weights_promote(weight_history_id: int) -> None:
-    """Make a recorded weight set (e.g. a replay) the live weights; the next trading cycle uses it."""
-    from tradepipe.trading.weight_publishing import UnknownWeightsError, publish_weights
+@click.option("--yes", is_flag=True, help="Promote without asking (required when stdin is not a terminal).")
+@click.option("--force", is_flag=True, help="Promote a set with an agent above TRADEPIPE_MAX_WEIGHT (the concentration limit).")
+def weights_promote(weight_history_id: int, yes: bool, force: bool) -> None:
+    """Make a recorded weight set (e.g. a replay) the live weights; the next trading cycle uses it.
+
+    Prints the difference from the live set and its evidence, then asks for confirmation (--yes skips it).
+    """
+    from tradepipe.trading.weight_publishing import UnknownWeightsError, promotion_preview, publish_weights
 
     settings = command_settings()
     ledger_session_factory(settings)  # a missing or unmigrated ledger is one line, not a traceback
+    try:
+        preview = promotion_preview(settings, weight_history_id)
+    except UnknownWeightsError as exc:
+        click.echo(str(exc), err=True)
+        sys.exit(2)
+    for line in promotion_lines(preview, settings.max_weight):
+        click.echo(line)
+    if preview.concentrated and not force:
+        agent, share = preview.concentrated[0]
+        click.echo(f"not promoted: {agent} would hold {share:.0%}, above the concentration limit TRADEPIPE_MAX_WEIGHT "
+                   f"{settings.max_weight:.0%}; pass --force to promote it anyway", err=True)
+        sys.exit(2)
+    if not yes:
+        if not sys.stdin.isatty():
+            click.echo("not promoted: stdin is not a terminal, so nobody can confirm; pass --yes to promote", err=True)
+            sys.exit(2)
+        if not click.confirm(f"promote weight_history {weight_history_id} to live?", default=False):
+            click.echo("not promoted")
+            sys.exit(1)
     try:
         publication = publish_weights(settings, weight_history_id)
     except UnknownWeightsError as exc:
@@ -99,3 +124,26 @@ def record_promotion_in_dagster(settings: Settings, weight_history_id: int) -> P
     finally:
         instance.dispose()
     return home
+
+
+def promotion_lines(preview: Any, max_weight: float) -> list[str]:
+    from tradepipe.core.formatting import percent
+    from tradepipe.core.weighting import weight_differences
+
+    live = f"live weight_history {preview.live_id}" if preview.live_id else "static defaults (nothing published yet)"
+    lines = [f"weight_history {preview.weight_history_id} ({preview.method}{', replay' if preview.replay else ''}) against the {live}:",
+             f"  {'agent':<16} {'live':>8} {'new':>8} {'change':>9}"]
+    for agent, old, new in weight_differences(preview.live, preview.new):
+        flag = "  above the limit" if new > max_weight + 1e-12 else ""
+        lines.append(f"  {agent:<16} {percent(old, 1):>8} {percent(new, 1):>8} {percent(new - old, 1, signed=True):>9}{flag}")
+
+    def figure(value: float | None, signed: bool = False) -> str:
+        return "-" if value is None else f"{value:+.3f}" if signed else f"{value:.3f}"
+
+    lines += [
+        f"  evidence: window {preview.window}; expected Sharpe {figure(preview.expected_sharpe)}, "
+        f"Sharpe improvement {figure(preview.sharpe_improvement, True)}, return improvement "
+        f"{'-' if preview.return_improvement is None else percent(preview.return_improvement, 2, signed=True)}",
+        f"  reason: {preview.reason or '-'}",
+    ]
+    return lines

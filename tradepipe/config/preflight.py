@@ -15,8 +15,7 @@ from typing import Iterable
 
 from dotenv import dotenv_values
 
-from tradepipe.core.agents import AGENTS
-from tradepipe.config.settings import ENV_PREFIX, WEIGHT_SUM_TOLERANCE, Settings, SettingsError, load_settings
+from tradepipe.config.settings import DEFAULT_AGENTS, ENV_PREFIX, WEIGHT_SUM_TOLERANCE, Settings, SettingsError, load_settings
 
 _REPLAY_FILE = re.compile(r"^[A-Z0-9]+_[A-Z0-9]+-(\w+)\.(csv|parquet)$")
 
@@ -46,6 +45,10 @@ def check_settings(settings: Settings) -> None:
 
 
 def _agents(settings: Settings) -> str | None:
+    if tuple(settings.agents) == DEFAULT_AGENTS:
+        return None  # the shipped set (tests hold it valid): spares every command importing the agents (pandas, seconds)
+    from tradepipe.core.agents import AGENTS
+
     unknown = [name for name in settings.agents if name not in AGENTS]
     if unknown:
         return f"TRADEPIPE_AGENTS: unknown agent(s) {', '.join(map(repr, unknown))}; accepted: {', '.join(sorted(AGENTS))}"

@@ -141,10 +141,14 @@ class Settings(BaseSettings):
     # alerts to a generic JSON webhook (the URL is a secret), and when a weight set is stale
     webhook_url: SecretStr | None = None
     stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
+    # `tradepipe control serve`: the HTTP control endpoint is off unless this bearer token is set
+    control_token: SecretStr | None = None
 
     @field_validator("performance_intraday_cron")
     @classmethod
     def _check_cron(cls, value: str) -> str:
+        if value == cls.model_fields["performance_intraday_cron"].default:
+            return value  # the default is valid: every command would otherwise import Dagster (seconds) to check it
         from dagster._utils.schedules import is_valid_cron_string
 
         if not is_valid_cron_string(value):
@@ -349,7 +353,7 @@ def load_settings(**overrides: object) -> Settings:
 # --- the Dagster layer receives the settings through resources --------------------------
 # Secrets never travel in a resource's configuration: the broker and mail resources take them as
 # dg.EnvVar, so the settings a resource carries leave these out.
-SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url"})
+SECRET_FIELDS = frozenset({"exchange_api_key", "exchange_secret", "smtp_password", "webhook_url", "control_token"})
 
 
 class _ValuesOnlySettings(Settings):

@@ -43,13 +43,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.timeframes import iso_utc, timeframe_ms
 from tradepipe.core.types import BarHistory
 
 __all__ = [
@@ -344,7 +343,7 @@ def rule_failures(features: Mapping[str, Any], as_of_ms: int | None) -> dict[str
 def _iso(ms: float) -> str:
     if not np.isfinite(ms):
         return "unknown time"
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return iso_utc(ms, timespec="minutes")
 
 
 def _detail(rule: str, row: Mapping[str, Any], step: int, as_of_ms: int | None, previous_ms: float) -> str:

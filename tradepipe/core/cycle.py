@@ -84,6 +84,10 @@ class CycleInputs:
     # The guard's verdicts (``guard_verdicts``) when the caller already has them: the walk-forward
     # engine trades several books on the same bars and judges each bar once, not once per book.
     guard_verdicts: Mapping[str, str | None] | None = None
+    # A trader's controls, applied by this cycle (core/controls): no new risk while paused (who and
+    # why), and a target of zero for every symbol to force out, whatever the vote, band or holding time.
+    entries_paused: str | None = None
+    force_exit: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -263,6 +267,9 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
             continue
         if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
             targets[symbol] = target
+    for symbol in inputs.force_exit:
+        if symbol in usable:
+            targets[symbol] = 0.0
 
     # A skipped symbol stays out of the risk manager's marks, so it is not traded (stop-losses included)
     # on a stale price; but the risk manager values an unmarked position at its cost, which would fake a
@@ -283,6 +290,7 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
         limits=inputs.limits,
         day_start_equity=inputs.day_start_equity,
         halted=inputs.halted,
+        entries_paused=inputs.entries_paused,
     )
     valuation = mark_to_market(portfolio, marks)
     check_equity_invariant(valuation, portfolio, marks)

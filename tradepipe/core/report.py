@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 import numpy as np
 
 from tradepipe.core.recommendations import Recommendation, recommend
 from tradepipe.core.report_inputs import AgentWork, EquityPoint, ReportInputs
+from tradepipe.core.formatting import money
+from tradepipe.core.timeframes import iso_utc
 
 SCHEMA_VERSION = "1.0"
 # Charts are drawn from at most this many points: a week of 1-minute bars is 10,080 points, more
@@ -27,7 +29,7 @@ LATENCY_STAGES = ("market_data", "agents", "risk", "ledger", "total")
 
 
 def iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    return iso_utc(moment, timespec="auto")
 
 
 def _finite(value: float | None) -> float | None:
@@ -261,7 +263,7 @@ def charts_section(inputs: ReportInputs) -> dict[str, Any]:
 
 
 def _money(value: float, currency: str) -> str:
-    return f"{value:,.2f} {currency}"
+    return f"{money(value)} {currency}"
 
 
 def summary_markdown(document: dict[str, Any]) -> str:

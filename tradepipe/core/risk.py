@@ -56,6 +56,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
 from typing import Collection, Iterable, Literal, Mapping
 
 from tradepipe.core.types import EnsembleDecision, MarketRules, Position
+from tradepipe.core.formatting import money, percent
 
 __all__ = [
     "Adjustment",
@@ -242,12 +243,15 @@ def plan_orders(
     day_start_equity: Decimal,
     halted: bool,
     cooldown: Collection[str] = frozenset(),
+    entries_paused: str | None = None,
 ) -> RiskPlan:
     """Orders that move the book toward ``targets`` (signed fractions of equity) within ``limits``.
 
     ``halted`` says the book was already halted earlier this UTC day (the caller keeps that state
     until the day rolls over); ``cooldown`` lists symbols whose stop-loss fired recently (the
-    caller decides for how long). See the module docstring for the order of operations.
+    caller decides for how long). ``entries_paused`` (a trader's pause, with who and why) blocks every
+    increase as a halt does; exits and reductions still go through. See the module docstring for the
+    order of operations.
     """
     with localcontext(_SIZING):
         ctx = _Cycle(book, bar_open_ms, positions, marks, rules, limits, _Log())
@@ -257,7 +261,9 @@ def plan_orders(
         stopped = {leg.symbol for leg in legs}
         legs += _rebalance_legs(ctx, targets, decisions, book_equity, stopped, set(cooldown))
         if is_halted:
-            legs = _block_increases(ctx, legs, halt_reason or "")
+            legs = _block_increases(ctx, legs, "halted_daily_loss", f"halted, no new risk: {halt_reason or ''}")
+        if entries_paused:
+            legs = _block_increases(ctx, legs, "entries_paused", f"entries paused: {entries_paused}")
         legs = _cap_gross_exposure(ctx, legs, book_equity)
         legs = _cap_turnover(ctx, legs, book_equity)
         sells = _finalise(ctx, [leg for leg in legs if leg.side == "sell"], book_equity)
@@ -506,13 +512,9 @@ def _clip_target(ctx: _Cycle, leg: _Leg, book_equity: Decimal) -> bool:
     return True
 
 
-def _block_increases(ctx: _Cycle, legs: list[_Leg], halt_reason: str) -> list[_Leg]:
-    """Step 4: a halted book only shrinks exposure."""
-    return [
-        leg
-        for leg in legs
-        if leg.increase == 0 or ctx.log.resize(leg, leg.reduce, _ZERO, "halted_daily_loss", f"halted, no new risk: {halt_reason}")
-    ]
+def _block_increases(ctx: _Cycle, legs: list[_Leg], kind: str, reason: str) -> list[_Leg]:
+    """Step 4: a halted (or paused) book only shrinks exposure."""
+    return [leg for leg in legs if leg.increase == 0 or ctx.log.resize(leg, leg.reduce, _ZERO, kind, reason)]
 
 
 def _scale_increases(ctx: _Cycle, legs: list[_Leg], room: Decimal, kind: str, why: str) -> list[_Leg]:
@@ -644,11 +646,11 @@ def _num(value: Decimal) -> str:
 
 
 def _money(value: Decimal) -> str:
-    return format(value.quantize(Decimal("0.01"), rounding=ROUND_HALF_EVEN), "f")
+    return money(value, grouping=False)
 
 
 def _pct(fraction: Decimal) -> str:
-    return format((fraction * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_EVEN), "f") + "%"
+    return percent(fraction, 1)
 
 
 def _base(symbol: str) -> str:

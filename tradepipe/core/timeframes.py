@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime, timedelta, timezone
 
 _UNIT_MS = {"s": 1_000, "m": 60_000, "h": 3_600_000, "d": 86_400_000, "w": 604_800_000}
 _TIMEFRAME = re.compile(r"^(\d+)([smhdw])$")
@@ -32,17 +33,23 @@ def last_closed_bar_open(now_ms: int, timeframe: str) -> int:
     return (now_ms // step) * step - step
 
 
-def iso_utc(ms: int) -> str:
-    """``2026-12-02T06:15:00Z``: how a bar time is shown in tags, cursors and messages (never raw ms)."""
-    from datetime import datetime, timezone
+def iso_utc(moment: int | float | datetime, *, timespec: str = "seconds", suffix: str = "Z") -> str:
+    """The one ISO 8601 UTC time formatter: ``2026-12-02T06:15:00Z`` (never raw ms).
 
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    ``moment`` is UTC milliseconds or a datetime (a naive one is taken as UTC: SQLite hands stored UTC
+    times back naive). ``timespec`` as ``datetime.isoformat`` ("minutes" for messages, "auto" keeps
+    sub-second digits when there are any); ``suffix`` "+00:00" for the JSON contracts that always wrote it.
+    """
+    if isinstance(moment, datetime):
+        at = moment.replace(tzinfo=timezone.utc) if moment.tzinfo is None else moment.astimezone(timezone.utc)
+    else:
+        # Whole seconds plus integer milliseconds: ms / 1000 as a float can land a microsecond short.
+        at = datetime.fromtimestamp(moment // 1000, tz=timezone.utc) + timedelta(milliseconds=moment % 1000)
+    return at.replace(tzinfo=None).isoformat(timespec=timespec) + suffix
 
 
 def parse_utc_ms(text: str) -> int:
     """Milliseconds of an ISO UTC time written by :func:`iso_utc`; a legacy all-digit value is taken as ms."""
-    from datetime import datetime, timezone
-
     if text.strip().isdigit():
         return int(text)
     moment = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))

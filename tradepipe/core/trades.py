@@ -204,6 +204,10 @@ class PeriodProfit:
     trades: int
     wins: int
     equity_end: Decimal | None
+    closed_trades_pnl: Decimal = _ZERO
+    """Whole P&L after fees of the trades closed in the period (their earlier partial closes included)."""
+    open_trades_realized_pnl: Decimal = _ZERO
+    """Part of ``realized_pnl`` from trades still open at the period's end: partial closes and entry fees."""
 
     @property
     def win_rate(self) -> float | None:
@@ -248,9 +252,18 @@ def period_profit(
         realized[key] = realized.get(key, _ZERO) + realized_by_fill[recorded.fill_id]
         fees[key] = fees.get(key, _ZERO) + recorded.fill.fee
     closed: dict[date, list[RoundTrip]] = {}
+    trip_of: dict[int, RoundTrip] = {}
     for trip in trips:
         if trip.exit_ms is not None:
             closed.setdefault(period_start(_utc_day(trip.exit_ms), kind), []).append(trip)
+        for fill_id in trip.fill_ids:
+            trip_of.setdefault(fill_id, trip)  # a flipping fill realises for the trip it closes
+    still_open: dict[date, Decimal] = {}
+    for recorded in fills:
+        key = period_start(_utc_day(recorded.fill.fill_ms), kind)
+        owner = trip_of.get(recorded.fill_id)
+        if owner is None or owner.exit_ms is None or period_start(_utc_day(owner.exit_ms), kind) != key:
+            still_open[key] = still_open.get(key, _ZERO) + realized_by_fill[recorded.fill_id]
     last_snapshot: dict[date, SnapshotPoint] = {}
     for point in snapshots:
         last_snapshot[period_start(_utc_day(point.bar_ms), kind)] = point
@@ -269,6 +282,8 @@ def period_profit(
                 trades=len(in_period),
                 wins=sum(1 for t in in_period if t.pnl > 0),
                 equity_end=snapshot.equity if snapshot else None,
+                closed_trades_pnl=sum((t.pnl for t in in_period), _ZERO),
+                open_trades_realized_pnl=still_open.get(start, _ZERO),
             )
         )
     return result

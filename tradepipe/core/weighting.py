@@ -69,6 +69,21 @@ def _renormalised(weights: dict[str, float], agents: Sequence[str]) -> dict[str,
     return {agent: value / total for agent, value in weights.items()}
 
 
+def concentration_excess(weights: Mapping[str, Any], max_weight: float) -> list[tuple[str, float]]:
+    """Agents holding more than ``max_weight`` (TRADEPIPE_MAX_WEIGHT), largest first.
+
+    A set may exceed it only when too few agents share the weight (``feasible_max_weight``); promoting
+    such a concentrated set by hand then needs ``--force``.
+    """
+    over = [(str(a), float(w)) for a, w in weights.items() if math.isfinite(float(w)) and float(w) > max_weight + 1e-12]
+    return sorted(over, key=lambda item: (-item[1], item[0]))
+
+
+def weight_differences(live: Mapping[str, Any], new: Mapping[str, Any]) -> list[tuple[str, float, float]]:
+    """(agent, live weight, new weight) for every agent of either set, alphabetical (missing counts as 0)."""
+    return [(a, float(live.get(a, 0.0)), float(new.get(a, 0.0))) for a in sorted(set(live) | set(new))]
+
+
 def feasible_max_weight(count: int, max_weight: float) -> float:
     """The upper bound used for ``count`` weighted agents: ``max_weight``, raised to ``1 / count``
     when fewer agents than ``1 / max_weight`` share the weight (so they can still sum to 1)."""

@@ -15,7 +15,6 @@ import html
 import io
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from decimal import Decimal
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -36,6 +35,8 @@ from tradepipe.core.trades import RoundTrip, SnapshotPoint, price_places
 from tradepipe.core.types import Signal
 from tradepipe.config.names import check_name, path_under_home
 from tradepipe.config.settings import Settings
+from tradepipe.core.formatting import money, price
+from tradepipe.core.timeframes import iso_utc
 
 ENTRY_MARKS_ID = "entry-marks"
 EXIT_MARKS_ID = "exit-marks"
@@ -58,7 +59,7 @@ class ChartData:
 
 
 def iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat()
+    return iso_utc(ms, timespec="auto", suffix="+00:00")
 
 
 def ensemble_targets(data: ChartData) -> dict[int, float]:
@@ -174,19 +175,14 @@ def _votes(ax, data: ChartData, when) -> None:  # type: ignore[no-untyped-def]
         ax.legend(loc="upper left", fontsize=7, ncol=3)
 
 
-def _money(value: Decimal | None) -> str:
-    return "" if value is None else format(value.quantize(Decimal("0.01")), ",f")
-
-
 def _page(data: ChartData, svg: str, entries: Sequence[RoundTrip], exits: Sequence[RoundTrip]) -> str:
-    tick = Decimal(1).scaleb(-data.price_places)
     rows = []
     for trip in sorted({id(t): t for t in [*entries, *exits]}.values(), key=lambda t: t.entry_ms):
         cells = [
-            iso(trip.entry_ms), trip.side, format(trip.entry_price.quantize(tick), "f"),
+            iso(trip.entry_ms), trip.side, price(trip.entry_price, data.price_places, grouping=False),
             iso(trip.exit_ms) if trip.exit_ms is not None else "open",
-            format(trip.exit_price.quantize(tick), "f") if trip.exit_price is not None else "",
-            format(trip.quantity.normalize(), "f"), _money(trip.pnl), _money(trip.fees), ", ".join(trip.credited_agents),
+            price(trip.exit_price, data.price_places, grouping=False, missing=""),
+            format(trip.quantity.normalize(), "f"), money(trip.pnl, missing=""), money(trip.fees, missing=""), ", ".join(trip.credited_agents),
         ]
         rows.append("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in cells) + "</tr>")
     title = html.escape(f"tradepipe - {data.symbol} - book {data.book}")

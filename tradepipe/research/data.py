@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +18,7 @@ import numpy as np
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.core.timeframes import timeframe_ms
 from tradepipe.core.types import BarHistory
+from tradepipe.core.timeframes import iso_utc
 
 
 class WalkForwardInputError(ValueError):
@@ -109,6 +109,4 @@ def coverage_notes(bars: dict[str, SymbolBars], timeline: np.ndarray, timeframe:
 
 
 def _iso(ms: int) -> str:
-    from datetime import datetime
-
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return iso_utc(ms, timespec="minutes")

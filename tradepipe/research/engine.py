@@ -29,7 +29,6 @@ import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -50,6 +49,7 @@ from tradepipe.research.data import MarketFrame, WalkForwardInputError
 from tradepipe.research.guard import window_verdicts
 from tradepipe.research.signals import CachedAgent, SignalMode, build_signal_caches
 from tradepipe.research.window import SignalHistory, SignalWindow
+from tradepipe.core.timeframes import iso_utc
 
 StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
 
@@ -654,9 +654,7 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
 
 
 def _iso(ms: int | None) -> str:
-    if ms is None:
-        return ""
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%Y-%m-%dT%H:%MZ")
+    return "" if ms is None else iso_utc(ms, timespec="minutes")
 
 
 __all__ = [

@@ -19,6 +19,8 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from tradepipe.config.names import NameRefused, check_name, path_under_home
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import timeframe_ms
@@ -67,6 +69,8 @@ class WalkForwardOutcome:
     summary_path: Path
     report_path: Path
     resumed_from_bar: int
+    bars: np.ndarray | None = None  # traded bar open times (ms)
+    series: dict[str, dict[str, np.ndarray]] | None = None  # per strategy: equity, traded notional per bar
 
 
 def parse_time(text: str | None, *, end: bool = False) -> int | None:
@@ -191,22 +195,7 @@ def run_request(
     temporary.replace(report_path)
     write_json(status_path, {"status": "complete", "started_at": started, "name": request.name, "summary": str(summary_path), "report": str(report_path)})
     checkpoint.unlink(missing_ok=True)
-    return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from)
+    return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from, run.bars, series)
 
 
-def headline(summary: dict[str, Any]) -> list[str]:
-    """The table as text lines (for the command line)."""
-    figures = ("sharpe", "gross_sharpe", "total_return", "cagr", "max_drawdown", "turnover", "fees", "weight_changes")
-    width = max(len(k) for k in summary["strategies"]) + 2
-    lines = ["strategy".ljust(width) + "".join(f.rjust(16) for f in figures)]
-    for key, values in summary["strategies"].items():
-        cells = []
-        for f in figures:
-            v = values[f]
-            cells.append(("null" if v is None else f"{v:.2f}" if f == "fees" else str(v) if isinstance(v, int) else f"{v:.3f}").rjust(16))
-        lines.append(key.ljust(width) + "".join(cells))
-    lines += [c["verdict"] for c in summary["comparisons"].values()]
-    return lines
-
-
-__all__ = ["WalkForwardOutcome", "WalkForwardRequest", "headline", "parse_time", "run_request"]
+__all__ = ["WalkForwardOutcome", "WalkForwardRequest", "parse_time", "run_request"]

@@ -32,6 +32,7 @@ from tradepipe.research.stats import (
     strategy_figures,
     verdict,
 )
+from tradepipe.core.timeframes import iso_utc
 
 SCHEMA_PATH = Path(__file__).with_name("summary.schema.json")
 SCHEMA_VERSION = 1
@@ -204,8 +205,8 @@ def _json_safe(value: Any) -> Any:
 
 
 def _iso(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).isoformat().replace("+00:00", "Z")
+    return iso_utc(ms, timespec="auto")
 
 
 def _iso_day(ms: int) -> str:
-    return datetime.fromtimestamp(ms / 1000, tz=UTC).date().isoformat()
+    return iso_utc(ms)[:10]

@@ -28,6 +28,7 @@ from tradepipe.core.trades import PeriodProfit, period_profit
 from tradepipe.resources.alerts import AlertsResource
 from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.trading import TradingConfigResource
+from tradepipe.core.formatting import money
 
 HOUR_MS = 3_600_000
 
@@ -53,10 +54,6 @@ def stale_weights_reason(
     return None
 
 
-def _money(value: Any) -> str:
-    return "-" if value is None else f"{value:,.2f}"
-
-
 def daily_summary_text(book: str, day: PeriodProfit | None, day_label: str, equity: Any, weights: Mapping[str, float], source: str) -> str:
     shown = ", ".join(f"{a} {w:.2f}" for a, w in sorted(weights.items(), key=lambda kv: -kv[1]))
     if day is None:
@@ -64,10 +61,10 @@ def daily_summary_text(book: str, day: PeriodProfit | None, day_label: str, equi
     else:
         rate = "-" if day.win_rate is None else f"{day.win_rate:.0%}"
         body = (
-            f"realised {_money(day.realized_pnl)}, unrealised at day end {_money(day.unrealized_pnl)}, fees {_money(day.fees)}, "
+            f"realised {money(day.realized_pnl)}, unrealised at day end {money(day.unrealized_pnl)}, fees {money(day.fees)}, "
             f"{day.trades} trades closed (win rate {rate})"
         )
-    return f"tradepipe daily summary {day_label} UTC, book {book!r}: {body}; equity {_money(equity)}; weights ({source}): {shown or '-'}"
+    return f"tradepipe daily summary {day_label} UTC, book {book!r}: {body}; equity {money(equity)}; weights ({source}): {shown or '-'}"
 
 
 def build_alert_sensors(trading_cycle_job: Any) -> list[dg.SensorDefinition]:

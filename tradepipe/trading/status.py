@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
@@ -9,10 +10,16 @@ from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.ledger import latest_cycle, latest_snapshot, ledger_counts, open_positions
 from tradepipe.adapters.db.weights import live_weights as live_weight_set
+from tradepipe.core.formatting import money
+from tradepipe.core.timeframes import iso_utc
 
 
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else format(value.quantize(Decimal("0.01")), "f")
+    return None if value is None else money(value, grouping=False)
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else iso_utc(moment, timespec="auto", suffix="+00:00")
 
 
 def portfolio_status(session: Session, book: str) -> dict[str, Any]:
@@ -27,7 +34,7 @@ def portfolio_status(session: Session, book: str) -> dict[str, Any]:
         "portfolio": None
         if snapshot is None
         else {
-            "as_of_bar": snapshot.bar_ts.isoformat(),
+            "as_of_bar": _iso(snapshot.bar_ts),
             "equity": _money(snapshot.equity),
             "cash": _money(snapshot.cash),
             "positions_value": _money(snapshot.positions_value),
@@ -48,11 +55,11 @@ def portfolio_status(session: Session, book: str) -> dict[str, Any]:
         "last_cycle": None
         if cycle is None
         else {
-            "bar": cycle.bar_ts.isoformat(),
+            "bar": _iso(cycle.bar_ts),
             "status": cycle.status,
             "market_source": cycle.market_source,
             "timeframe": cycle.timeframe,
-            "finished_at": cycle.finished_at.isoformat() if cycle.finished_at else None,
+            "finished_at": _iso(cycle.finished_at),
             "weights_source": cycle.weights_source,
             "skipped": cycle.skipped,
             "error": cycle.error,
@@ -62,7 +69,7 @@ def portfolio_status(session: Session, book: str) -> dict[str, Any]:
             "source": cycle.weights_source if cycle else None,
             "published": None
             if live_weights is None
-            else {"id": live_weights.id, "method": live_weights.method, "promoted_at": live_weights.promoted_at.isoformat() if live_weights.promoted_at else None},
+            else {"id": live_weights.id, "method": live_weights.method, "promoted_at": _iso(live_weights.promoted_at)},
         },
         "counts": counts,
     }

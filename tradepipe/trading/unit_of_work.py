@@ -18,6 +18,7 @@ runner before the transaction and handed in as a ``CycleRequest``, so no network
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -48,16 +49,19 @@ from tradepipe.adapters.db.ledger import (
     record_snapshot,
     start_cycle,
 )
+from tradepipe.adapters.db.controls import paused_by, pending_controls, record_control_outcomes
 from tradepipe.adapters.db.models import utcnow
+from tradepipe.adapters.db.weights import live_weights
 from tradepipe.adapters.db.quality import record_blocked_symbols
-from tradepipe.adapters.weights_store import LoadedWeights
+from tradepipe.adapters.weights_store import LoadedWeights, WeightsVersion
 from tradepipe.trading.brokers import FillReport
 from tradepipe.core.agents import Agent
 from tradepipe.core.bar_quality import BarDefect, blocking_defects
+from tradepipe.core.controls import ControlCommand, ControlPlan, plan_controls
 from tradepipe.core.cycle import CycleInputs, CycleResult, run_cycle
 from tradepipe.core.redaction import redact_value
 from tradepipe.core.risk import RiskLimits
-from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.timeframes import iso_utc, timeframe_ms
 from tradepipe.core.types import AgentContext, BarHistory, MarketRules
 from tradepipe.config.settings import Settings
 
@@ -161,9 +165,14 @@ class CycleUnitOfWork:
         if newest is not None and newest > ms_to_datetime(bar_open_ms):
             session.rollback()
             raise OutOfOrderBarError(
-                f"book {self.book!r} already traded the later bar {newest.isoformat()}; "
-                f"bar {ms_to_datetime(bar_open_ms).isoformat()} can no longer be traded (cycles run in bar order)"
+                f"book {self.book!r} already traded the later bar {iso_utc(newest, timespec='auto', suffix='+00:00')}; "
+                f"bar {iso_utc(bar_open_ms, timespec='auto', suffix='+00:00')} can no longer be traded (cycles run in bar order)"
             )
+        # A trader's commands are applied here, under the book lock, by this one writer.
+        commands = pending_controls(session, self.book)
+        if any(c.action == "reload" for c in commands):
+            request = replace(request, weights=_reloaded_weights(session, self.book, request.weights, [a.name for a in self.agents]))
+            version = request.weights.version
         cycle = start_cycle(
             session,
             book=self.book,
@@ -180,6 +189,8 @@ class CycleUnitOfWork:
         # Gathered before the lock: a cycle that held it meanwhile may have booked some of these already.
         still_open = {o.client_order_id for o in open_exchange_orders(session, self.book)} if request.fills.outcomes else set()
         broker_outcomes = [o for o in request.fills.outcomes if o.intent.client_order_id in still_open]
+        usable = {s for s, h in request.histories.items() if s not in request.unavailable and len(h) and h.last_timestamp == bar_open_ms}
+        controls = plan_controls(paused_by(session, self.book), commands, {s for s, p in state.portfolio.positions.items() if p.quantity != 0}, usable)
         core_started = time.perf_counter()
         result = run_cycle(
             CycleInputs(
@@ -206,6 +217,8 @@ class CycleUnitOfWork:
                 wall_clock_ms=request.wall_clock_ms,
                 entry_hysteresis=settings.entry_hysteresis,
                 min_hold_bars=settings.min_hold_bars,
+                entries_paused=controls.entries_paused,
+                force_exit=controls.force_exit,
             )
         )
         core_seconds = time.perf_counter() - core_started
@@ -223,6 +236,7 @@ class CycleUnitOfWork:
         record_agent_work(session, cycle, result, request.run_id)
         defects = _bar_defects(request, result.skipped, timeframe_ms(self.timeframe))
         record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id, system_health=self.book == settings.book)
+        record_control_outcomes(session, _confirmed(controls, commands, result.skipped), cycle.id)
         if result.plan.halted and not state.halted:
             record_halt(session, book, bar_open_ms, result.plan.halt_reason)
         cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})
@@ -257,8 +271,31 @@ class CycleUnitOfWork:
             weights=dict(cycle.weights) if cycle else {},
             weights_source=(cycle.weights_source or "") if cycle else "",
             weight_history_id=cycle.weight_history_id if cycle else None,
-            weights_published_at=cycle.weights_published_at.isoformat() if cycle and cycle.weights_published_at else None,
+            weights_published_at=iso_utc(cycle.weights_published_at, timespec="auto", suffix="+00:00") if cycle and cycle.weights_published_at else None,
         )
+
+
+def _reloaded_weights(session: Session, book: str, loaded: LoadedWeights, agents: Sequence[str]) -> LoadedWeights:
+    """The live weight set read again inside the cycle's transaction (a trader's ``reload``)."""
+    row = live_weights(session, book)
+    if row is None:
+        return replace(loaded, notes=(*loaded.notes, "reload: the ledger has no live weight set; kept the weights loaded"))
+    weights = {str(a): float(w) for a, w in (row.new_weights or {}).items()}
+    if set(weights) - set(agents) or not all(math.isfinite(w) and w >= 0 for w in weights.values()):
+        return replace(loaded, notes=(*loaded.notes, f"reload: live weight_history {row.id} does not fit the agents; kept the weights loaded"))
+    version = WeightsVersion(row.id, iso_utc(row.promoted_at, timespec="auto", suffix="+00:00") if row.promoted_at else None)
+    return LoadedWeights(weights, "database", (*loaded.notes, f"reload: live weight_history {row.id} re-read from the ledger"), version)
+
+
+def _confirmed(plan: ControlPlan, commands: Sequence[ControlCommand], skipped: Mapping[str, str]) -> ControlPlan:
+    """A force-exit whose symbol the cycle skipped after all (a bad bar) waits for the next bar."""
+    applied, waiting = dict(plan.applied), dict(plan.waiting)
+    for command in commands:
+        blocked = sorted(s for s in plan.force_exit if s in skipped and (command.symbol in (s, "all")))
+        if command.action == "forceexit" and command.id in applied and blocked:
+            del applied[command.id]
+            waiting[command.id] = f"{', '.join(blocked)} skipped this cycle ({skipped[blocked[0]]}); tried again next bar"
+    return replace(plan, applied=applied, waiting=waiting)
 
 
 def _bar_defects(request: CycleRequest, skipped: Mapping[str, str], step: int) -> dict[str, list[BarDefect]]:

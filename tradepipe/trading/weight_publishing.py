@@ -36,6 +36,50 @@ class Publication:
     redis: bool
 
 
+@dataclass(frozen=True)
+class PromotionPreview:
+    """What promoting a recorded set changes, and its evidence, shown before anything is written."""
+
+    weight_history_id: int
+    live_id: int | None
+    live: dict[str, float]  # the live set (the static defaults when none was ever published)
+    new: dict[str, float]
+    method: str
+    window: str
+    expected_sharpe: float | None
+    sharpe_improvement: float | None
+    return_improvement: float | None
+    reason: str
+    replay: bool
+    concentrated: list[tuple[str, float]]  # agents above TRADEPIPE_MAX_WEIGHT
+
+
+def promotion_preview(settings: Settings, weight_history_id: int) -> PromotionPreview:
+    """The difference from the live set and the evidence; the same refusals as :func:`publish_weight_set`."""
+    from tradepipe.adapters.db.weights import live_weights
+    from tradepipe.core.timeframes import iso_utc
+    from tradepipe.core.weighting import concentration_excess
+
+    sessions = session_factory(settings.resolved_database_url, settings.database_timeouts)
+    with sessions() as session:
+        row = find_weight_decision(session, weight_history_id)
+        if row is None or row.book != settings.book:
+            raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
+        problems = weight_problems(row.new_weights, set(settings.agents), settings.min_weight, settings.max_weight)
+        if problems:
+            raise UnsoundWeightsError(f"weight_history {weight_history_id} is not publishable: {'; '.join(problems)}")
+        live = live_weights(session, settings.book)
+        window = "-" if row.window_start is None or row.window_end is None else f"{iso_utc(row.window_start)} .. {iso_utc(row.window_end)}"
+        new = {k: float(v) for k, v in row.new_weights.items()}
+        return PromotionPreview(
+            weight_history_id=row.id, live_id=live.id if live else None,
+            live={k: float(v) for k, v in (live.new_weights if live else settings.default_weights).items()}, new=new,
+            method=row.method, window=window, expected_sharpe=row.expected_sharpe, sharpe_improvement=row.sharpe_improvement,
+            return_improvement=row.return_improvement, reason=row.reason, replay=row.is_replay,
+            concentrated=concentration_excess(new, settings.max_weight),
+        )
+
+
 def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
     """``publish_weight_set`` on the database and Redis the settings name (the CLI's way)."""
     sessions = session_factory(settings.resolved_database_url, settings.database_timeouts)

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, Mapping, cast
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,10 +32,12 @@ from tradepipe.adapters.db.models import (
     TradingCycleRow,
 )
 from tradepipe.adapters.db.order_status import OPEN_STATUSES, OrderStatus, move_order
-from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder
 from tradepipe.core.ledger import Portfolio
 from tradepipe.core.risk import OrderIntent, Rejection, Side
 from tradepipe.core.types import BarHistory, Position, Signal
+
+if TYPE_CHECKING:  # the core cycle loads the agents (pandas); `tradepipe status` reads the ledger without them
+    from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder
 
 
 def ms_to_datetime(ms: int) -> datetime:
@@ -208,6 +210,12 @@ def record_halt(session: Session, book: BookRow, bar_open_ms: int, reason: str |
     book.halt_reason = reason
 
 
+def _pending_order(**fields: Any) -> PendingOrder:
+    from tradepipe.core.cycle import PendingOrder
+
+    return PendingOrder(**fields)
+
+
 def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> StoredBook:
     snapshot = latest_snapshot(session, book.name, before=ms_to_datetime(bar_open_ms))
     positions = {
@@ -222,7 +230,7 @@ def load_book_state(session: Session, book: BookRow, bar_open_ms: int) -> Stored
         if row.quantity != 0
     }
     pending = [
-        PendingOrder(intent=order_intent(o), decided_bar_ms=datetime_to_ms(o.bar_ts))
+        _pending_order(intent=order_intent(o), decided_bar_ms=datetime_to_ms(o.bar_ts))
         for o in pending_orders(session, book.name, "paper")
     ]
     if snapshot is None:

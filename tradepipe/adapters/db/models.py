@@ -86,6 +86,29 @@ class TradingCycleRow(Base):
     weights_published_at: Mapped[datetime | None]
 
 
+class ControlCommandRow(Base):
+    """A trader's command to a book (pause/resume entries, force-exit, reload weights): who asked and why.
+
+    Written ``pending`` by the CLI, the Dagster job or the HTTP endpoint; only the trading cycle applies
+    it, inside its book-locked transaction (one writer), and records the outcome and the cycle.
+    """
+
+    __tablename__ = "control_commands"
+    __table_args__ = (Index("ix_control_commands_book_status", "book", "status"),)
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    book: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    symbol: Mapped[str | None] = mapped_column(String(32))
+    requested_by: Mapped[str] = mapped_column(String(128))
+    source: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str] = mapped_column(Text)
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    outcome: Mapped[str] = mapped_column(Text, default="")
+    requested_at: Mapped[datetime] = mapped_column(default=utcnow)
+    applied_at: Mapped[datetime | None]
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("trading_cycles.id"))
+
+
 class SignalRow(Base):
     __tablename__ = "signals"
     __table_args__ = (

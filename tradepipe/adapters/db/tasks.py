@@ -14,6 +14,7 @@ from tradepipe.adapters.db.models import (
 )
 from tradepipe.core.recommendations import Recommendation
 from tradepipe.core.report_inputs import TaskRecord
+from tradepipe.core.timeframes import iso_utc
 
 TASK_STATUSES = ("open", "acknowledged", "done", "dismissed")
 LIVE_TASK_STATUSES = ("open", "acknowledged")
@@ -85,7 +86,7 @@ def record_suggestions(
 def _task_description(row: ImprovementSuggestionRow) -> str:
     return (
         f"From improvement suggestion #{row.id} ({row.rule_key}), seen in {row.streak} consecutive reports "
-        f"({row.times_seen} in all), last {row.last_seen_at.isoformat() if row.last_seen_at else '?'}.\n{row.suggestion}"
+        f"({row.times_seen} in all), last {iso_utc(row.last_seen_at, timespec='auto', suffix='+00:00') if row.last_seen_at else '?'}.\n{row.suggestion}"
     )
 
 

@@ -20,6 +20,7 @@ from tradepipe.adapters.db.models import (
     TradingCycleRow,
 )
 from tradepipe.core.paper import Fill
+from tradepipe.core.results import ClosingOrder
 from tradepipe.core.trades import LedgerFill, RoundTrip, SnapshotPoint, round_trips
 
 
@@ -179,3 +180,42 @@ def days_missing_attribution(session: Session, book: str, start: datetime, end: 
         )
     )
     return sorted(day.isoformat() for day in realized_days - attributed)
+
+
+def load_closing_orders(session: Session, book: str) -> dict[int, ClosingOrder]:
+    """Per fill id of the book: the order that fill belongs to (its reason, requested and sent quantity)."""
+    rows = session.execute(
+        select(FillRow.id, OrderRow.reason, OrderRow.requested_quantity, OrderRow.quantity)
+        .join(OrderRow, OrderRow.id == FillRow.order_id)
+        .where(FillRow.book == book)
+    )
+    return {fill_id: ClosingOrder(reason or "", requested, quantity) for fill_id, reason, requested, quantity in rows}
+
+
+@dataclass(frozen=True)
+class CurvePoint:
+    """The book after one cycle: equity, and what of it sat in positions (zero: flat)."""
+
+    bar_ms: int
+    equity: Decimal
+    positions_value: Decimal
+
+
+def load_equity_curve(session: Session, book: str) -> list[CurvePoint]:
+    query = (
+        select(PortfolioSnapshotRow.bar_ts, PortfolioSnapshotRow.equity, PortfolioSnapshotRow.positions_value)
+        .where(PortfolioSnapshotRow.book == book)
+        .order_by(PortfolioSnapshotRow.bar_ts)
+    )
+    return [CurvePoint(datetime_to_ms(ts), equity, value) for ts, equity, value in session.execute(query)]
+
+
+def book_header(session: Session, book: str) -> tuple[Decimal, str, str | None]:
+    """Starting cash, quote currency and timeframe (of the newest cycle) of a book."""
+    row = session.get(BookRow, book)
+    if row is None:
+        raise KeyError(book)
+    timeframe = session.scalars(
+        select(TradingCycleRow.timeframe).where(TradingCycleRow.book == book).order_by(TradingCycleRow.bar_ts.desc()).limit(1)
+    ).first()
+    return row.starting_cash, row.quote_currency, timeframe
