@@ -52,9 +52,17 @@ class LazyGroup(LedgerErrorsGroup):
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         width = formatter.width - 6 - max(len(name) for name in COMMANDS)
-        rows = [(name, click.utils.make_default_short_help(text, width)) for name, (_, _, text) in COMMANDS.items()]
+        rows = [(name, _shortened(text, width)) for name, (_, _, text) in COMMANDS.items()]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _shortened(text: str, width: int) -> str:
+    """The first sentence, cut at a word to fit ``width`` with "..." (as click shortens a command's help)."""
+    first = text.split(". ")[0].rstrip(".") + "." if ". " in text else text
+    if len(first) <= width:
+        return first
+    return first[: max(width - 3, 1)].rsplit(" ", 1)[0].rstrip(",;:") + "..."
 
 
 @click.group(cls=LazyGroup)  # database failures print one line, not a traceback
