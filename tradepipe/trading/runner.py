@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from decimal import Decimal
 from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.book_lock import BookBusyError
+from tradepipe.adapters.db.book_lock import BookBusyError, hold_order_lock
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.system_metrics import record_metrics
@@ -164,21 +165,28 @@ class TradingRunner:
         retries = Counter(getattr(self.market, "retries", {})) - retries_before
         context, agent_notes = self._headlines(bar_open_ms + timeframe_ms(self.timeframe))
         rules = self.rules()
-        self.broker.reconcile_pending(bar_open_ms)
-        self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
-        fills = self.broker.report_fills(bar_open_ms)
-        outcome = self.unit_of_work.execute(
-            CycleRequest(
-                bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
-                wall_clock_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+        with self._order_lock():  # from the first look at the venue to the last order sent: one cycle of the book
+            self.broker.reconcile_pending(bar_open_ms)
+            self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
+            fills = self.broker.report_fills(bar_open_ms)
+            outcome = self.unit_of_work.execute(
+                CycleRequest(
+                    bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
+                    wall_clock_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+                )
             )
-        )
-        if outcome.status == "traded":
-            self.broker.submit_intents(bar_open_ms)
+            if outcome.status == "traded":
+                self.broker.submit_intents(bar_open_ms)
         outcome = with_seconds(outcome, time.perf_counter() - started)
         if outcome.status == "traded" and self.book == self.settings.book:  # the live book's health, not a backtest's
             self._record_health(outcome, market_seconds, unavailable, retries)
         return outcome
+
+    def _order_lock(self) -> AbstractContextManager[None]:
+        """The book's order lock when orders leave the process (a paper book's transaction lock is enough)."""
+        if not self.broker.sends_orders:
+            return nullcontext()
+        return hold_order_lock(self.sessions, self.book, self.settings.book_lock_timeout_seconds)
 
     def _record_health(self, outcome: CycleOutcome, market_seconds: float, unavailable: dict[str, str], retries: Counter[str]) -> None:
         """system_metrics for the traded bar, after its commit: health data never holds up or undoes a trade."""
