@@ -57,6 +57,9 @@ class LoopbackBinance:
         self.model.book = [(Decimal("8000.00"), Decimal("1000"))]  # deep: every order fills at once
         self.engine_lock = threading.Lock()
         self.bad_signatures = 0
+        self.new_lookup = threading.Event()
+        """Set when a look-up asks for a client order id never asked for before: a cycle is about to send a new order."""
+        self._looked_up: set[str] = set()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -108,10 +111,14 @@ class LoopbackBinance:
         route = ROUTES.get((method, path.removeprefix("/api/v3/")))
         if route is None:
             return 404, {"code": -1000, "msg": f"no route {method} {path}"}
+        params = dict(parse_qsl(signed))
+        if (method, path) == ("GET", "/api/v3/order") and params.get("origClientOrderId") not in self._looked_up:
+            self._looked_up.add(params.get("origClientOrderId", ""))
+            self.new_lookup.set()
         time.sleep(self.latency_s / 2)  # on the way in
         try:
             with self.engine_lock:
-                status, payload = 200, route[1](self.model, dict(parse_qsl(signed)))
+                status, payload = 200, route[1](self.model, params)
         except Reject as reject:
             status, payload = 400, {"code": reject.code, "msg": reject.msg}
         time.sleep(self.latency_s / 2)  # on the way back

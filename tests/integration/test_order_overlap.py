@@ -9,8 +9,10 @@ Here a real ``ccxt.binance`` (built, signed and parsed by ccxt) talks over loopb
 :class:`tests.integration.loopback_exchange.LoopbackBinance`, which answers after 0.15, 2 or 10 s.
 Each trial runs two cycles of one book at once, in two threads with their own runner, broker,
 ccxt instance and database engine (two processes, as far as the ledger and the exchange can tell):
-cycle A trades bar t, cycle B starts a little later (a spread of delays across the window in which
-A commits and sends) and trades bar t again (a duplicate launch) or bar t+1 (the next sensor tick).
+cycle A trades bar t; once A has committed an order and asks the exchange whether its client order
+id exists yet, cycle B starts (after a delay spread over A's look-up and create, the window in which
+the unguarded code sent duplicates) and trades bar t again (a duplicate launch) or bar t+1 (the next
+sensor tick).
 Several books trade side by side, each on its own exchange account, to keep the wall time down.
 
 After the trials one more cycle per book books what is left. Then, per book:
@@ -113,12 +115,16 @@ class Lane:
         record.append((result, started, time.monotonic()))
 
     def trial(self, bar: int, next_bar: int, delay_s: float) -> int:
-        """Cycle A of ``bar``, and after ``delay_s`` cycle B of ``next_bar``; returns the next bar to trade."""
+        """Cycle A of ``bar``; once A asks the exchange about a new order (it committed it and is about to
+        send it), and ``delay_s`` later, cycle B of ``next_bar``. Returns the newer bar."""
         first: list[tuple[str, float, float]] = []
         second: list[tuple[str, float, float]] = []
         a = threading.Thread(target=self.cycle, args=(bar, first))
         b = threading.Thread(target=self.cycle, args=(next_bar, second))
+        self.server.new_lookup.clear()
         a.start()
+        while a.is_alive() and not self.server.new_lookup.wait(0.05):
+            pass
         time.sleep(delay_s)
         b.start()
         a.join()
@@ -138,9 +144,9 @@ def run_lanes(lanes: list[Lane], bars: list[int], trials: int) -> None:
     def run(lane: Lane, offset: int) -> None:
         index = START + 3 * offset * trials
         for trial in range(trials):
-            # B's start spreads over the window in which A commits its orders and sends them
+            # B's start spreads over A's look-up and create of its new order: the window of the race
             share = (trial * len(lanes) + offset + 0.5) / (trials * len(lanes))
-            delay = share * (4 * lane.latency_s + 0.5)
+            delay = share * 1.5 * lane.latency_s
             same_bar = (trial + offset) % 2 == 0
             last = lane.trial(bars[index], bars[index if same_bar else index + 1], delay)
             index = bars.index(last) + 1
@@ -193,8 +199,8 @@ def check_lane(lane: Lane) -> tuple[int, int]:
     return len(model.executed), sum(n - 1 for n in duplicates.values())
 
 
-# latency, books side by side, overlapping trials per book: 11 trials per database, 22 with both
-CASES = [(0.15, 3, 2), (2.0, 2, 1), (10.0, 3, 1)]
+# latency, books side by side, overlapping trials per book: 17 trials per database, 34 with both
+CASES = [(0.15, 3, 3), (2.0, 3, 2), (10.0, 2, 1)]
 
 
 @pytest.mark.parametrize(("latency_s", "books", "trials"), CASES, ids=[f"{c[0]:g}s" for c in CASES])
