@@ -23,7 +23,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.book_lock import BookBusyError, hold_order_lock
-from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.engine import cut_database_waits_on_signal, session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.system_metrics import record_metrics
 from tradepipe.adapters.db.health import LedgerUnavailable, ping_ledger
@@ -114,6 +114,7 @@ class TradingRunner:
             settings.default_weights,
             settings.home / "last_weights.json" if self.book == settings.book else None,
             redis_timeout_s=settings.redis_timeout_seconds,
+            bounds=(settings.min_weight, settings.max_weight),  # a cached copy obeys the rule every publication does
         )
         self.unit_of_work = CycleUnitOfWork(
             settings,
@@ -154,7 +155,14 @@ class TradingRunner:
         return self.weight_store.load()
 
     def run_cycle(self, bar_open_ms: int, run_id: str | None = None, now_ms: int | None = None) -> CycleOutcome:
-        """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded."""
+        """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded.
+
+        A SIGTERM or SIGINT during the cycle cuts any database wait short, so the signal's handler
+        (a run being stopped) takes effect within moments even on a frozen connection."""
+        with cut_database_waits_on_signal():
+            return self._run_cycle(bar_open_ms, run_id, now_ms)
+
+    def _run_cycle(self, bar_open_ms: int, run_id: str | None, now_ms: int | None) -> CycleOutcome:
         started = time.perf_counter()
         ping_ledger(self.sessions, self.settings.database_timeouts)  # a ledger down or hung: one bounded wait, one line
         weights = self.load_weights()

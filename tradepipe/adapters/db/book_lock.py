@@ -31,14 +31,14 @@ from __future__ import annotations
 import hashlib
 import threading
 from contextlib import contextmanager
-from typing import Iterator
+from typing import Callable, Iterator
 
 import filelock
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.engine import sqlite_path
+from tradepipe.adapters.db.engine import LOCK_WAIT_OPTION, sqlite_path
 
 
 class BookBusyError(RuntimeError):
@@ -59,6 +59,21 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
 
     Must run before anything else in the transaction: on SQLite an earlier read would start a
     deferred transaction that cannot be upgraded safely."""
+    _hold_transaction_lock(session, f"tradepipe.book:{book}", wait_s, lambda sqlite: _busy(book, wait_s, sqlite))
+
+
+def hold_weights_lock(session: Session, book: str, wait_s: float) -> None:
+    """Take the lock of ``book``'s live weights for ``session``'s transaction (its first statement, as above):
+    two promotions of one book never both read the old live row and both mark their own."""
+
+    def busy(sqlite: bool) -> BookBusyError:
+        writer = "another writer of the SQLite ledger" if sqlite else "another promotion"
+        return BookBusyError(f"the live weights of book {book!r} are being changed by {writer}; waited {wait_s:g} s and gave up")
+
+    _hold_transaction_lock(session, f"tradepipe.weights:{book}", wait_s, busy)
+
+
+def _hold_transaction_lock(session: Session, key: str, wait_s: float, busy: Callable[[bool], BookBusyError]) -> None:
     connection = session.connection()
     if connection.dialect.name == "postgresql":
         statement_timeout = connection.execute(text("SELECT current_setting('statement_timeout')")).scalar_one()
@@ -69,12 +84,13 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
         )
         try:
             connection.execute(
-                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": f"tradepipe.book:{book}"}
+                text("SELECT pg_advisory_xact_lock(hashtextextended(:key, 0))"), {"key": key},
+                execution_options={LOCK_WAIT_OPTION: wait_s},
             )
         except OperationalError as error:
             if getattr(error.orig, "pgcode", None) == "55P03":  # lock_not_available
                 session.rollback()
-                raise _busy(book, wait_s) from None
+                raise busy(False) from None
             raise
         # Back to the connection's own bounds for the rest of the transaction.
         connection.execute(
@@ -91,7 +107,7 @@ def hold_book_lock(session: Session, book: str, wait_s: float) -> None:
             connection.exec_driver_sql(f"PRAGMA busy_timeout={int(default_ms or 0)}")
             if "locked" in str(error.orig).lower() or "busy" in str(error.orig).lower():
                 session.rollback()
-                raise _busy(book, wait_s, sqlite=True) from None
+                raise busy(True) from None
             raise
         connection.exec_driver_sql(f"PRAGMA busy_timeout={int(default_ms or 0)}")
         return
@@ -142,7 +158,9 @@ def _postgres_order_lock(engine: Engine, book: str, wait_s: float) -> Iterator[N
                 text("SELECT set_config('lock_timeout', :wait, true), set_config('statement_timeout', '0', true)"),
                 {"wait": f"{int(wait_s * 1000)}ms"},
             )
-            connection.execute(text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), key)
+            connection.execute(
+                text("SELECT pg_advisory_lock(hashtextextended(:key, 0))"), key, execution_options={LOCK_WAIT_OPTION: wait_s}
+            )
     except OperationalError as error:
         connection.close()
         if getattr(error.orig, "pgcode", None) == "55P03":  # lock_not_available
@@ -175,4 +193,4 @@ def _process_order_lock(url: str, book: str, wait_s: float) -> Iterator[None]:
         lock.release()
 
 
-__all__ = ["BookBusyError", "hold_book_lock", "hold_order_lock"]
+__all__ = ["BookBusyError", "hold_book_lock", "hold_order_lock", "hold_weights_lock"]
