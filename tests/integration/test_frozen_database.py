@@ -120,6 +120,7 @@ def test_a_frozen_connection_fails_the_cycle_in_one_line_and_frees_the_book(prox
     message = str(failed.value)
     assert "\n" not in message.strip() and message.startswith("the connection to the ledger database at "), repr(message)
     assert "stopped answering for 2 s (TRADEPIPE_DATABASE_STATEMENT_TIMEOUT_SECONDS)" in message
+    print(f"\nfrozen connection: the cycle failed after {waited:.1f} s (statement timeout 2 s + {WATCHDOG_GRACE_S:g} s grace)")
     assert waited < 2 + WATCHDOG_GRACE_S + 10, f"the frozen cycle waited {waited:.1f} s"  # bounded, not hung (margin for load)
 
     # The server ended the frozen session: the book's lock is free for the next cycle of that bar.
@@ -163,6 +164,7 @@ def test_sigterm_stops_a_cycle_frozen_on_the_database_within_seconds(proxied: tu
         if process.poll() is None:
             process.kill()
             process.wait()
+    print(f"\nSIGTERM on a cycle frozen on the database: stopped after {stopped_in:.1f} s (statement timeout 120 s)")
     assert code == 143, process.stderr.read() if process.stderr else ""
     # a quarter of the 120 s statement timeout: the signal, not a timeout, ended the wait (measured: docs/safety.md)
     assert stopped_in < 30, f"SIGTERM took {stopped_in:.1f} s (the statement timeout is 120 s)"

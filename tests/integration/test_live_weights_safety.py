@@ -8,9 +8,10 @@ maximum) was traded and recorded as the live set.
 Here, on SQLite and PostgreSQL: 12 trials of 4 threads released together by a barrier, each
 promoting another recorded set through ``publish_weights`` (what the command and the job call);
 after each trial exactly one row is live, the one promoted last, and every promotion succeeded.
-Then copies planted in a real Redis: the live id with other weights (unsound, or sound and carrying
-their own correct hash), a copy whose weights no longer match its hash, and, with the database down,
-an unsound copy: none is traded; the cycle records the stored live set and Redis is refreshed.
+Then copies planted in a real Redis under the live id: the probe's copy (momentum 1.0, no hash),
+an unsound set and another sound set each carrying its own correct hash, and a copy whose weights
+do not match its hash; none is traded: the cycle records the stored live set and Redis is
+refreshed. With the database down, an unsound or altered copy falls back to the defaults.
 """
 
 from __future__ import annotations
@@ -41,6 +42,8 @@ SETS = [
     {"momentum": 0.3, "trend": 0.1, "mean_reversion": 0.1, "breakout": 0.4, "sentiment": 0.1},
 ]
 PLANTED = {"momentum": 1.0, "trend": 0.0, "mean_reversion": 0.0, "breakout": 0.0, "sentiment": 0.0}
+# four weighted agents: each may hold at most 0.40 (TRADEPIPE_MAX_WEIGHT); momentum holds 0.7
+UNSOUND = {"momentum": 0.7, "trend": 0.1, "mean_reversion": 0.1, "breakout": 0.1, "sentiment": 0.0}
 OTHER_SOUND = {"momentum": 0.2, "trend": 0.2, "mean_reversion": 0.2, "breakout": 0.2, "sentiment": 0.2}
 
 
@@ -107,7 +110,7 @@ def redis_copy(url: str) -> dict[str, Any]:
     ("weights", "digest_of", "why"),
     [
         (PLANTED, None, "redis held other weights under the live weight_history"),  # the probe's copy: no hash at all
-        (PLANTED, PLANTED, "is not a sound weight set"),  # its own correct hash, above the 0.40 maximum
+        (UNSOUND, UNSOUND, "is not a sound weight set"),  # its own correct hash, above the 0.40 maximum
         (OTHER_SOUND, OTHER_SOUND, "redis held other weights under the live weight_history"),  # sound, hashed, not the stored set
         (PLANTED, SETS[1], "does not match its weights_sha256"),  # the live set's hash over other weights
     ],
@@ -135,7 +138,7 @@ def test_with_the_database_down_an_unsound_or_altered_copy_is_not_traded(redis_u
     down = "postgresql://postgres@127.0.0.1:1/tradepipe"  # nothing listens on port 1
     settings = load_settings(database_url=down, redis_url=redis_url, database_connect_timeout_seconds=1)
     runner = TradingRunner(settings)
-    plant(redis_url, PLANTED, 7, weights_digest(PLANTED))
+    plant(redis_url, UNSOUND, 7, weights_digest(UNSOUND))
     loaded = runner.load_weights()
     assert loaded.source == "defaults" and any("is not a sound weight set" in note for note in loaded.notes), loaded.notes
     plant(redis_url, SETS[0], 7, weights_digest(SETS[1]))
