@@ -168,3 +168,35 @@ def test_the_unfinished_last_candle_is_not_traded_unless_asked(
     traded_all = [datetime_to_ms(c["bar_ts"]) for c in ledger(database, "bt-keep")["trading_cycles"]]
     assert traded_all == bars[WARMUP:] and traded_all[-1] == unfinished
     assert json.loads(kept.output)["last_bar"] == "2018-06-18T21:00:00+00:00"
+
+
+def test_a_reset_never_deletes_a_book_with_live_cycles_unless_that_book_is_named(database: str, octobot_slice: Path) -> None:
+    from tradepipe.config.settings import load_settings
+    from tradepipe.trading.runner import TradingRunner
+
+    bars = timestamps(octobot_slice)
+    settings = load_settings(market_source="replay", replay_dir=str(octobot_slice))
+    live = TradingRunner(settings, book="livebook", redis_url=None)
+    for bar in bars[WARMUP : WARMUP + 3]:  # three cycles as the live loop records them (a Dagster run id)
+        assert live.run_cycle(bar, run_id="0f6c2a4e-live-run").status == "traded"
+    before = ledger(database, "livebook")
+    assert len(before["trading_cycles"]) == 3
+
+    for args in (["--reset"], [], ["--reset", "--reset-live-book", "otherbook"], ["--reset-live-book", "livebook "]):
+        refused = backtest(octobot_slice, "--book", "livebook", *args)
+        assert refused.exit_code == 2, (args, refused.output)
+        assert refused.output.count("\n") == 1 and refused.output.startswith("backtest refused: ")
+        assert ledger(database, "livebook") == before, args  # not a row deleted
+    said = backtest(octobot_slice, "--book", "livebook", "--reset").output
+    assert "book 'livebook' holds 3 live (non-backtest) cycles" in said and "--reset-live-book livebook" in said
+    assert "names 'otherbook', not the book 'livebook'" in backtest(octobot_slice, "--book", "livebook", "--reset-live-book", "otherbook").output
+
+    # Named explicitly: the live history goes and the backtest takes the book.
+    replaced = backtest(octobot_slice, "--book", "livebook", "--reset-live-book", "livebook")
+    assert replaced.exit_code == 0, replaced.output
+    with session_factory(database)() as session:
+        run_ids = {c.run_id for c in session.scalars(select(TradingCycleRow).where(TradingCycleRow.book == "livebook"))}
+    assert run_ids == {"backtest:livebook"}
+    # A book holding only a backtest is replaced with --reset alone, as before.
+    again = backtest(octobot_slice, "--book", "livebook", "--reset")
+    assert again.exit_code == 0, again.output

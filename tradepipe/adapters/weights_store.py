@@ -7,10 +7,21 @@ made while Redis was down, a lost write) is ignored, noted, and refreshed from t
 database does not answer, the newest cached version is used: Redis, else the last weights this
 machine used (a small file under TRADEPIPE_HOME), else the static defaults from settings. A source
 that is down is skipped with its error noted; loading weights never fails a cycle.
+
+A cached copy is trusted for what it holds, not for its id alone. Redis carries, with the id, the
+SHA-256 of the weights as published (``weights_sha256``); a copy is used only if
+
+* its weights hash to that digest (a copy changed after publication is refused);
+* when the database answers, they are the live row's weights (same id *and* same digest);
+* they pass the publication rule (``core.weighting.weight_problems``: known agents, sum 1, every
+  weight within the bounds) when the store is given the bounds, as the trading cycle's is.
+
+A refused copy is noted, and refreshed from the live row when the database answers.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -24,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tradepipe.adapters.db.weights import live_weights
 from tradepipe.core.redaction import redact
 from tradepipe.core.timeframes import iso_utc
+from tradepipe.core.weighting import weight_problems
 
 log = logging.getLogger(__name__)
 REDIS_TIMEOUT_S = 0.5
@@ -56,6 +68,16 @@ class _Found:
 
 def redis_key(book: str) -> str:
     return f"tradepipe:{book}:weights"
+
+
+def weights_digest(weights: Mapping[str, float]) -> str:
+    """SHA-256 of the weights' canonical JSON (sorted names, each value as a float): equal sets, equal digests."""
+    canonical = json.dumps({str(k): float(v) for k, v in weights.items()}, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+class CopyRefused(ValueError):
+    """A cached copy that answered but must not be traded (its message says why)."""
 
 
 def _valid(weights: object, agents: frozenset[str]) -> dict[str, float] | None:
@@ -112,7 +134,9 @@ class WeightStore:
         defaults: Mapping[str, float],
         cache_file: Path | None,
         redis_timeout_s: float = REDIS_TIMEOUT_S,
+        bounds: tuple[float, float] | None = None,
     ) -> None:
+        """``bounds`` (min_weight, max_weight): a cached copy must also pass ``weight_problems`` with them."""
         self._sessions = sessions
         self._redis_url = redis_url
         self._book = book
@@ -120,6 +144,7 @@ class WeightStore:
         self._defaults = dict(defaults)
         self._cache_file = cache_file
         self._redis_timeout_s = redis_timeout_s
+        self._bounds = bounds
 
     def _redis(self):  # type: ignore[no-untyped-def]
         import redis
@@ -146,7 +171,22 @@ class WeightStore:
             return None
         payload = json.loads(raw)
         weights = _valid(payload["weights"], self._agents)
-        return _Found(weights, _version_of(payload)) if weights is not None else None
+        if weights is None:
+            return None
+        version = _version_of(payload)
+        held = version.describe() if version else "an unversioned set"
+        digest = payload.get("weights_sha256")
+        if digest is not None and digest != weights_digest(weights):
+            raise CopyRefused(f"redis copy of {held} does not match its weights_sha256 (changed after publication)")
+        self._check_sound(weights, f"redis copy of {held}")
+        return _Found(weights, version)
+
+    def _check_sound(self, weights: Mapping[str, float], what: str) -> None:
+        if self._bounds is None:
+            return
+        problems = weight_problems(weights, set(self._agents), *self._bounds)
+        if problems:
+            raise CopyRefused(f"{what} is not a sound weight set: {'; '.join(problems)}")
 
     def _from_database(self) -> _Found | None:
         """The live row; raises when the database does not answer."""
@@ -165,9 +205,13 @@ class WeightStore:
         payload = json.loads(self._cache_file.read_text())
         if isinstance(payload, Mapping) and "weights" in payload:
             weights = _valid(payload["weights"], self._agents)
-            return _Found(weights, _version_of(payload)) if weights is not None else None
-        weights = _valid(payload, self._agents)  # the format before versions: a bare agent -> weight map
-        return _Found(weights, None) if weights is not None else None
+            version = _version_of(payload)
+        else:
+            weights, version = _valid(payload, self._agents), None  # the format before versions: a bare agent -> weight map
+        if weights is None:
+            return None
+        self._check_sound(weights, f"the last-known weights in {self._cache_file}")
+        return _Found(weights, version)
 
     def _remember(self, found: _Found) -> None:
         if self._cache_file is None:
@@ -189,6 +233,9 @@ class WeightStore:
         for source, reader in readers.items():
             try:
                 answers[source] = reader()
+            except CopyRefused as refused:  # the source answered; its copy is not traded
+                answers[source] = None
+                notes.append(f"{refused}: ignored")
             except Exception as exc:  # any failure of a source means: decide without it
                 failed.add(source)
                 if not (source == "database" and self._sessions is None):
@@ -197,11 +244,15 @@ class WeightStore:
 
         if "database" not in failed and live is not None:
             # The database answers: its live row wins over any cache that holds another set.
-            if cached is not None and cached.version is not None and live.version is not None and (
-                cached.version.weight_history_id == live.version.weight_history_id
-            ):
+            same_id = (
+                cached is not None and cached.version is not None and live.version is not None
+                and cached.version.weight_history_id == live.version.weight_history_id
+            )
+            if cached is not None and same_id and weights_digest(cached.weights) == weights_digest(live.weights):
                 return self._use("redis", LoadedWeights(cached.weights, "redis", tuple(notes), live.version), cached)
-            if cached is not None:
+            if cached is not None and same_id:
+                notes.append(f"redis held other weights under the live {cached.version.describe()}: ignored and refreshed")  # type: ignore[union-attr]
+            elif cached is not None:
                 held = cached.version.describe() if cached.version else "an unversioned set"
                 notes.append(f"redis held {held}, not the live {live.version.describe() if live.version else 'row'}: ignored and refreshed")
             if self._redis_url and "redis" not in failed and live.version is not None:
@@ -236,7 +287,7 @@ class WeightStore:
         if not self._redis_url:
             return False
         when = published_at if isinstance(published_at, str) else _iso(published_at or datetime.now(timezone.utc))
-        payload = {"weights": dict(weights), "weight_history_id": history_id, "published_at": when}
+        payload = {"weights": dict(weights), "weights_sha256": weights_digest(weights), "weight_history_id": history_id, "published_at": when}
         try:
             client = self._redis()
             try:
@@ -249,4 +300,4 @@ class WeightStore:
         return True
 
 
-__all__ = ["LoadedWeights", "WeightStore", "WeightsVersion", "redis_key"]
+__all__ = ["CopyRefused", "LoadedWeights", "WeightStore", "WeightsVersion", "redis_key", "weights_digest"]

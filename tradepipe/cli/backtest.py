@@ -20,6 +20,8 @@ from tradepipe.core.timeframes import iso_utc
 @click.option("--symbols", default=None, help="Comma-separated symbols (default: TRADEPIPE_SYMBOLS).")
 @click.option("--timeframe", default=None, help="Bar timeframe of the files (default: TRADEPIPE_TIMEFRAME or 1h).")
 @click.option("--reset", is_flag=True, help="Replace the book if it already holds a backtest.")
+@click.option("--reset-live-book", default=None, metavar="NAME",
+              help="Replace the book even though it holds live (non-backtest) cycles; NAME must repeat --book.")
 @click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
@@ -27,8 +29,8 @@ from tradepipe.core.timeframes import iso_utc
 @click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
 @breakdown_option
 def backtest(
-    replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, keep_last_bar: bool, as_json: bool,
-    start: str | None, end: str | None, quiet: bool, breakdown: str | None,
+    replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, reset_live_book: str | None,
+    keep_last_bar: bool, as_json: bool, start: str | None, end: str | None, quiet: bool, breakdown: str | None,
 ) -> None:
     """Run the live trading cycle bar by bar over recorded candles into a separate book (fixed weights;
     `tradepipe walkforward` runs the same cycle with daily weight decisions, in memory)."""
@@ -60,7 +62,7 @@ def backtest(
         settings = command_settings(**{**overrides, "symbols": ",".join(s for s in settings.symbols if s not in unreadable)})
     try:
         summary = run_backtest(
-            settings, replay_dir, book, reset=reset, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
+            settings, replay_dir, book, reset=reset, reset_live_book=reset_live_book, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
             on_progress=None if quiet or as_json else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
         )
     except (BookInUseError, ValueError) as exc:

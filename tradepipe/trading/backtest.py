@@ -11,7 +11,7 @@ from typing import Callable
 import numpy as np
 
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.ledger import book_has_cycles, count_fills, delete_book
+from tradepipe.adapters.db.ledger import BACKTEST_RUN_PREFIX, book_has_cycles, count_fills, delete_book, live_cycle_count
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.core.agents import get_agents, max_history_needed
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
@@ -46,6 +46,24 @@ def _book_has_cycles(settings: Settings, book: str) -> bool:
         return book_has_cycles(session, book)
 
 
+def check_reset(settings: Settings, book: str, reset: bool, reset_live_book: str | None) -> None:
+    """Refuse to replace ``book`` unless asked to; a book holding live cycles only when ``reset_live_book`` names it.
+
+    A reset deletes every row of the book: the name typed after ``--book`` alone must never be enough
+    to delete a live book's history (a typo, a copied command line)."""
+    if reset_live_book is not None and reset_live_book != book:
+        raise BookInUseError(f"--reset-live-book names {reset_live_book!r}, not the book {book!r} being replaced")
+    with session_factory(settings.resolved_database_url)() as session:
+        live = live_cycle_count(session, book)
+    if live and reset_live_book != book:
+        raise BookInUseError(
+            f"book {book!r} holds {live} live (non-backtest) cycles; a backtest would delete them: "
+            f"choose another --book, or pass --reset-live-book {book} to delete that book anyway"
+        )
+    if not (reset or reset_live_book == book):
+        raise BookInUseError(f"book {book!r} already holds a backtest: pass --reset to replace it")
+
+
 def run_backtest(
     settings: Settings,
     replay_dir: Path,
@@ -55,19 +73,20 @@ def run_backtest(
     end_ms: int | None = None,
     drop_last_bar: bool = True,
     reset: bool = False,
+    reset_live_book: str | None = None,
     progress: Callable[[CycleOutcome], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
 ) -> BacktestSummary:
     """Trade every closed bar of the replay files (after the agents' warm-up) into ``book``.
 
-    The newest bar of an exchange dump is usually unfinished, so it is dropped by default.
+    The newest bar of an exchange dump is usually unfinished, so it is dropped by default. An existing
+    ``book`` is replaced only with ``reset``, and one holding live cycles only if ``reset_live_book`` names it.
     """
     if book == settings.book:
         raise BookInUseError(f"book {book!r} is the live book (TRADEPIPE_BOOK): choose another name for a backtest")
     if _book_has_cycles(settings, book):
-        if not reset:
-            raise BookInUseError(f"book {book!r} already holds a backtest: pass --reset to replace it")
+        check_reset(settings, book, reset, reset_live_book)
         reset_book(settings, book)
     market = ReplayMarket(replay_dir, mode="stepped", drop_last_bar=drop_last_bar)
     timeframe = settings.resolved_timeframe
@@ -86,7 +105,7 @@ def run_backtest(
     last: CycleOutcome | None = None
     started = reported = time.perf_counter()
     for done, bar in enumerate(bars.tolist(), start=1):
-        last = runner.run_cycle(int(bar), run_id=f"backtest:{book}")
+        last = runner.run_cycle(int(bar), run_id=f"{BACKTEST_RUN_PREFIX}{book}")
         skipped += bool(last.skipped)
         if progress:
             progress(last)

@@ -9,6 +9,12 @@ A cycle asks its broker, in this order:
    then the cycle runs and records its new orders, and after it committed:
 4. ``submit_intents`` again: send this cycle's orders.
 
+A broker that ``sends_orders`` to a venue outside the process gets steps 1 to 4 run under the book's
+order lock (``tradepipe.adapters.db.book_lock.hold_order_lock``, taken by the runner): two
+overlapping cycles of one book never look up or send the same order at once, so an order reaches the
+exchange at most once. The broker's own look-up by client order id before every create covers the
+rest (a crash after the send, a resend after an ambiguous failure).
+
 On paper the venue is the core's own fill simulation: a recorded order fills at the next bar's open
 (plus slippage and fees), so steps 1, 2 and 4 have nothing to do and step 3 says "simulate".
 """
@@ -40,6 +46,8 @@ class FillReport:
 class Broker(Protocol):
     name: str
     """Recorded on every order ("paper" or "ccxt")."""
+    sends_orders: bool
+    """True when orders leave the process: the runner then holds the book's order lock around steps 1 to 4."""
 
     def market_rules(self, symbols: Sequence[str]) -> dict[str, MarketRules]: ...
 
@@ -54,6 +62,7 @@ class PaperBroker:
     """Simulated fills at the next bar's open; nothing leaves the process."""
 
     name = "paper"
+    sends_orders = False
 
     def market_rules(self, symbols: Sequence[str]) -> dict[str, MarketRules]:
         return {symbol: MarketRules(symbol=symbol, **PAPER_RULES) for symbol in symbols}
@@ -72,6 +81,7 @@ class ExchangeBroker:
     """Real orders on a ccxt exchange (testnet unless live), kept in step with the ledger by ExchangeOrderSync."""
 
     name = "ccxt"
+    sends_orders = True
 
     def __init__(self, exchange: CcxtBroker, sessions: sessionmaker[Session], book: str, timeframe_ms: int) -> None:
         from tradepipe.trading.order_sync import ExchangeOrderSync

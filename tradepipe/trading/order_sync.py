@@ -4,6 +4,10 @@ Orders are recorded first (by the cycle, in its transaction) and sent afterwards
 deterministic client order id; the next cycle books what the exchange did with them. This module
 is the only place that moves a ccxt order's status, one order per commit, so a crash loses at most
 the answer to one request and the next sync finds the order again by its client order id.
+
+No transaction stays open while the exchange answers (seconds, or minutes with retries): the list
+of orders is read and its transaction ended first, and each status move commits on its own. A
+transaction idle that long would be ended by the server (``idle_in_transaction_session_timeout``).
 """
 
 from __future__ import annotations
@@ -33,7 +37,9 @@ class ExchangeOrderSync:
         with its id. An order whose state could not be learnt (look-ups failing) stays pending."""
         stale_before = ms_to_datetime(bar_open_ms - self.timeframe_ms)
         with self.sessions() as session:
-            for order in open_exchange_orders(session, self.book):
+            orders = open_exchange_orders(session, self.book)
+            session.commit()
+            for order in orders:
                 if order.status != OrderStatus.PENDING or order.bar_ts >= stale_before:
                     continue
                 try:
@@ -53,7 +59,9 @@ class ExchangeOrderSync:
         before creating, so a resend after a crash never places an order twice."""
         stale_before = ms_to_datetime(bar_open_ms - self.timeframe_ms)
         with self.sessions() as session:
-            for order in open_exchange_orders(session, self.book):
+            orders = open_exchange_orders(session, self.book)
+            session.commit()
+            for order in orders:
                 if order.status != OrderStatus.PENDING or order.bar_ts < stale_before:
                     continue
                 try:
@@ -73,7 +81,9 @@ class ExchangeOrderSync:
         """What the exchange did with the orders sent since the last cycle (final ones only)."""
         outcomes: list[BrokerOutcome] = []
         with self.sessions() as session:
-            for order in open_exchange_orders(session, self.book):
+            orders = open_exchange_orders(session, self.book)
+            session.commit()
+            for order in orders:
                 try:
                     report = self.exchange.reconcile(order.client_order_id, order.symbol)
                 except BrokerError as exc:

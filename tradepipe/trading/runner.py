@@ -15,13 +15,14 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from contextlib import AbstractContextManager, nullcontext
 from functools import partial
 
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.book_lock import BookBusyError
-from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.book_lock import BookBusyError, hold_order_lock
+from tradepipe.adapters.db.engine import cut_database_waits_on_signal, session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.system_metrics import record_metrics
 from tradepipe.adapters.db.health import LedgerUnavailable, ping_ledger
@@ -90,6 +91,7 @@ class TradingRunner:
             settings.default_weights,
             settings.home / "last_weights.json" if self.book == settings.book else None,
             redis_timeout_s=settings.redis_timeout_seconds,
+            bounds=(settings.min_weight, settings.max_weight),  # a cached copy obeys the rule every publication does
         )
         self.unit_of_work = CycleUnitOfWork(
             settings,
@@ -130,7 +132,14 @@ class TradingRunner:
         return self.weight_store.load()
 
     def run_cycle(self, bar_open_ms: int, run_id: str | None = None, now_ms: int | None = None) -> CycleOutcome:
-        """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded."""
+        """Trade ``bar_open_ms``; ``now_ms`` is the wall clock (default: the system's): a bar after it is never traded.
+
+        A SIGTERM or SIGINT during the cycle cuts any database wait short, so the signal's handler
+        (a run being stopped) takes effect within moments even on a frozen connection."""
+        with cut_database_waits_on_signal():
+            return self._run_cycle(bar_open_ms, run_id, now_ms)
+
+    def _run_cycle(self, bar_open_ms: int, run_id: str | None, now_ms: int | None) -> CycleOutcome:
         started = time.perf_counter()
         ping_ledger(self.sessions, self.settings.database_timeouts)  # a ledger down or hung: one bounded wait, one line
         weights = self.load_weights()
@@ -141,21 +150,28 @@ class TradingRunner:
         retries = Counter(getattr(self.market, "retries", {})) - retries_before
         context, agent_notes = self._headlines(bar_open_ms + timeframe_ms(self.timeframe))
         rules = self.rules()
-        self.broker.reconcile_pending(bar_open_ms)
-        self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
-        fills = self.broker.report_fills(bar_open_ms)
-        outcome = self.unit_of_work.execute(
-            CycleRequest(
-                bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
-                wall_clock_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+        with self._order_lock():  # from the first look at the venue to the last order sent: one cycle of the book
+            self.broker.reconcile_pending(bar_open_ms)
+            self.broker.submit_intents(bar_open_ms)  # orders a crash kept from being sent last cycle
+            fills = self.broker.report_fills(bar_open_ms)
+            outcome = self.unit_of_work.execute(
+                CycleRequest(
+                    bar_open_ms, run_id, weights, histories, unavailable, context, agent_notes, rules, fills,
+                    wall_clock_ms=int(time.time() * 1000) if now_ms is None else now_ms,
+                )
             )
-        )
-        if outcome.status == "traded":
-            self.broker.submit_intents(bar_open_ms)
+            if outcome.status == "traded":
+                self.broker.submit_intents(bar_open_ms)
         outcome = with_seconds(outcome, time.perf_counter() - started)
         if outcome.status == "traded" and self.book == self.settings.book:  # the live book's health, not a backtest's
             self._record_health(outcome, market_seconds, unavailable, retries)
         return outcome
+
+    def _order_lock(self) -> AbstractContextManager[None]:
+        """The book's order lock when orders leave the process (a paper book's transaction lock is enough)."""
+        if not self.broker.sends_orders:
+            return nullcontext()
+        return hold_order_lock(self.sessions, self.book, self.settings.book_lock_timeout_seconds)
 
     def _record_health(self, outcome: CycleOutcome, market_seconds: float, unavailable: dict[str, str], retries: Counter[str]) -> None:
         """system_metrics for the traded bar, after its commit: health data never holds up or undoes a trade."""

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from tradepipe.adapters.db.book_lock import hold_weights_lock
 from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.weights import find_weight_decision, promote
 from tradepipe.adapters.weights_store import WeightStore
@@ -89,8 +90,12 @@ def publish_weights(settings: Settings, weight_history_id: int) -> Publication:
 def publish_weight_set(
     settings: Settings, sessions: sessionmaker[Session], redis_url: str | None, weight_history_id: int
 ) -> Publication:
-    """Make a recorded weight set live: the database first (the record), then Redis (best effort)."""
+    """Make a recorded weight set live: the database first (the record), then Redis (best effort).
+
+    One transaction under the book's weights lock: concurrent promotions run one after the other,
+    each clears the live row it sees and marks its own, so exactly one row is live after any of them."""
     with sessions.begin() as session:
+        hold_weights_lock(session, settings.book, settings.book_lock_timeout_seconds)  # first: the read below is inside it
         row = find_weight_decision(session, weight_history_id)
         if row is None or row.book != settings.book:
             raise UnknownWeightsError(f"no weight_history row {weight_history_id} for book {settings.book!r}")
@@ -104,5 +109,7 @@ def publish_weight_set(
         None, redis_url, settings.book, frozenset(weights), settings.default_weights, None,
         redis_timeout_s=settings.redis_timeout_seconds,
     )
+    # Two promotions may reach Redis in the other order than the database: the cycle compares the copy
+    # with the live row (id and weights) and refreshes a copy that is not it.
     # The Redis copy carries the row's version (id and promotion time): a cycle compares it with the live row.
     return Publication(weight_history_id, weights, store.publish_to_redis(weights, weight_history_id, promoted_at))

@@ -51,6 +51,12 @@ def describe_database_error(error: BaseException, url: str, timeouts: DatabaseTi
             f"a ledger statement at {place} ran longer than {timeouts.statement_s:g} s "
             "(TRADEPIPE_DATABASE_STATEMENT_TIMEOUT_SECONDS)"
         )
+    if "server closed the connection unexpectedly" in lowered or "connection already closed" in lowered:
+        # What a frozen connection ends as: the server's timeouts or the client's watchdog closed it.
+        return (
+            f"the connection to the ledger database at {place} was lost or stopped answering for "
+            f"{timeouts.statement_s:g} s (TRADEPIPE_DATABASE_STATEMENT_TIMEOUT_SECONDS); nothing after its last commit was recorded"
+        )
     if "database is locked" in lowered:
         return f"the ledger database at {place} stayed locked by another writer for {timeouts.statement_s:g} s"
     first_line = redact(text, url)[:300]

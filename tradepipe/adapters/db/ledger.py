@@ -14,7 +14,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Mapping, cast
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
@@ -174,6 +174,16 @@ def count_fills(session: Session, book: str) -> int:
 
 def book_has_cycles(session: Session, book: str) -> bool:
     return session.scalars(select(TradingCycleRow.id).where(TradingCycleRow.book == book).limit(1)).first() is not None
+
+
+BACKTEST_RUN_PREFIX = "backtest:"
+"""A backtest records its cycles with run id ``backtest:<book>``; any other cycle was traded live."""
+
+
+def live_cycle_count(session: Session, book: str) -> int:
+    """How many of ``book``'s cycles were not recorded by a backtest (a live loop's, a run's, a CLI cycle's)."""
+    live = or_(TradingCycleRow.run_id.is_(None), TradingCycleRow.run_id.not_like(f"{BACKTEST_RUN_PREFIX}%"))
+    return session.scalar(select(func.count()).select_from(TradingCycleRow).where(TradingCycleRow.book == book, live)) or 0
 
 
 def delete_book(session: Session, book: str) -> None:

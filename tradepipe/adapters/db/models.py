@@ -10,7 +10,7 @@ from datetime import date, datetime, timezone
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Date, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from tradepipe.adapters.db.types import Money, UtcDateTime
@@ -252,6 +252,8 @@ class WeightHistoryRow(Base):
     __table_args__ = (
         Index("ix_weight_history_timestamp", "timestamp"),
         Index("ix_weight_history_partition", "book", "partition_date"),
+        # One live weight set per book, whatever races: the database refuses a second.
+        Index("uq_weight_history_one_live", "book", unique=True, sqlite_where=text("is_live"), postgresql_where=text("is_live")),
     )
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     timestamp: Mapped[datetime] = mapped_column(default=utcnow)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.models import WeightHistoryRow
@@ -22,13 +22,20 @@ def live_weights(session: Session, book: str) -> WeightHistoryRow | None:
 
 
 def promote(session: Session, row: WeightHistoryRow, when: datetime) -> None:
-    """Make ``row`` the book's live weights; exactly one row per book is live."""
-    for other in session.scalars(
-        select(WeightHistoryRow).where(WeightHistoryRow.book == row.book, WeightHistoryRow.is_live.is_(True))
-    ):
-        other.is_live = False
+    """Make ``row`` the book's live weights; exactly one row per book is live.
+
+    The caller holds the book's weights lock (``hold_weights_lock``) for the transaction; the unique
+    index on live rows (one per book) makes a second live row impossible even without it."""
+    session.execute(
+        update(WeightHistoryRow)
+        .where(WeightHistoryRow.book == row.book, WeightHistoryRow.is_live.is_(True), WeightHistoryRow.id != row.id)
+        .values(is_live=False)
+        .execution_options(synchronize_session="fetch")
+    )
+    session.flush()  # the old live row is cleared before the new one is marked (the index checks each statement)
     row.is_live = True
     row.promoted_at = when
+    session.flush()
 
 
 def record_weight_decision(session: Session, **values: Any) -> WeightHistoryRow:
