@@ -3,16 +3,16 @@
 Two promotions at once could leave two live rows (or none). Before the index is created, a book
 that already has several live rows keeps the most recently promoted one (highest id on a tie).
 
-Revision ID: 0004_one_live_weight_set
-Revises: 11_reports
+Revision ID: 0005_one_live_weight_set
+Revises: 0004_controls
 Create Date: 2026-12-07
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0004_one_live_weight_set'
-down_revision = '11_reports'
+revision = '0005_one_live_weight_set'
+down_revision = '0004_controls'
 branch_labels = None
 depends_on = None
 
