@@ -272,7 +272,10 @@ def evaluate_agents(
 
     Ratios from fewer than ``min_returns`` returns are ``None`` with the reason (metrics module)."""
     frame = streams.reindex(columns=agents).fillna(0.0) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
-    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents, min_returns=min_returns)
+    summaries = summarize_many(
+        frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents,
+        min_returns=min_returns, bar_times=frame.index,  # bars shorter than a day: metrics.DAILY_RULE
+    )
     rows: dict[str, dict[str, Any]] = {}
     for agent in agents:
         trade = trades.get(agent, {})

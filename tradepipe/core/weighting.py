@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradepipe.core.metrics import daily_sharpe
+
 
 METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
 
@@ -102,6 +104,15 @@ def hedge_weights(streams: pd.DataFrame, learning_rate: float, lo: float, hi: fl
     return dict(zip(streams.columns, project_to_bounds(raw / raw.sum(), lo, hi).tolist()))
 
 
+def _book_sharpe(table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float) -> tuple[float | None, str | None]:
+    """Sharpe of the book ``sum_a w_a x r_a`` over the window, by the one rule of ``metrics.daily_sharpe``
+    (bars shorter than a day: on daily returns, None until enough days), and why it is None."""
+    if len(table) < 2:
+        return None, f"fewer than 2 bars of returns ({len(table)})"
+    stream = table.to_numpy(dtype=float) @ np.array([float(weights.get(agent, 0.0)) for agent in table.columns])
+    return daily_sharpe(stream, table.index, periods_per_year, risk_free)
+
+
 def decide_weights(
     agents: Sequence[str],
     performance: Mapping[str, Mapping[str, Any]],
@@ -128,18 +139,13 @@ def decide_weights(
     is hedge's ``eta``.
     """
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
-    from tradepipe.core.optimizer import (
-        OptimizationError,
-        eligible_agents,
-        optimize,
-        portfolio_sharpe,
-    )
+    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
 
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
     eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
     current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
-    current_sharpe = portfolio_sharpe(table, current_full, periods_per_year, risk_free) if len(table) >= 2 else None
+    current_sharpe, _ = _book_sharpe(table, current_full, periods_per_year, risk_free)
     keep = dict(current_full)
     notes: list[str] = []
     if not eligible:
@@ -175,10 +181,10 @@ def _decision(
     risk_free: float,
     notes: list[str],
 ) -> WeightDecision:
-    from tradepipe.core.optimizer import portfolio_sharpe
-
-    expected = portfolio_sharpe(table, new, periods_per_year, risk_free) if len(table) >= 2 else None
+    expected, why_none = _book_sharpe(table, new, periods_per_year, risk_free)
     improvement = None if expected is None or current_sharpe is None else expected - current_sharpe
+    if improvement is None and why_none:
+        notes = [*notes, f"expected Sharpe improvement not computed: {why_none}"]
     new_return, old_return = _window_return(table, new), _window_return(table, current_full)
     return WeightDecision(
         weights=new,
