@@ -67,7 +67,6 @@ DAILY_RULE = (
     f"(compounded per UTC day, annualised with 365 days) and are null until {MIN_DAYS} days of returns exist"
 )
 _DAY_MS = 86_400_000
-_DAY_NS = _DAY_MS * 1_000_000
 
 FLOAT_METRICS = (
     "sharpe",
@@ -176,9 +175,8 @@ def summarize_many(
 def utc_days(bar_times: Any) -> NDArray[np.int64]:
     """The UTC day number of each bar time: ms since the epoch, numpy datetime64, or a pandas
     DatetimeIndex (naive ones are taken as UTC, as the ledger stores them)."""
-    as_ns = getattr(bar_times, "asi8", None)  # pandas DatetimeIndex: ns since the epoch, UTC
-    if as_ns is not None:
-        return np.asarray(as_ns, dtype=np.int64) // _DAY_NS
+    if getattr(bar_times, "tz", None) is not None:  # a zoned pandas index: its UTC wall times, naive
+        bar_times = bar_times.tz_convert("UTC").tz_localize(None)
     times = np.asarray(bar_times)
     if times.dtype.kind == "O":
         times = times.astype("datetime64[ns]")
