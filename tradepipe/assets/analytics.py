@@ -17,6 +17,7 @@ from tradepipe.adapters.db.analytics import (
 from tradepipe.adapters.db.trades import days_missing_attribution
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
+from tradepipe.core.metrics import DAILY_RULE
 from tradepipe.core.performance import agent_streams, book_rules, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
@@ -80,7 +81,7 @@ def trade_attribution(
     group_name="analytics",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
-    description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions).",
+    description="Per-agent metrics over a rolling window ending at the partition's end (DESIGN.md definitions). " + DAILY_RULE + ".",
 )
 def agent_performance(
     context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
@@ -133,6 +134,7 @@ def performance_metadata(
             "signals": row["signal_count"],
             "trades": row["trade_count"],
             "attributed_pnl": float(row["attributed_pnl"]),
+            "why_no_sharpe": row["null_reasons"].get("sharpe", ""),
         }
         for agent, row in sorted(rows.items(), key=lambda kv: kv[1]["rank"])
     ]
@@ -143,5 +145,6 @@ def performance_metadata(
         "ranking_by_sharpe": dg.MetadataValue.json(classification["ranking"]),
         "window": f"{start.isoformat()} .. {end.isoformat()}",
         "bars_in_window": bars,
+        "figures": DAILY_RULE,
         "metrics": table(metric_rows, list(metric_rows[0]) if metric_rows else ["agent"]),
     }

@@ -104,6 +104,31 @@ def hedge_weights(streams: pd.DataFrame, learning_rate: float, lo: float, hi: fl
     return dict(zip(streams.columns, project_to_bounds(raw / raw.sum(), lo, hi).tolist()))
 
 
+def method_explanation(method: str, *, learning_rate: float, min_weight: float, max_weight: float, min_signals: int, min_sharpe: float) -> str:
+    """Why the method gives the weights it gives, in a trader's words (the weights page and the report).
+
+    For ``hedge`` it says why an agent with negative figures keeps a weight, since that surprises."""
+    if method == "hedge":
+        return (
+            f"hedge (multiplicative weights, eta {learning_rate:g}): each agent with at least {min_signals} votes in the window "
+            f"gets w ~ exp(eta x z), z = its traded cumulative return over the window in units of the agents' pooled noise, "
+            f"then the weights are fitted into [{min_weight:g}, {max_weight:g}]. The weights are relative, not a verdict: "
+            f"every voting agent keeps at least {min_weight:g} (the floor is the exploration share, so an agent that loses "
+            f"now is still measured on traded returns and regains weight when it earns it), and with eta {learning_rate:g} "
+            f"a z-score 4 units below the best only multiplies an agent's weight by exp(-1) = 0.37 before the bounds. "
+            f"When every agent lost in the window they still share the weight (the book's size comes from the votes, "
+            f"not from the weights); set TRADEPIPE_OPTIMIZER_METHOD=max_sharpe to drop agents with Sharpe <= {min_sharpe:g}."
+        )
+    if method == "max_sharpe":
+        return (
+            f"max_sharpe: agents with at least {min_signals} votes and Sharpe > {min_sharpe:g} share the weight that "
+            f"maximises the window's Sharpe within [{min_weight:g}, {max_weight:g}]; the others get 0"
+        )
+    if method == "risk_parity":
+        return f"risk_parity: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) weighted by inverse risk within [{min_weight:g}, {max_weight:g}]"
+    return f"{method}: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) share the weight equally"
+
+
 def _book_sharpe(table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float) -> tuple[float | None, str | None]:
     """Sharpe of the book ``sum_a w_a x r_a`` over the window, by the one rule of ``metrics.daily_sharpe``
     (bars shorter than a day: on daily returns, None until enough days), and why it is None."""
