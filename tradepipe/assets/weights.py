@@ -21,7 +21,7 @@ from tradepipe.adapters.db.weights import live_weights as current_live_row
 from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
-from tradepipe.core.metrics import DAILY_RULE
+from tradepipe.core.metrics import daily_rule
 from tradepipe.core.performance import agent_streams, book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.core.weighting import decide_weights, method_explanation, weight_problems
@@ -65,7 +65,7 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
         "Optimised agent weights for the window ending at the partition's end; recorded in weight_history. "
         "`why_these_weights` says how the method weights agents (the default hedge keeps every voting agent at or "
         "above the minimum weight, also one with negative figures: an exploration share, see the text); "
-        "expected Sharpe: " + DAILY_RULE + "."
+        "expected Sharpe: " + daily_rule() + " (TRADEPIPE_MIN_METRIC_DAYS)."
     ),
 )
 def agent_weights(
@@ -91,7 +91,7 @@ def agent_weights(
             method=method, min_weight=settings.min_weight, max_weight=settings.max_weight,
             min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
             periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
-            learning_rate=settings.hedge_learning_rate,
+            learning_rate=settings.hedge_learning_rate, min_days=settings.min_metric_days,
         )
         row = record_weight_decision(
             session,
@@ -109,7 +109,9 @@ def agent_weights(
         method, learning_rate=settings.hedge_learning_rate, min_weight=settings.min_weight, max_weight=settings.max_weight,
         min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
     )
-    return dg.MaterializeResult(metadata=weights_metadata(history_id, decision, current, method, replay, start, end, explanation))
+    metadata = weights_metadata(history_id, decision, current, method, replay, start, end, explanation)
+    metadata["figures"] = "expected Sharpe: " + daily_rule(settings.min_metric_days)
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def weights_metadata(
@@ -132,7 +134,6 @@ def weights_metadata(
         "window": f"{start.isoformat()} .. {end.isoformat()}",
         "notes": dg.MetadataValue.json(list(decision.notes)),
         "why_these_weights": explanation,
-        "figures": DAILY_RULE,
     }
 
 

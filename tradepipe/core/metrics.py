@@ -33,7 +33,10 @@ ratio annualised from one-minute bars over a few hours multiplies noise by sqrt(
 reads -338. So when the bar times are given and the bars are shorter than a day, the
 risk-adjusted metrics (:data:`RISK_ADJUSTED`: Sharpe, Sortino, volatility, Calmar) are computed
 on daily returns (the bars' returns compounded per UTC day, annualised with 365 days), and are
-``None`` with the reason until :data:`MIN_DAYS` (14) days exist. Totals, drawdown, win rate,
+``None`` with the reason until ``min_days`` days exist (``TRADEPIPE_MIN_METRIC_DAYS``, default
+:data:`MIN_DAYS` = 14: two weeks of daily returns is the least that gives a Sharpe ratio more
+signal than noise, and fits the 30-day performance window twice; 0 turns the rule off: per-bar
+figures, as before, for tests and for whoever wants them). Totals, drawdown, win rate,
 profit factor and run lengths stay per bar. One rule for every figure a trader reads:
 ``agent_performance``, the report's best agent, the weights' expected improvement
 (:func:`daily_sharpe`).
@@ -62,10 +65,19 @@ NOT_FINITE = "not finite (numeric overflow)"
 
 MIN_DAYS = 14
 RISK_ADJUSTED = ("sharpe", "sortino", "volatility", "calmar")
-DAILY_RULE = (
-    "Sharpe, Sortino, volatility and Calmar of bars shorter than a day are computed on daily returns "
-    f"(compounded per UTC day, annualised with 365 days) and are null until {MIN_DAYS} days of returns exist"
-)
+
+
+def daily_rule(min_days: int = MIN_DAYS) -> str:
+    """The rule in words, for the pages and the report that show the figures."""
+    if not min_days:
+        return "Sharpe, Sortino, volatility and Calmar are annualised from per-bar returns (the daily rule is off: TRADEPIPE_MIN_METRIC_DAYS=0)"
+    return (
+        "Sharpe, Sortino, volatility and Calmar of bars shorter than a day are computed on daily returns "
+        f"(compounded per UTC day, annualised with 365 days) and are null until {min_days} days of returns exist"
+    )
+
+
+DAILY_RULE = daily_rule()
 _DAY_MS = 86_400_000
 
 FLOAT_METRICS = (
@@ -147,6 +159,7 @@ def summarize_many(
     names: Sequence[str] | None = None,
     min_returns: int = 2,
     bar_times: Any = None,
+    min_days: int = MIN_DAYS,
 ) -> dict[str, Summary]:
     """:func:`summarize` for many agents at once, vectorised across columns.
 
@@ -165,9 +178,9 @@ def summarize_many(
     _raise_on_non_finite_rows(rows, agent_names)
     summaries = _summarize_rows(rows, periods_per_year, risk_free, min_returns)
     # Too few bars already nulls every ratio with its own reason; otherwise the daily rule decides.
-    if bar_times is not None and periods_per_year > 365.0 + 1e-9 and rows.shape[1] >= min_returns:
+    if bar_times is not None and min_days and periods_per_year > 365.0 + 1e-9 and rows.shape[1] >= min_returns:
         daily = _daily_rows(rows, utc_days(bar_times))
-        for summary, day_summary in zip(summaries, _summarize_daily(daily, risk_free)):
+        for summary, day_summary in zip(summaries, _summarize_daily(daily, risk_free, min_days)):
             _use_daily(summary, day_summary)
     return dict(zip(agent_names, summaries))
 
@@ -187,16 +200,18 @@ def utc_days(bar_times: Any) -> NDArray[np.int64]:
     raise ValueError(f"bar times must be ms since the epoch or datetimes, got dtype {times.dtype}")
 
 
-def daily_sharpe(stream: Any, bar_times: Any, periods_per_year: float, risk_free: float = 0.0) -> tuple[float | None, str | None]:
+def daily_sharpe(
+    stream: Any, bar_times: Any, periods_per_year: float, risk_free: float = 0.0, min_days: int = MIN_DAYS
+) -> tuple[float | None, str | None]:
     """The Sharpe ratio of one per-bar stream under the module's rule, and the reason when it is None.
 
     Bars of a day or longer: the per-bar Sharpe. Shorter bars: the Sharpe of the daily returns,
-    None until :data:`MIN_DAYS` days exist."""
+    None until ``min_days`` days exist."""
     vector = _as_float_array(stream, ndim=1, what="returns")
     _raise_on_non_finite_vector(vector, what="returns")
     rows = vector.reshape(1, -1)
-    if periods_per_year > 365.0 + 1e-9:
-        summary = _summarize_daily(_daily_rows(rows, utc_days(bar_times)), risk_free)[0]
+    if min_days and periods_per_year > 365.0 + 1e-9:
+        summary = _summarize_daily(_daily_rows(rows, utc_days(bar_times)), risk_free, min_days)[0]
     else:
         summary = _summarize_rows(rows, periods_per_year, risk_free)[0]
     return summary["sharpe"], summary["null_reasons"].get("sharpe")
@@ -212,14 +227,14 @@ def _daily_rows(rows: FloatArray, days: NDArray[np.int64]) -> FloatArray:
     return np.multiply.reduceat(1.0 + rows, starts, axis=1) - 1.0
 
 
-def _summarize_daily(daily: FloatArray, risk_free: float) -> list[Summary]:
-    summaries = _summarize_rows(daily, 365.0, risk_free, MIN_DAYS)
-    short = f"fewer than {MIN_DAYS} returns"
+def _summarize_daily(daily: FloatArray, risk_free: float, min_days: int) -> list[Summary]:
+    summaries = _summarize_rows(daily, 365.0, risk_free, min_days)
+    short = FEWER_THAN_2 if min_days == 2 else f"fewer than {min_days} returns"
     for summary in summaries:
         reasons = summary["null_reasons"]
         for key in RISK_ADJUSTED:
             if reasons.get(key) == short:
-                reasons[key] = f"fewer than {MIN_DAYS} days of returns ({daily.shape[1]}): bars shorter than a day are judged on daily returns"
+                reasons[key] = f"fewer than {min_days} days of returns ({daily.shape[1]}): bars shorter than a day are judged on daily returns"
     return summaries
 
 

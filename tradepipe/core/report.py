@@ -423,7 +423,7 @@ def summary_markdown(document: dict[str, Any]) -> str:
         best = ranking[0]
         sharpe = "n/a" if best["sharpe"] is None else f"{best['sharpe']:.2f}"
         lines.append(f"- Best agent {best['agent']} (Sharpe {sharpe}); underperformers: {', '.join(document['agents']['underperformers']) or 'none'}")
-        lines.append(f"- Figures: {DAILY_RULE}")
+        lines.append(f"- Figures: {DAILY_RULE} (TRADEPIPE_MIN_METRIC_DAYS; 14 by default)")
         lines += _negative_weight_note(document)
     health = document["health"]
     lines.append(

@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from tradepipe.core.metrics import daily_sharpe
+from tradepipe.core.metrics import MIN_DAYS, daily_sharpe
 
 
 METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
@@ -129,13 +129,15 @@ def method_explanation(method: str, *, learning_rate: float, min_weight: float, 
     return f"{method}: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) share the weight equally"
 
 
-def _book_sharpe(table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float) -> tuple[float | None, str | None]:
+def _book_sharpe(
+    table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float, min_days: int
+) -> tuple[float | None, str | None]:
     """Sharpe of the book ``sum_a w_a x r_a`` over the window, by the one rule of ``metrics.daily_sharpe``
     (bars shorter than a day: on daily returns, None until enough days), and why it is None."""
     if len(table) < 2:
         return None, f"fewer than 2 bars of returns ({len(table)})"
     stream = table.to_numpy(dtype=float) @ np.array([float(weights.get(agent, 0.0)) for agent in table.columns])
-    return daily_sharpe(stream, table.index, periods_per_year, risk_free)
+    return daily_sharpe(stream, table.index, periods_per_year, risk_free, min_days)
 
 
 def decide_weights(
@@ -152,6 +154,7 @@ def decide_weights(
     periods_per_year: float,
     risk_free: float = 0.0,
     learning_rate: float = 0.25,
+    min_days: int = MIN_DAYS,
 ) -> WeightDecision:
     """New weights for every agent, or the current ones kept with the reason why.
 
@@ -161,7 +164,7 @@ def decide_weights(
     equal weight over all agents. Ineligible agents are dropped to weight 0: they keep voting and
     being measured, so they come back when their own stream earns it. A method that fails on the
     window (singular or no positive expected return) keeps the current weights. ``learning_rate``
-    is hedge's ``eta``.
+    is hedge's ``eta``; ``min_days`` the days the expected Sharpe of bars shorter than a day needs.
     """
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
     from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
@@ -170,13 +173,13 @@ def decide_weights(
     eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
     current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
-    current_sharpe, _ = _book_sharpe(table, current_full, periods_per_year, risk_free)
+    current_sharpe, _ = _book_sharpe(table, current_full, periods_per_year, risk_free, min_days)
     keep = dict(current_full)
     notes: list[str] = []
     if not eligible:
         new = {agent: 1.0 / len(agents) for agent in agents}
         reason = "equal weight: no eligible agent in the window (the prior until an agent earns weight)"
-        return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+        return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes, min_days)
     upper = feasible_max_weight(len(eligible), max_weight)
     if upper > max_weight:
         notes.append(f"{len(eligible)} eligible agent(s) x max_weight {max_weight} < 1: upper bound {upper:.4g}")
@@ -191,7 +194,7 @@ def decide_weights(
         return WeightDecision(keep, False, f"kept previous weights: {exc.reason}: {exc}", eligible, ineligible, current_sharpe=current_sharpe)
     new = {agent: float(chosen.get(agent, 0.0)) for agent in agents}
     reason = f"{method} over {len(eligible)} eligible agent(s)" + (f"; dropped {sorted(ineligible)}" if ineligible else "") + "".join(f"; {n}" for n in notes)
-    return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+    return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes, min_days)
 
 
 def _decision(
@@ -205,8 +208,9 @@ def _decision(
     periods_per_year: float,
     risk_free: float,
     notes: list[str],
+    min_days: int = MIN_DAYS,
 ) -> WeightDecision:
-    expected, why_none = _book_sharpe(table, new, periods_per_year, risk_free)
+    expected, why_none = _book_sharpe(table, new, periods_per_year, risk_free, min_days)
     improvement = None if expected is None or current_sharpe is None else expected - current_sharpe
     if improvement is None and why_none:
         notes = [*notes, f"expected Sharpe improvement not computed: {why_none}"]
