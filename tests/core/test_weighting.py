@@ -299,3 +299,14 @@ def test_weight_problems_accepts_the_feasible_bound_of_few_agents_only() -> None
     assert weight_problems({"momentum": 0.5, "trend": 0.5}, agents, 0.05, 0.4) == []
     assert weight_problems({"momentum": 1.0}, agents, 0.05, 0.4) == []
     assert weight_problems({"momentum": 0.5, "trend": 0.3, "breakout": 0.2}, agents, 0.05, 0.4) != []  # 3 agents: 0.4 holds
+
+
+def test_hedge_weights_agents_by_their_streams_while_their_sharpe_waits_for_14_days() -> None:
+    table = streams(seed=11, bars=13 * 24)  # 13 days: every Sharpe is null under the daily rule
+    table["sentiment"] = 0.0  # never held a position: its stream did not move
+    perf = performance({a: None for a in AGENTS})
+    decision = decide(perf, table, method="hedge")
+    assert decision.updated and decision.reason.startswith("hedge over 4 eligible agent(s)")
+    assert decision.eligible == ["momentum", "trend", "mean_reversion", "breakout"]
+    assert decision.ineligible == {"sentiment": "sharpe undefined"}
+    assert decision.weights["breakout"] > decision.weights["momentum"]  # the larger mean return earns more weight

@@ -129,6 +129,14 @@ def method_explanation(method: str, *, learning_rate: float, min_weight: float, 
     return f"{method}: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) share the weight equally"
 
 
+def _hedge_rows(rows: dict[str, dict[str, Any]], table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Hedge reads no Sharpe ratio, only the traded streams: an agent whose stream moved in the window is
+    eligible by its votes alone, also while its Sharpe is null for want of days (metrics' daily rule);
+    one whose stream stayed constant (it never held a position) stays out, as its Sharpe is undefined."""
+    moved = {agent for agent in table.columns if len(table) >= 2 and float(table[agent].max()) != float(table[agent].min())}
+    return {agent: {**row, "sharpe": 0.0 if agent in moved else None} for agent, row in rows.items()}
+
+
 def _book_sharpe(
     table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float, min_days: int
 ) -> tuple[float | None, str | None]:
@@ -169,9 +177,11 @@ def decide_weights(
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
     from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
 
-    rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
-    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
+    rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
+    if method == "hedge":  # no Sharpe threshold: votes and a stream that moved are enough (see _hedge_rows)
+        rows = _hedge_rows(rows, table)
+    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
     current_sharpe, _ = _book_sharpe(table, current_full, periods_per_year, risk_free, min_days)
     keep = dict(current_full)
