@@ -392,3 +392,61 @@ def test_a_skipped_symbol_is_valued_at_its_last_mark_by_the_risk_manager_too() -
     assert result.plan.equity == D(10000)
     assert not result.plan.halted, result.plan.halt_reason
     assert [(o.symbol, o.side) for o in result.plan.orders] == [(BTC, "buy")]
+
+
+# --------------------------------------------------------------------------- dust
+
+
+def _dust_book() -> Portfolio:
+    """0.00047 BTC bought at 6316 (2.97 USDT, under the 10 USDT minimum order) and 9000 USDT."""
+    return Portfolio(cash=D(9000), positions={BTC: Position(BTC, D("0.00047"), D("6316"), {"old": 1.0}, T - 500 * H)})
+
+
+def test_dust_below_its_stop_does_not_lock_the_symbol_the_next_buy_sweeps_it_in() -> None:
+    # The mark 5900 is 6.6% under the dust's cost: the old rule fired a stop-loss every cycle (refused
+    # as min_cost) and refused the buy as stop_loss_cooldown.
+    limits = replace(LIMITS, stop_loss_fraction=D("0.05"))
+    decide = inputs(
+        histories={BTC: history(BTC, [5900.0, 5900.0, 5900.0])},
+        portfolio=_dust_book(),
+        limits=limits,
+        agents=[voter("bull", score_for(0.25))],
+    )
+    decided = run_cycle(decide)
+    assert decided.targets == {BTC: pytest.approx(0.25)}
+    assert [r.kind for r in decided.plan.rejections] == []
+    (order,) = decided.plan.orders
+    book_equity = D(9000) + D("0.00047") * D(5900)
+    assert (order.side, order.purpose) == ("buy", "rebalance")
+    assert order.quantity == (D("0.25") * book_equity / D(5900) - D("0.00047")).quantize(D("0.00001"), rounding="ROUND_DOWN")
+
+    # Next bar: it fills at the open 6000 + 5 bps and grows the dust into one position.
+    filled = run_cycle(
+        replace(
+            decide,
+            bar_open_ms=T + H,
+            histories={BTC: history(BTC, [5900.0, 5900.0, 5900.0, 6000.0], last_ms=T + H, opens=[5900, 5900, 5900, 6000])},
+            pending=[PendingOrder(order, T)],
+            agents=[abstainer()],
+            weights={"quiet": 1.0},
+        )
+    )
+    (fill,) = filled.fills
+    price = D("6003.00")
+    assert fill.fill.price == price
+    position = filled.portfolio.positions[BTC]
+    assert position.quantity == D("0.00047") + order.quantity  # swept in: one position, nothing written off
+    paid = D("0.00047") * D("6316") + order.quantity * price
+    assert abs(position.average_price - paid / position.quantity) < D("1e-12")
+    fee = order.quantity * price * D("0.001")
+    assert filled.portfolio.cash == D(9000) - order.quantity * price - fee  # the dust's coins are not paid twice
+    assert_equity_exact(filled)
+
+
+def test_dust_counts_as_flat_no_sell_is_asked_for_it_every_cycle() -> None:
+    result = run_cycle(
+        inputs(histories={BTC: history(BTC, [5900.0, 5900.0, 5900.0])}, portfolio=_dust_book(), agents=[voter("bear", -1.0)])
+    )
+    assert result.targets == {} and result.plan.orders == [] and result.plan.rejections == []
+    assert result.portfolio.positions[BTC].quantity == D("0.00047")  # still on the books, valued at the mark
+    assert result.valuation.equity == D(9000) + D("0.00047") * D(5900)

@@ -430,3 +430,46 @@ def test_ratios_from_fewer_returns_than_the_minimum_are_null_with_the_reason() -
     assert many["a"]["sharpe"] is None and many["b"]["null_reasons"]["sharpe"] == "fewer than 30 returns"
     with pytest.raises(ValueError, match="min_returns"):
         summarize(eight, 8760, min_returns=1)
+
+
+# --------------------------------------------------------------------------- bars shorter than a day
+
+
+def _hourly(days: float, seed: int = 7) -> tuple[np.ndarray, pd.DatetimeIndex]:
+    n = int(days * 24)
+    returns = np.random.default_rng(seed).normal(2e-4, 4e-3, (n, 2))
+    return returns, pd.date_range("2026-03-01 05:00", periods=n, freq="h")  # days start mid-day: a partial first day
+
+
+def test_risk_adjusted_figures_of_hourly_bars_are_those_of_the_daily_returns() -> None:
+    returns, times = _hourly(20.5)
+    rows = summarize_many(returns, 8760.0, names=["a", "b"], min_returns=20, bar_times=times)
+    per_bar = summarize_many(returns, 8760.0, names=["a", "b"], min_returns=20)
+    for column, name in enumerate(["a", "b"]):
+        series = pd.Series(returns[:, column], index=times)
+        daily = (1 + series).groupby(times.floor("D")).prod() - 1  # 21 UTC days (the first and last partial)
+        assert len(daily) == 21
+        sharpe = daily.mean() / daily.std(ddof=1) * math.sqrt(365)
+        downside = math.sqrt((np.minimum(daily, 0) ** 2).mean())
+        assert rows[name]["sharpe"] == pytest.approx(sharpe, rel=1e-9)
+        assert rows[name]["volatility"] == pytest.approx(daily.std(ddof=1) * math.sqrt(365), rel=1e-9)
+        assert rows[name]["sortino"] == pytest.approx(daily.mean() / downside * math.sqrt(365), rel=1e-9)
+        # totals, drawdown and the per-bar counts are the bars' own
+        for key in ("total_return", "max_drawdown", "win_rate", "profit_factor", "max_consecutive_wins"):
+            assert rows[name][key] == per_bar[name][key]
+        assert rows[name]["sharpe"] != pytest.approx(per_bar[name]["sharpe"], rel=1e-3)
+
+
+def test_risk_adjusted_figures_of_hourly_bars_are_null_with_the_reason_until_14_days() -> None:
+    returns, times = _hourly(12.5)  # 300 bars: enough bars, 13 UTC days
+    row = summarize_many(returns, 8760.0, names=["a", "b"], min_returns=20, bar_times=times)["a"]
+    for key in ("sharpe", "sortino", "volatility", "calmar"):
+        assert row[key] is None
+        assert row["null_reasons"][key] == "fewer than 14 days of returns (13): bars shorter than a day are judged on daily returns"
+    assert row["total_return"] is not None and row["win_rate"] is not None
+
+
+def test_daily_bars_keep_their_own_figures() -> None:
+    returns = np.random.default_rng(1).normal(1e-3, 2e-2, (30, 1))
+    times = pd.date_range("2026-01-01", periods=30, freq="D")
+    assert summarize_many(returns, 365.0, bar_times=times) == summarize_many(returns, 365.0)

@@ -16,6 +16,7 @@ from tradepipe.core.risk import (
     RiskPlan,
     client_order_id,
     equity,
+    is_dust,
     plan_orders,
     quantize_to_step,
 )
@@ -282,6 +283,53 @@ def test_cooldown_symbol_may_shrink_but_not_grow() -> None:
     assert grow.orders == [] and [r.kind for r in grow.rejections] == ["stop_loss_cooldown"]
     [order] = plan(targets={BTC: 0}, positions=positions, cash=D(9000), cooldown={BTC}).orders
     assert (order.side, order.quantity) == ("sell", D("0.02"))
+
+
+# --------------------------------------------------------------------------- dust
+
+
+@pytest.mark.parametrize(
+    ("quantity", "mark", "dust"),
+    [
+        ("0.000009", "50000", True),  # rounds down to 0 at the 0.00001 step (0.45 USDT)
+        ("0.00019", "50000", True),  # costs 9.50 < min_cost 10
+        ("0.0002", "50000", False),  # costs exactly 10: the exchange takes it
+        ("-0.00019", "50000", True),  # a short remainder is dust the same way
+        ("0.00047", "6316", True),  # the remainder that locked a real book: 2.97 USDT
+        ("0.00047", "25000", False),  # the same coins are an order again once worth 11.75
+        ("0", "50000", False),
+    ],
+)
+def test_dust_is_a_position_the_exchange_would_refuse_to_close(quantity: str, mark: str, dust: bool) -> None:
+    assert is_dust(D(quantity), D(mark), RULES[BTC]) is dust
+
+
+def test_dust_by_minimum_amount_and_without_rules_or_mark() -> None:
+    rules = MarketRules(SOL, amount_step=D("0.01"), min_amount=D("0.1"), min_cost=D("0"))
+    assert is_dust(D("0.09"), D("1000"), rules) and not is_dust(D("0.1"), D("1000"), rules)
+    assert not is_dust(D("0.00001"), D("50000"), None)  # no rules: cannot tell, a normal position
+    assert not is_dust(D("0.00001"), None, RULES[BTC])
+
+
+def test_dust_below_its_stop_is_not_stop_lossed_and_a_buy_target_sweeps_it_in() -> None:
+    # 0.00047 BTC bought at 6316 marks 5900 (stop 6000.20) and is worth 2.773 USDT < min_cost 10.
+    dust = pos(BTC, "0.00047", "6316")
+    marks = {**MARKS, BTC: D(5900)}
+    assert plan(positions={BTC: dust}, marks=marks).orders == []
+    result = plan(targets={BTC: 0.25}, positions={BTC: dust}, cash=D(10000), marks=marks)
+    assert result.rejections == [] and result.adjustments == []
+    [order] = result.orders
+    book_equity = D(10000) + D("0.00047") * D(5900)
+    wanted = D("0.25") * book_equity / D(5900) - D("0.00047")  # the target less the dust already held
+    assert (order.side, order.purpose) == ("buy", "rebalance")
+    assert abs(order.requested_quantity - wanted) < D("1e-20")
+    assert order.quantity == D("0.42337") == wanted.quantize(D("0.00001"), rounding="ROUND_DOWN")
+
+
+def test_a_stop_still_closes_a_position_the_exchange_can_sell() -> None:
+    result = plan(positions={BTC: pos(BTC, "0.0002", "60000")}, marks={**MARKS, BTC: D(50000)})
+    [order] = result.orders  # 0.0002 x 50000 = 10 USDT: exactly the minimum, so it is sold
+    assert (order.side, order.quantity, order.purpose) == ("sell", D("0.0002"), "stop_loss")
 
 
 def test_daily_loss_halt_allows_reductions_only() -> None:

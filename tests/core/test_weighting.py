@@ -1,7 +1,9 @@
 """decide_weights: who shares the weight, the keep-previous fallbacks, and the recorded improvement.
 
-The expected Sharpe improvement and return improvement are recomputed here with plain numpy from
-the docs/architecture.md definitions, independently of tradepipe.core.optimizer.portfolio_sharpe.
+The expected Sharpe improvement and return improvement are recomputed here with plain numpy and
+pandas, independently of tradepipe.core.metrics: on hourly bars the Sharpe ratios behind the expected
+improvement are those of the daily returns (changed from per-bar ratios annualised with 8760 bars,
+which read 223 on a short window of one-minute bars), and are None until 14 days exist.
 """
 
 from __future__ import annotations
@@ -44,10 +46,20 @@ def decide(perf: dict, table: pd.DataFrame, current: dict[str, float] = EQUAL, m
     return decide_weights(AGENTS, perf, table, current, method=method, **kwargs)
 
 
-def reference_sharpe(table: pd.DataFrame, weights: dict[str, float], ppy: float = PPY) -> float:
-    """docs/architecture.md: mean(r) / std(r, ddof=1) * sqrt(periods_per_year) of the weighted stream (rf = 0)."""
+def bar_sharpe(table: pd.DataFrame, weights: dict[str, float], ppy: float = PPY) -> float:
+    """docs/architecture.md: mean(r) / std(r, ddof=1) * sqrt(periods_per_year) of the weighted stream (rf = 0):
+    what max_sharpe maximises."""
     r = sum(table[a].to_numpy() * w for a, w in weights.items() if a in table)
     return float(np.mean(r) / np.std(r, ddof=1) * math.sqrt(ppy))
+
+
+def reference_sharpe(table: pd.DataFrame, weights: dict[str, float]) -> float:
+    """The Sharpe a trader is shown for hourly bars: the weighted stream compounded per UTC day,
+    mean / std(ddof=1) x sqrt(365)."""
+    r = sum(table[a] * w for a, w in weights.items() if a in table)
+    daily = (1 + r).groupby(r.index.floor("D")).prod() - 1
+    assert len(daily) >= 14
+    return float(daily.mean() / daily.std(ddof=1) * math.sqrt(365))
 
 
 def reference_return(table: pd.DataFrame, weights: dict[str, float]) -> float:
@@ -134,7 +146,7 @@ def test_expected_improvement_is_new_minus_current_sharpe_on_the_same_window() -
     assert decision.expected_sharpe == pytest.approx(new_sharpe, rel=1e-9)
     assert decision.current_sharpe == pytest.approx(old_sharpe, rel=1e-9)
     assert decision.sharpe_improvement == pytest.approx(new_sharpe - old_sharpe, rel=1e-9, abs=1e-9)
-    assert decision.sharpe_improvement > 0  # max Sharpe over the same window cannot do worse
+    assert bar_sharpe(table, decision.weights) > bar_sharpe(table, current)  # max Sharpe (per bar) cannot do worse
     expected_return = reference_return(table, decision.weights) - reference_return(table, current)
     assert decision.return_improvement == pytest.approx(expected_return, rel=1e-9, abs=1e-15)
 
@@ -150,7 +162,7 @@ def test_max_sharpe_beats_every_other_feasible_weighting_on_the_window() -> None
         w = w / w.sum()
         if w.min() < 0.05 - 1e-12 or w.max() > 0.40 + 1e-12:
             continue
-        assert reference_sharpe(table, dict(zip(AGENTS, w))) <= best.expected_sharpe + 1e-9
+        assert bar_sharpe(table, dict(zip(AGENTS, w))) <= bar_sharpe(table, best.weights) + 1e-9
 
 
 def test_current_weights_of_unknown_or_missing_agents_count_as_zero() -> None:
@@ -162,6 +174,14 @@ def test_current_weights_of_unknown_or_missing_agents_count_as_zero() -> None:
     singular = table.assign(breakout=table["trend"])  # the method fails on the window: current weights kept
     kept = decide(perf, singular, current=current)
     assert kept.weights == {"momentum": 0.6, "trend": 0.4, "mean_reversion": 0.0, "breakout": 0.0, "sentiment": 0.0}
+
+
+def test_the_expected_improvement_of_hourly_bars_waits_for_14_days_and_says_why() -> None:
+    table = streams(seed=11, bars=13 * 24)  # 13 days of hourly returns
+    decision = decide(performance({a: 1.0 for a in AGENTS}), table, method="max_sharpe")
+    assert decision.updated
+    assert decision.expected_sharpe is None and decision.current_sharpe is None and decision.sharpe_improvement is None
+    assert any("fewer than 14 days of returns (13)" in note for note in decision.notes)
 
 
 def test_same_inputs_give_identical_weights() -> None:
@@ -279,3 +299,14 @@ def test_weight_problems_accepts_the_feasible_bound_of_few_agents_only() -> None
     assert weight_problems({"momentum": 0.5, "trend": 0.5}, agents, 0.05, 0.4) == []
     assert weight_problems({"momentum": 1.0}, agents, 0.05, 0.4) == []
     assert weight_problems({"momentum": 0.5, "trend": 0.3, "breakout": 0.2}, agents, 0.05, 0.4) != []  # 3 agents: 0.4 holds
+
+
+def test_hedge_weights_agents_by_their_streams_while_their_sharpe_waits_for_14_days() -> None:
+    table = streams(seed=11, bars=13 * 24)  # 13 days: every Sharpe is null under the daily rule
+    table["sentiment"] = 0.0  # never held a position: its stream did not move
+    perf = performance({a: None for a in AGENTS})
+    decision = decide(perf, table, method="hedge")
+    assert decision.updated and decision.reason.startswith("hedge over 4 eligible agent(s)")
+    assert decision.eligible == ["momentum", "trend", "mean_reversion", "breakout"]
+    assert decision.ineligible == {"sentiment": "sharpe undefined"}
+    assert decision.weights["breakout"] > decision.weights["momentum"]  # the larger mean return earns more weight

@@ -76,6 +76,9 @@ def configure(monkeypatch: pytest.MonkeyPatch, database_url: str, redis_url: str
     monkeypatch.setenv("TRADEPIPE_MIN_SIGNALS", "1")
     monkeypatch.setenv("TRADEPIPE_MIN_SHARPE", "-1e9")
     monkeypatch.setenv("TRADEPIPE_OPTIMIZER_METHOD", "risk_parity")
+    # Two days of hourly bars hold no 14 days of daily returns: these tests are about the weights' path, so
+    # they read per-bar figures (the daily rule is tested in tests/core/test_metrics.py and below).
+    monkeypatch.setenv("TRADEPIPE_MIN_METRIC_DAYS", "0")
     upgrade(database_url)
 
 
@@ -473,3 +476,26 @@ def test_the_live_weights_page_shows_the_set_a_promotion_made_live(
     promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id)])
     assert promoted.exit_code == 0 and "no Dagster instance found" in promoted.output
     assert live_ids(sqlite_url) == [past_row.id]
+
+
+def test_a_two_day_hourly_book_shows_no_sharpe_until_14_days_and_says_why(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default rule: risk-adjusted figures of hourly bars on daily returns, null until 14 days exist
+    # (a Sharpe annualised from a few hours of one-minute bars had read -338).
+    day = newest_day()
+    configure(monkeypatch, sqlite_url, redis_url=None)
+    monkeypatch.setenv("TRADEPIPE_MIN_METRIC_DAYS", "14")
+    monkeypatch.setenv("TRADEPIPE_PERFORMANCE_WINDOW_DAYS", "2")
+    trade_two_days(day)
+    result = dg.materialize([trade_attribution, agent_performance], partition_key=day.isoformat(), resources=resources())
+    shown = metadata(result, "agent_performance")
+    assert shown["figures"].startswith("Sharpe, Sortino, volatility and Calmar of bars shorter than a day are computed on daily returns")
+    rows = {row.data["agent"]: row.data for row in shown["metrics"].records}
+    voted = [agent for agent in AGENTS if agent != "sentiment"]
+    for agent in voted:
+        assert rows[agent]["sharpe"] is None
+        assert rows[agent]["why_no_sharpe"] == "fewer than 14 days of returns (2): bars shorter than a day are judged on daily returns"
+    weights = materialize_weights(day, {"method": "hedge"})
+    decided = metadata(weights, "agent_weights")
+    assert decided["improvement"]["sharpe_improvement"] is None
+    assert any("fewer than 14 days of returns (2)" in note for note in decided["notes"])
+    assert "every voting agent keeps at least 0.05" in decided["why_these_weights"]

@@ -53,6 +53,31 @@ def test_activity_counts_and_health() -> None:
     assert document["agents"]["underperformers"] == ["momentum"]
 
 
+def test_a_preview_inside_its_window_counts_only_the_bars_closed_so_far() -> None:
+    # 18:20 in an 18:00-20:00 window of 1-minute bars: 20 bars have closed, the other 100 are still ahead.
+    at = WINDOW_START + timedelta(minutes=20, seconds=30)
+    inputs = sample_inputs()
+    inputs = sample_inputs(cycles=[c for c in inputs.cycles if c.bar_ts < WINDOW_START + timedelta(minutes=10)], generated_at=at)
+    activity = build_report(inputs)["activity"]
+    assert (activity["bars_expected"], activity["cycles_run"], activity["cycles_missed"]) == (20, 10, 10)
+    assert "Cycles 10 run of 20 bars (10 missed" in build_report(inputs)["summary"]
+
+
+def test_the_summary_states_the_figures_rule_and_why_hedge_weights_a_losing_agent() -> None:
+    from tradepipe.core.report import AgentDay, WeightChange
+
+    inputs = sample_inputs()
+    summary = build_report(inputs)["summary"]
+    assert "- Figures: Sharpe, Sortino, volatility and Calmar of bars shorter than a day are computed on daily returns" in summary
+    assert "null until 14 days of returns exist" in summary
+    assert "negative Sharpe" not in summary  # no agent has one here
+    day = WINDOW_START.date()
+    losing = [AgentDay(day, "trend", 1.5, 0.5, 0.01, 100, 12.5, 1, True, False), AgentDay(day, "momentum", -2.1, 0.4, -0.01, 100, -3.0, 2, False, True)]
+    hedge = [WeightChange(WINDOW_START - timedelta(hours=1), "hedge", {"momentum": 0.5, "trend": 0.5}, {"momentum": 0.45, "trend": 0.55}, "hedge over 2 eligible agent(s)", True, True)]
+    summary = build_report(sample_inputs(performance=losing, weight_changes=hedge))["summary"]
+    assert "- Weighted despite a negative Sharpe: momentum: hedge keeps every voting agent at or above the minimum weight" in summary
+
+
 def test_recommendations_carry_their_numbers() -> None:
     recommendations = {r["key"]: r for r in build_report(sample_inputs())["recommendations"]}
     assert set(recommendations) == {"agent_low_sharpe:momentum", "data_gaps:ETH/USDT", "risk_limit_hit:max_position", "fees_high"}

@@ -67,7 +67,10 @@ def test_different_coverage_and_a_defective_bar_are_recorded(candles: Path, tmp_
 
 def test_a_method_failing_on_a_day_keeps_the_previous_weights(candles: Path) -> None:
     settings = load_settings(market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT")
-    config = config_from_settings(settings, window_days=5, min_sharpe=-100.0, min_signals=0, max_weight=1.0, min_weight=0.0)
+    # A 5-day window holds no 14 days of daily returns: per-bar figures (min_metric_days=0), so max_sharpe decides.
+    config = config_from_settings(
+        settings, window_days=5, min_sharpe=-100.0, min_signals=0, max_weight=1.0, min_weight=0.0, min_metric_days=0
+    )
     market = load_market(candles, config.symbols, "1h")
     live = live_weight_policy(config)
     failing_day: list[int] = []

@@ -18,6 +18,7 @@ from tradepipe.adapters.db.trades import days_missing_attribution
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, partition_bounds, performance_window
 from tradepipe.config.rules import book_rules
+from tradepipe.core.metrics import daily_rule
 from tradepipe.core.performance import agent_streams, evaluate_agents, split_exact, trade_stats
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.resources import LedgerDatabase, TradingConfigResource
@@ -81,7 +82,7 @@ def trade_attribution(
     group_name="analytics",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
-    description="Per-agent metrics over a rolling window ending at the partition's end (docs/architecture.md definitions).",
+    description="Per-agent metrics over a rolling window ending at the partition's end (docs/architecture.md definitions). " + daily_rule() + " (TRADEPIPE_MIN_METRIC_DAYS).",
 )
 def agent_performance(
     context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase
@@ -96,11 +97,12 @@ def agent_performance(
         streams = agent_streams(signals, book_rules(settings))
         rows, classification = evaluate_agents(
             list(settings.agents), streams, signal_counts(signals), trade_stats(parts), ppy, settings.risk_free_rate,
-            min_returns=settings.min_metric_returns,
+            min_returns=settings.min_metric_returns, min_days=settings.min_metric_days,
         )
         replace_performance(session, settings.book, day_start.date(), settings.performance_window_days, rows, context.run_id)
         missing = days_missing_attribution(session, settings.book, start, day_end)
     metadata = performance_metadata(rows, classification, start, end, len(streams))
+    metadata["figures"] = daily_rule(settings.min_metric_days)
     metadata["trade_counts"] = attribution_coverage_note(missing)
     if missing:
         context.log.warning(metadata["trade_counts"])
@@ -134,6 +136,7 @@ def performance_metadata(
             "signals": row["signal_count"],
             "trades": row["trade_count"],
             "attributed_pnl": float(row["attributed_pnl"]),
+            "why_no_sharpe": row["null_reasons"].get("sharpe", ""),
         }
         for agent, row in sorted(rows.items(), key=lambda kv: kv[1]["rank"])
     ]

@@ -22,9 +22,10 @@ from tradepipe.assets.analytics import agent_performance
 from tradepipe.assets.metadata import table
 from tradepipe.assets.partitions import ONE_DAY_PER_RUN, daily_with_today, is_replay_partition, partition_bounds, performance_window
 from tradepipe.config.rules import book_rules
+from tradepipe.core.metrics import daily_rule
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import iso_utc, periods_per_year
-from tradepipe.core.weighting import decide_weights, weight_problems
+from tradepipe.core.weighting import decide_weights, method_explanation, weight_problems
 from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
 from tradepipe.trading.weight_publishing import UnsoundWeightsError, publish_weight_set
 from tradepipe.config.settings import Settings
@@ -61,7 +62,12 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
     group_name="weights",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},
-    description="Optimised agent weights for the window ending at the partition's end; recorded in weight_history.",
+    description=(
+        "Optimised agent weights for the window ending at the partition's end; recorded in weight_history. "
+        "`why_these_weights` says how the method weights agents (the default hedge keeps every voting agent at or "
+        "above the minimum weight, also one with negative figures: an exploration share, see the text); "
+        "expected Sharpe: " + daily_rule() + " (TRADEPIPE_MIN_METRIC_DAYS)."
+    ),
 )
 def agent_weights(
     context: dg.AssetExecutionContext, config: AgentWeightsConfig, trading: TradingConfigResource, ledger: LedgerDatabase
@@ -86,7 +92,7 @@ def agent_weights(
             method=method, min_weight=settings.min_weight, max_weight=settings.max_weight,
             min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
             periods_per_year=periods_per_year(settings.resolved_timeframe), risk_free=settings.risk_free_rate,
-            learning_rate=settings.hedge_learning_rate,
+            learning_rate=settings.hedge_learning_rate, min_days=settings.min_metric_days,
         )
         row = record_weight_decision(
             session,
@@ -100,10 +106,18 @@ def agent_weights(
         history_id = row.id
     if replay:  # the runs list shows it too, not only this page
         context.instance.add_run_tags(context.run_id, {"tradepipe/weights": "replay"})
-    return dg.MaterializeResult(metadata=weights_metadata(history_id, decision, current, method, replay, start, end))
+    explanation = method_explanation(
+        method, learning_rate=settings.hedge_learning_rate, min_weight=settings.min_weight, max_weight=settings.max_weight,
+        min_signals=settings.min_signals, min_sharpe=settings.min_sharpe,
+    )
+    metadata = weights_metadata(history_id, decision, current, method, replay, start, end, explanation)
+    metadata["figures"] = "expected Sharpe: " + daily_rule(settings.min_metric_days)
+    return dg.MaterializeResult(metadata=metadata)
 
 
-def weights_metadata(history_id: int, decision: Any, old: dict[str, float], method: str, replay: bool, start: datetime, end: datetime) -> dict[str, Any]:
+def weights_metadata(
+    history_id: int, decision: Any, old: dict[str, float], method: str, replay: bool, start: datetime, end: datetime, explanation: str = ""
+) -> dict[str, Any]:
     return {
         "decision": REPLAY_LABEL if replay else LIVE_LABEL,
         "weight_history_id": history_id,
@@ -119,6 +133,8 @@ def weights_metadata(history_id: int, decision: Any, old: dict[str, float], meth
         "eligible_agents": dg.MetadataValue.json(decision.eligible),
         "ineligible_agents": dg.MetadataValue.json(decision.ineligible),
         "window": f"{start.isoformat()} .. {end.isoformat()}",
+        "notes": dg.MetadataValue.json(list(decision.notes)),
+        "why_these_weights": explanation,
     }
 
 

@@ -104,6 +104,9 @@ class Settings(BaseSettings):
     min_hold_bars: int = Field(default=0, ge=0, le=10_000)
     hedge_learning_rate: float = Field(default=0.25, ge=0, le=10)
     min_metric_returns: int = Field(default=20, ge=2, le=100_000)
+    # Bars shorter than a day: risk-adjusted figures on daily returns, null until this many days (core.metrics);
+    # 0 turns the daily rule off (per-bar figures annualised, as before it existed).
+    min_metric_days: int = Field(default=14, ge=0, le=3650)
 
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
@@ -143,6 +146,13 @@ class Settings(BaseSettings):
     stale_weights_hours: float = Field(default=36.0, gt=0, le=24 * 30)
     # `tradepipe control serve`: the HTTP control endpoint is off unless this bearer token is set
     control_token: SecretStr | None = None
+
+    @field_validator("min_metric_days")
+    @classmethod
+    def _check_min_metric_days(cls, value: int) -> int:
+        if value == 1:
+            raise ValueError("must be 0 (daily rule off) or at least 2 (a standard deviation needs two days)")
+        return value
 
     @field_validator("performance_intraday_cron")
     @classmethod

@@ -15,6 +15,11 @@ Order of work in a cycle at closed bar t (its open time is ``bar_open_ms``):
 3. mark positions at bar t's close (the last good mark for a skipped symbol);
 4. every agent votes on every tradable symbol; the weighted ensemble gives a target per symbol;
 5. the risk manager turns targets into orders (or rejections) against the marked portfolio.
+
+Dust (a remainder the exchange would refuse to sell, ``risk.is_dust``) counts as flat when the
+cycle picks targets: it does not hold a symbol's rebalance band, hysteresis or minimum hold, it is
+not stop-lossed (``risk`` step 2), and no order is asked to close it (the exchange would refuse it
+every cycle). The next buy of the symbol sweeps it into the new position (see ``core.ledger``).
 """
 
 from __future__ import annotations
@@ -30,8 +35,8 @@ from tradepipe.core.agents import Agent, validate_history
 from tradepipe.core.ensemble import book_target, combine
 from tradepipe.core.ledger import Portfolio, Realization, Valuation, apply_fill, check_equity_invariant, mark_to_market
 from tradepipe.core.paper import Fill, fill_order
-from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, plan_orders
-from tradepipe.core.types import AgentContext, BarHistory, EnsembleDecision, MarketRules, Signal
+from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, is_dust, plan_orders
+from tradepipe.core.types import AgentContext, BarHistory, EnsembleDecision, MarketRules, Position, Signal
 
 
 @dataclass(frozen=True)
@@ -221,13 +226,20 @@ def _vote(inputs: CycleInputs, usable: Mapping[str, BarHistory]) -> tuple[list[S
     return signals, seconds
 
 
-def _within_band(
-    target: float, portfolio: Portfolio, symbol: str, marks: Mapping[str, Decimal], book_equity: Decimal, band: float
-) -> bool:
+def _held(portfolio: Portfolio, symbol: str, inputs: CycleInputs, marks: Mapping[str, Decimal]) -> Position | None:
+    """The open position of ``symbol``, or None when it is flat or only dust."""
+    position = portfolio.positions.get(symbol)
+    if position is None or position.quantity == 0:
+        return None
+    if is_dust(position.quantity, marks.get(symbol), inputs.rules.get(symbol)):
+        return None
+    return position
+
+
+def _within_band(target: float, position: Position | None, symbol: str, marks: Mapping[str, Decimal], book_equity: Decimal, band: float) -> bool:
     """True when the position is already within ``band`` (fraction of equity) of its target: such
     small rebalances only pay fees. Closing a position to flat is never suppressed."""
-    position = portfolio.positions.get(symbol)
-    held = position is not None and position.quantity != 0
+    held = position is not None
     if target == 0 and held:
         return False
     if not held or book_equity <= 0:
@@ -236,12 +248,11 @@ def _within_band(
     return abs(target - current) < band
 
 
-def _held_too_briefly(portfolio: Portfolio, symbol: str, inputs: CycleInputs) -> bool:
+def _held_too_briefly(position: Position | None, inputs: CycleInputs) -> bool:
     """True for a position opened fewer than ``min_hold_bars`` bars ago (the bar it filled in counts
     as one): it is not rebalanced yet, so one noisy vote cannot close what the last one opened.
     Stop-losses still apply (the risk manager's own step)."""
-    position = portfolio.positions.get(symbol)
-    if inputs.min_hold_bars <= 0 or position is None or position.quantity == 0:
+    if inputs.min_hold_bars <= 0 or position is None:
         return False
     return (inputs.bar_open_ms - position.opened_ms) // inputs.timeframe_ms + 1 < inputs.min_hold_bars
 
@@ -258,14 +269,14 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
     for symbol in sorted(usable):
         decision = combine([s for s in signals if s.symbol == symbol], inputs.weights)
         decisions[symbol] = decision
-        position = portfolio.positions.get(symbol)
-        held_sign = 0 if position is None or position.quantity == 0 else (1 if position.quantity > 0 else -1)
+        position = _held(portfolio, symbol, inputs, marks)
+        held_sign = 0 if position is None else (1 if position.quantity > 0 else -1)
         target = book_target(
             decision.score, float(inputs.limits.max_position_fraction), inputs.limits.allow_short, held_sign, inputs.entry_hysteresis
         )
-        if _held_too_briefly(portfolio, symbol, inputs):
+        if _held_too_briefly(position, inputs):
             continue
-        if not _within_band(target, portfolio, symbol, marks, book_equity, inputs.rebalance_band):
+        if not _within_band(target, position, symbol, marks, book_equity, inputs.rebalance_band):
             targets[symbol] = target
     for symbol in inputs.force_exit:
         if symbol in usable:

@@ -27,6 +27,19 @@ meaningful for a single bar. ``min_returns`` raises that minimum (a Sharpe annua
 from 8 hourly bars came out as -810): below it every ratio is ``None`` with the reason
 "fewer than N returns". The performance rows use ``TRADEPIPE_MIN_METRIC_RETURNS`` (default 20). Any value that would still come out non-finite (overflow on absurd
 inputs) is ``None`` with the reason "not finite (numeric overflow)".
+
+**Bars shorter than a day: risk-adjusted figures on daily returns** (:data:`DAILY_RULE`). A Sharpe
+ratio annualised from one-minute bars over a few hours multiplies noise by sqrt(525,600) and
+reads -338. So when the bar times are given and the bars are shorter than a day, the
+risk-adjusted metrics (:data:`RISK_ADJUSTED`: Sharpe, Sortino, volatility, Calmar) are computed
+on daily returns (the bars' returns compounded per UTC day, annualised with 365 days), and are
+``None`` with the reason until ``min_days`` days exist (``TRADEPIPE_MIN_METRIC_DAYS``, default
+:data:`MIN_DAYS` = 14: two weeks of daily returns is the least that gives a Sharpe ratio more
+signal than noise, and fits the 30-day performance window twice; 0 turns the rule off: per-bar
+figures, as before, for tests and for whoever wants them). Totals, drawdown, win rate,
+profit factor and run lengths stay per bar. One rule for every figure a trader reads:
+``agent_performance``, the report's best agent, the weights' expected improvement
+(:func:`daily_sharpe`).
 """
 
 from __future__ import annotations
@@ -49,6 +62,23 @@ NO_NONZERO_RETURNS = "no non-zero returns"
 NO_WINS = "no winning returns"
 NO_LOSSES = "no losing returns"
 NOT_FINITE = "not finite (numeric overflow)"
+
+MIN_DAYS = 14
+RISK_ADJUSTED = ("sharpe", "sortino", "volatility", "calmar")
+
+
+def daily_rule(min_days: int = MIN_DAYS) -> str:
+    """The rule in words, for the pages and the report that show the figures."""
+    if not min_days:
+        return "Sharpe, Sortino, volatility and Calmar are annualised from per-bar returns (the daily rule is off: TRADEPIPE_MIN_METRIC_DAYS=0)"
+    return (
+        "Sharpe, Sortino, volatility and Calmar of bars shorter than a day are computed on daily returns "
+        f"(compounded per UTC day, annualised with 365 days) and are null until {min_days} days of returns exist"
+    )
+
+
+DAILY_RULE = daily_rule()
+_DAY_MS = 86_400_000
 
 FLOAT_METRICS = (
     "sharpe",
@@ -128,6 +158,8 @@ def summarize_many(
     risk_free: float = 0.0,
     names: Sequence[str] | None = None,
     min_returns: int = 2,
+    bar_times: Any = None,
+    min_days: int = MIN_DAYS,
 ) -> dict[str, Summary]:
     """:func:`summarize` for many agents at once, vectorised across columns.
 
@@ -135,7 +167,8 @@ def summarize_many(
     one column per agent. Names come from ``names``, else the DataFrame's columns, else
     ``"0"``, ``"1"``, ... Result is ``{name: summary}`` in column order and equals
     ``summarize`` applied to each column. A NaN/inf raises ``ValueError`` naming the agent
-    and the bar index.
+    and the bar index. ``bar_times`` (one per bar: ms since the epoch, or datetimes in UTC)
+    switches on the daily rule for bars shorter than a day (module docstring).
     """
     matrix = _as_float_array(returns_matrix, ndim=2, what="returns_matrix")
     agent_names = _column_names(returns_matrix, names, matrix.shape[1])
@@ -143,7 +176,77 @@ def summarize_many(
     # reduced exactly as summarize() reduces a single series (same floating-point results).
     rows = np.ascontiguousarray(matrix.T)
     _raise_on_non_finite_rows(rows, agent_names)
-    return dict(zip(agent_names, _summarize_rows(rows, periods_per_year, risk_free, min_returns)))
+    summaries = _summarize_rows(rows, periods_per_year, risk_free, min_returns)
+    # Too few bars already nulls every ratio with its own reason; otherwise the daily rule decides.
+    if bar_times is not None and min_days and periods_per_year > 365.0 + 1e-9 and rows.shape[1] >= min_returns:
+        daily = _daily_rows(rows, utc_days(bar_times))
+        for summary, day_summary in zip(summaries, _summarize_daily(daily, risk_free, min_days)):
+            _use_daily(summary, day_summary)
+    return dict(zip(agent_names, summaries))
+
+
+def utc_days(bar_times: Any) -> NDArray[np.int64]:
+    """The UTC day number of each bar time: ms since the epoch, numpy datetime64, or a pandas
+    DatetimeIndex (naive ones are taken as UTC, as the ledger stores them)."""
+    if getattr(bar_times, "tz", None) is not None:  # a zoned pandas index: its UTC wall times, naive
+        bar_times = bar_times.tz_convert("UTC").tz_localize(None)
+    times = np.asarray(bar_times)
+    if times.dtype.kind == "O":
+        times = times.astype("datetime64[ns]")
+    if times.dtype.kind == "M":
+        return times.astype("datetime64[D]").astype(np.int64)
+    if times.dtype.kind in "iu":
+        return times.astype(np.int64) // _DAY_MS
+    raise ValueError(f"bar times must be ms since the epoch or datetimes, got dtype {times.dtype}")
+
+
+def daily_sharpe(
+    stream: Any, bar_times: Any, periods_per_year: float, risk_free: float = 0.0, min_days: int = MIN_DAYS
+) -> tuple[float | None, str | None]:
+    """The Sharpe ratio of one per-bar stream under the module's rule, and the reason when it is None.
+
+    Bars of a day or longer: the per-bar Sharpe. Shorter bars: the Sharpe of the daily returns,
+    None until ``min_days`` days exist."""
+    vector = _as_float_array(stream, ndim=1, what="returns")
+    _raise_on_non_finite_vector(vector, what="returns")
+    rows = vector.reshape(1, -1)
+    if min_days and periods_per_year > 365.0 + 1e-9:
+        summary = _summarize_daily(_daily_rows(rows, utc_days(bar_times)), risk_free, min_days)[0]
+    else:
+        summary = _summarize_rows(rows, periods_per_year, risk_free)[0]
+    return summary["sharpe"], summary["null_reasons"].get("sharpe")
+
+
+def _daily_rows(rows: FloatArray, days: NDArray[np.int64]) -> FloatArray:
+    """Per-bar returns compounded per UTC day (bars in time order)."""
+    if rows.shape[1] != len(days):
+        raise ValueError(f"{len(days)} bar times for {rows.shape[1]} returns")
+    if rows.shape[1] == 0:
+        return rows
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    return np.multiply.reduceat(1.0 + rows, starts, axis=1) - 1.0
+
+
+def _summarize_daily(daily: FloatArray, risk_free: float, min_days: int) -> list[Summary]:
+    summaries = _summarize_rows(daily, 365.0, risk_free, min_days)
+    short = FEWER_THAN_2 if min_days == 2 else f"fewer than {min_days} returns"
+    for summary in summaries:
+        reasons = summary["null_reasons"]
+        for key in RISK_ADJUSTED:
+            if reasons.get(key) == short:
+                reasons[key] = f"fewer than {min_days} days of returns ({daily.shape[1]}): bars shorter than a day are judged on daily returns"
+    return summaries
+
+
+def _use_daily(summary: Summary, day_summary: Summary) -> None:
+    """Replace the risk-adjusted figures of a per-bar summary by those of its daily returns."""
+    for key in RISK_ADJUSTED:
+        summary[key] = day_summary[key]  # type: ignore[literal-required]
+        reason = day_summary["null_reasons"].get(key)
+        if reason is None:
+            summary["null_reasons"].pop(key, None)
+        else:
+            summary["null_reasons"][key] = reason
 
 
 def agent_return_stream(positions: Any, closes: Any, fee_bps: float) -> FloatArray:

@@ -42,7 +42,7 @@ import pandas as pd
 
 from tradepipe.core.attribution import DEFAULT_QUANTUM, split_pnl
 from tradepipe.core.ensemble import DEFAULT_DEADBAND
-from tradepipe.core.metrics import classify_agents, summarize_many
+from tradepipe.core.metrics import MIN_DAYS, classify_agents, summarize_many
 
 SIGNAL_COLUMNS = ("bar_ts", "symbol", "agent_name", "value", "confidence", "abstained", "close")
 
@@ -253,12 +253,16 @@ def evaluate_agents(
     periods_per_year: float,
     risk_free: float = 0.0,
     min_returns: int = 2,
+    min_days: int = MIN_DAYS,
 ) -> tuple[dict[str, dict[str, Any]], dict[str, Any]]:
     """Performance row per agent plus the ranking, top performers and underperformers.
 
     Ratios from fewer than ``min_returns`` returns are ``None`` with the reason (metrics module)."""
     frame = streams.reindex(columns=agents).fillna(0.0) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
-    summaries = summarize_many(frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents, min_returns=min_returns)
+    summaries = summarize_many(
+        frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents,
+        min_returns=min_returns, bar_times=frame.index, min_days=min_days,  # bars shorter than a day: metrics.daily_rule
+    )
     rows: dict[str, dict[str, Any]] = {}
     for agent in agents:
         trade = trades.get(agent, {})

@@ -16,9 +16,10 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
+from tradepipe.core.formatting import money
+from tradepipe.core.metrics import DAILY_RULE
 from tradepipe.core.recommendations import Recommendation, recommend
 from tradepipe.core.report_inputs import AgentWork, EquityPoint, ReportInputs
-from tradepipe.core.formatting import money
 from tradepipe.core.timeframes import iso_utc
 
 SCHEMA_VERSION = "1.0"
@@ -78,7 +79,10 @@ def _max_drawdown(equity: np.ndarray) -> float | None:
 def activity_section(inputs: ReportInputs) -> dict[str, Any]:
     start, end = inputs.window_start, inputs.window_end
     cycles = [c for c in inputs.cycles if start <= c.bar_ts < end]
-    expected = int(round((end - start).total_seconds() / inputs.bar_seconds)) if inputs.bar_seconds > 0 else 0
+    # Only bars that have closed by the time of the report can have been traded: a preview in the
+    # middle of its window does not count the rest of the window as missed.
+    closed_by = min(end, max(inputs.generated_at, start))
+    expected = int((closed_by - start).total_seconds() // inputs.bar_seconds) if inputs.bar_seconds > 0 else 0
     stale_runs = sum(int(m.value) for m in inputs.metrics if m.name == "cycle_skipped" and start <= m.ts < end)
     orders = [o for o in inputs.orders if start <= o.ts < end]
     rejections = Counter(o.reject_kind or "unspecified" for o in orders if o.status == "rejected")
@@ -284,6 +288,8 @@ def summary_markdown(document: dict[str, Any]) -> str:
         best = ranking[0]
         sharpe = "n/a" if best["sharpe"] is None else f"{best['sharpe']:.2f}"
         lines.append(f"- Best agent {best['agent']} (Sharpe {sharpe}); underperformers: {', '.join(document['agents']['underperformers']) or 'none'}")
+        lines.append(f"- Figures: {DAILY_RULE} (TRADEPIPE_MIN_METRIC_DAYS; 14 by default)")
+        lines += _negative_weight_note(document)
     health = document["health"]
     lines.append(
         f"- Health: {len(health['failed_runs'])} failed runs, {len(health['failed_checks'])} failed checks, "
@@ -293,6 +299,24 @@ def summary_markdown(document: dict[str, Any]) -> str:
     lines.append(f"- {len(recommendations)} recommendations, {len(document['tasks'])} open tasks")
     lines.append(f"- Email: {document['delivery']['note']}")
     return "\n".join(lines)
+
+
+def _negative_weight_note(document: dict[str, Any]) -> list[str]:
+    """Say why, when the live weights give weight to agents whose Sharpe is negative (hedge does, by design)."""
+    negative = {r["agent"] for r in document["agents"]["ranking"] if r["sharpe"] is not None and r["sharpe"] < 0}
+    weighted = sorted(a for a, w in document["weights"]["current"].items() if a in negative and w > 0)
+    if not weighted:
+        return []
+    changes = document["weights"]["changes"]
+    method = changes[-1]["method"] if changes else None
+    why = (
+        "hedge keeps every voting agent at or above the minimum weight (an exploration share: weights are relative, "
+        "moved by exp(eta x z) of each agent's traded returns, so a losing agent is still measured and regains weight "
+        "when it earns it); max_sharpe would drop it"
+        if method == "hedge"
+        else f"set by {method}" if method else "set before this week: the agent_weights page says why"
+    )
+    return [f"- Weighted despite a negative Sharpe: {', '.join(weighted)}: {why}"]
 
 
 def delivery_section(recipients: Sequence[str]) -> dict[str, Any]:

@@ -18,6 +18,12 @@ left, as a :class:`Rejection` when nothing is.
    ``average_price x (1 - stop_loss_fraction)`` (a short: at or above ``x (1 + ...)``) is closed
    in full. Its target is ignored this cycle; a target that would re-open it is rejected as
    ``stop_loss_cooldown``. Symbols the caller lists in ``cooldown`` may shrink but not grow.
+   **Dust is never stopped** (see :func:`is_dust`): a remainder the exchange would refuse to sell
+   (under ``min_amount`` or ``min_cost`` at the mark, or under one amount step) cannot be closed,
+   so a stop on it would be refused every cycle and, as a "stopped" symbol, would refuse every new
+   target of that symbol for as long as the price stays down. The dust stays on the books at its
+   cost (it is real coin on the exchange account) and the next buy of the symbol sweeps it in:
+   the position grows from the dust and its average price becomes the quantity-weighted average.
 3. **Targets, per symbol.** A short target without ``allow_short`` becomes 0 (``long_only``: sell
    at most what is held, never go short); ``|target|`` is clipped to ``max_position_fraction``
    (``max_position``; this also trims a position that has outgrown the limit). The order is split
@@ -69,6 +75,7 @@ __all__ = [
     "Side",
     "client_order_id",
     "equity",
+    "is_dust",
     "plan_orders",
     "quantize_to_step",
 ]
@@ -216,6 +223,20 @@ def equity(cash: Decimal, positions: Mapping[str, Position], marks: Mapping[str,
         raise ValueError(f"no mark for open position(s) {missing}: equity cannot be computed")
     with localcontext(_SIZING):
         return cash + sum((p.quantity * marks[s] for s, p in positions.items() if p.quantity != 0), _ZERO)
+
+
+def is_dust(quantity: Decimal, mark: Decimal | None, rules: MarketRules | None) -> bool:
+    """True for a non-zero position the exchange would refuse to close at ``mark``.
+
+    That is, ``|quantity|`` rounds down to 0 at the amount step, or is under ``min_amount``, or
+    costs under ``min_cost`` at the mark: the sell that closes it would be rejected by the same
+    rule as any order (step 10). Without a usable mark or the market's rules it is not dust (we
+    cannot tell; the position is treated as a normal one).
+    """
+    if quantity == 0 or rules is None or mark is None or not (mark.is_finite() and mark > 0):
+        return False
+    with localcontext(_SIZING):
+        return _minimum_problem(rules.symbol, quantize_to_step(abs(quantity), rules.amount_step), abs(quantity), mark, rules) is not None
 
 
 def quantize_to_step(value: Decimal, step: Decimal, rounding: str = ROUND_DOWN) -> Decimal:
@@ -396,7 +417,7 @@ def _stop_loss_legs(ctx: _Cycle) -> list[_Leg]:
         if position.quantity == 0 or mark is None:
             continue
         reason = _stop_trigger(position, mark, ctx.limits.stop_loss_fraction)
-        if reason is None:
+        if reason is None or is_dust(position.quantity, mark, ctx.rules.get(symbol)):
             continue
         leg = _leg(ctx, symbol, mark, position.quantity, _ZERO, "stop_loss")
         leg.reason = reason
@@ -585,14 +606,18 @@ def _finalise(ctx: _Cycle, legs: Iterable[_Leg], book_equity: Decimal) -> list[t
 
 
 def _below_minimum(leg: _Leg, quantity: Decimal) -> tuple[str, str] | None:
-    rules = leg.rules
+    return _minimum_problem(leg.symbol, quantity, leg.quantity, leg.mark, leg.rules)
+
+
+def _minimum_problem(symbol: str, quantity: Decimal, unrounded: Decimal, mark: Decimal, rules: MarketRules) -> tuple[str, str] | None:
+    """(kind, reason) when an order of ``quantity`` (already on the amount step) breaks an exchange minimum."""
     if quantity == 0:
-        return "below_amount_step", f"order {_num(leg.quantity)} rounds down to 0 at the amount step {_num(rules.amount_step)}"
+        return "below_amount_step", f"order {_num(unrounded)} rounds down to 0 at the amount step {_num(rules.amount_step)}"
     if quantity < rules.min_amount:
-        return "min_amount", f"below exchange minimum amount {_num(rules.min_amount)} {_base(leg.symbol)} (order {_num(quantity)})"
-    cost = quantity * leg.mark
+        return "min_amount", f"below exchange minimum amount {_num(rules.min_amount)} {_base(symbol)} (order {_num(quantity)})"
+    cost = quantity * mark
     if cost < rules.min_cost:
-        return "min_cost", f"below exchange minimum cost {_num(rules.min_cost)} {_quote(leg.symbol)} (order {_money(cost)})"
+        return "min_cost", f"below exchange minimum cost {_num(rules.min_cost)} {_quote(symbol)} (order {_money(cost)})"
     return None
 
 

@@ -33,6 +33,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from tradepipe.core.metrics import MIN_DAYS, daily_sharpe
+
 
 METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
 
@@ -117,6 +119,50 @@ def hedge_weights(streams: pd.DataFrame, learning_rate: float, lo: float, hi: fl
     return dict(zip(streams.columns, project_to_bounds(raw / raw.sum(), lo, hi).tolist()))
 
 
+def method_explanation(method: str, *, learning_rate: float, min_weight: float, max_weight: float, min_signals: int, min_sharpe: float) -> str:
+    """Why the method gives the weights it gives, in a trader's words (the weights page and the report).
+
+    For ``hedge`` it says why an agent with negative figures keeps a weight, since that surprises."""
+    if method == "hedge":
+        return (
+            f"hedge (multiplicative weights, eta {learning_rate:g}): each agent with at least {min_signals} votes in the window "
+            f"gets w ~ exp(eta x z), z = its traded cumulative return over the window in units of the agents' pooled noise, "
+            f"then the weights are fitted into [{min_weight:g}, {max_weight:g}]. The weights are relative, not a verdict: "
+            f"every voting agent keeps at least {min_weight:g} (the floor is the exploration share, so an agent that loses "
+            f"now is still measured on traded returns and regains weight when it earns it), and with eta {learning_rate:g} "
+            f"a z-score 4 units below the best only multiplies an agent's weight by exp(-1) = 0.37 before the bounds. "
+            f"When every agent lost in the window they still share the weight (the book's size comes from the votes, "
+            f"not from the weights); set TRADEPIPE_OPTIMIZER_METHOD=max_sharpe to drop agents with Sharpe <= {min_sharpe:g}."
+        )
+    if method == "max_sharpe":
+        return (
+            f"max_sharpe: agents with at least {min_signals} votes and Sharpe > {min_sharpe:g} share the weight that "
+            f"maximises the window's Sharpe within [{min_weight:g}, {max_weight:g}]; the others get 0"
+        )
+    if method == "risk_parity":
+        return f"risk_parity: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) weighted by inverse risk within [{min_weight:g}, {max_weight:g}]"
+    return f"{method}: eligible agents (>= {min_signals} votes, Sharpe > {min_sharpe:g}) share the weight equally"
+
+
+def _hedge_rows(rows: dict[str, dict[str, Any]], table: pd.DataFrame) -> dict[str, dict[str, Any]]:
+    """Hedge reads no Sharpe ratio, only the traded streams: an agent whose stream moved in the window is
+    eligible by its votes alone, also while its Sharpe is null for want of days (metrics' daily rule);
+    one whose stream stayed constant (it never held a position) stays out, as its Sharpe is undefined."""
+    moved = {agent for agent in table.columns if len(table) >= 2 and float(table[agent].max()) != float(table[agent].min())}
+    return {agent: {**row, "sharpe": 0.0 if agent in moved else None} for agent, row in rows.items()}
+
+
+def _book_sharpe(
+    table: pd.DataFrame, weights: Mapping[str, float], periods_per_year: float, risk_free: float, min_days: int
+) -> tuple[float | None, str | None]:
+    """Sharpe of the book ``sum_a w_a x r_a`` over the window, by the one rule of ``metrics.daily_sharpe``
+    (bars shorter than a day: on daily returns, None until enough days), and why it is None."""
+    if len(table) < 2:
+        return None, f"fewer than 2 bars of returns ({len(table)})"
+    stream = table.to_numpy(dtype=float) @ np.array([float(weights.get(agent, 0.0)) for agent in table.columns])
+    return daily_sharpe(stream, table.index, periods_per_year, risk_free, min_days)
+
+
 def decide_weights(
     agents: Sequence[str],
     performance: Mapping[str, Mapping[str, Any]],
@@ -131,6 +177,7 @@ def decide_weights(
     periods_per_year: float,
     risk_free: float = 0.0,
     learning_rate: float = 0.25,
+    min_days: int = MIN_DAYS,
 ) -> WeightDecision:
     """New weights for every agent, or the current ones kept with the reason why.
 
@@ -140,27 +187,24 @@ def decide_weights(
     equal weight over all agents. Ineligible agents are dropped to weight 0: they keep voting and
     being measured, so they come back when their own stream earns it. A method that fails on the
     window (singular or no positive expected return) keeps the current weights. ``learning_rate``
-    is hedge's ``eta``.
+    is hedge's ``eta``; ``min_days`` the days the expected Sharpe of bars shorter than a day needs.
     """
     # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
-    from tradepipe.core.optimizer import (
-        OptimizationError,
-        eligible_agents,
-        optimize,
-        portfolio_sharpe,
-    )
+    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
 
-    rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
-    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
+    rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
+    if method == "hedge":  # no Sharpe threshold: votes and a stream that moved are enough (see _hedge_rows)
+        rows = _hedge_rows(rows, table)
+    eligible, ineligible = eligible_agents(rows, min_signals=min_signals, min_sharpe=-math.inf if method == "hedge" else min_sharpe)
     current_full = _renormalised({agent: float(current.get(agent, 0.0)) for agent in agents}, agents)
-    current_sharpe = portfolio_sharpe(table, current_full, periods_per_year, risk_free) if len(table) >= 2 else None
+    current_sharpe, _ = _book_sharpe(table, current_full, periods_per_year, risk_free, min_days)
     keep = dict(current_full)
     notes: list[str] = []
     if not eligible:
         new = {agent: 1.0 / len(agents) for agent in agents}
         reason = "equal weight: no eligible agent in the window (the prior until an agent earns weight)"
-        return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+        return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes, min_days)
     upper = feasible_max_weight(len(eligible), max_weight)
     if upper > max_weight:
         notes.append(f"{len(eligible)} eligible agent(s) x max_weight {max_weight} < 1: upper bound {upper:.4g}")
@@ -175,7 +219,7 @@ def decide_weights(
         return WeightDecision(keep, False, f"kept previous weights: {exc.reason}: {exc}", eligible, ineligible, current_sharpe=current_sharpe)
     new = {agent: float(chosen.get(agent, 0.0)) for agent in agents}
     reason = f"{method} over {len(eligible)} eligible agent(s)" + (f"; dropped {sorted(ineligible)}" if ineligible else "") + "".join(f"; {n}" for n in notes)
-    return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes)
+    return _decision(new, reason, eligible, ineligible, table, current_full, current_sharpe, periods_per_year, risk_free, notes, min_days)
 
 
 def _decision(
@@ -189,11 +233,12 @@ def _decision(
     periods_per_year: float,
     risk_free: float,
     notes: list[str],
+    min_days: int = MIN_DAYS,
 ) -> WeightDecision:
-    from tradepipe.core.optimizer import portfolio_sharpe
-
-    expected = portfolio_sharpe(table, new, periods_per_year, risk_free) if len(table) >= 2 else None
+    expected, why_none = _book_sharpe(table, new, periods_per_year, risk_free, min_days)
     improvement = None if expected is None or current_sharpe is None else expected - current_sharpe
+    if improvement is None and why_none:
+        notes = [*notes, f"expected Sharpe improvement not computed: {why_none}"]
     new_return, old_return = _window_return(table, new), _window_return(table, current_full)
     return WeightDecision(
         weights=new,

@@ -80,6 +80,7 @@ class EngineConfig:
     min_hold_bars: int = 0
     learning_rate: float = 0.25
     min_metric_returns: int = 20
+    min_metric_days: int = 14
 
     @property
     def periods_per_year(self) -> float:
@@ -123,6 +124,7 @@ def config_from_settings(settings: Any, **overrides: Any) -> EngineConfig:
         min_hold_bars=settings.min_hold_bars,
         learning_rate=settings.hedge_learning_rate,
         min_metric_returns=settings.min_metric_returns,
+        min_metric_days=settings.min_metric_days,
     )
     return replace(config, **overrides)
 
@@ -169,6 +171,7 @@ def live_weight_policy(config: EngineConfig) -> WeightPolicy:
             method=method, min_weight=config.min_weight, max_weight=config.max_weight,
             min_signals=config.min_signals, min_sharpe=config.min_sharpe,
             periods_per_year=config.periods_per_year, risk_free=config.risk_free, learning_rate=config.learning_rate,
+            min_days=config.min_metric_days,
         )
         if not decision.updated:
             return PolicyDecision(dict(current), False, decision.reason)
@@ -190,7 +193,7 @@ def day_inputs(config: EngineConfig, day_ms: int, window: SignalWindow, streams_
     streams = window.fast_agent_streams(rules) if streams_function is agent_streams else streams_function(window.frame, rules)
     rows, _ = evaluate_agents(
         list(config.agents), streams, window.signal_counts(), {}, config.periods_per_year, config.risk_free,
-        min_returns=config.min_metric_returns,
+        min_returns=config.min_metric_returns, min_days=config.min_metric_days,
     )
     return DayInputs(day_ms, window, streams, rows)
 

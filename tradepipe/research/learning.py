@@ -56,6 +56,7 @@ class LearningConfig:
     learning_rate: float = 0.25
     periods_per_year: float = 8760.0
     min_metric_returns: int = 20
+    min_metric_days: int = 14
     risk_free: float = 0.0
 
 
@@ -104,7 +105,10 @@ def window_inputs(votes: VoteTable, rules: BookRules, config: LearningConfig, da
         returns = simulate_books(votes.vote[lo:hi], votes.close[lo:hi], votes.open[lo:hi], rules)
         streams = pd.DataFrame(returns, index=votes.bar_ms[lo : hi - 1], columns=agents)
     counts = dict(zip(agents, votes.voted[lo:hi].sum(axis=(0, 2)).tolist()))
-    rows, _ = evaluate_agents(agents, streams, counts, {}, config.periods_per_year, config.risk_free, min_returns=config.min_metric_returns)
+    rows, _ = evaluate_agents(
+        agents, streams, counts, {}, config.periods_per_year, config.risk_free,
+        min_returns=config.min_metric_returns, min_days=config.min_metric_days,
+    )
     return streams, rows
 
 
@@ -135,7 +139,7 @@ def learn(
                 agents, rows, streams, current[method], method=name, min_weight=config.min_weight,
                 max_weight=config.max_weight, min_signals=config.min_signals, min_sharpe=config.min_sharpe,
                 periods_per_year=config.periods_per_year, risk_free=config.risk_free,
-                learning_rate=float(rate) if rate else config.learning_rate,
+                learning_rate=float(rate) if rate else config.learning_rate, min_days=config.min_metric_days,
             )
             current[method] = dict(decision.weights)
             history[method].append(dict(decision.weights))
