@@ -32,7 +32,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "report": ("tradepipe.cli.reports", "report", "The report of the 2-hour window in progress (data so far), as JSON, HTML and the .eml it would send."),
     "tasks": ("tradepipe.cli.reports", "tasks", "Project tasks opened from persisting recommendations."),
     "data": ("tradepipe.cli.data", "data", "Data quality of recorded market data."),
-    "deploy": ("tradepipe.cli.deploy", "deploy", 'The scheduled deployment on PostgreSQL (README: "Scheduled deployment on PostgreSQL").'),
+    "deploy": ("tradepipe.cli.deploy", "deploy", "The scheduled deployment on PostgreSQL (docs/deployment.md)."),
     "walkforward": ("tradepipe.cli.walkforward", "walkforward", "Walk-forward evaluation of the whole loop (agents, ensemble, risk, paper fills, daily weights)."),
 }
 
