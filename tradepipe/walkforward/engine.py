@@ -432,8 +432,10 @@ def run_walk_forward(
         books = {spec.key: _new_book(spec, config) for spec in strategies}
         done, skipped = 0, {symbol: {"bars": 0, "reasons": []} for symbol in config.symbols}
     # A fixed-weight book whose weighted agents never vote never trades (no voter: score 0, target 0):
-    # it holds its cash throughout, so it is not cycled.
-    idle = {key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)}
+    # it holds its cash throughout, so it is not cycled (unless ``on_cycle`` is to see every cycle).
+    idle = set() if on_cycle is not None else {
+        key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)
+    }
     cycled = [book for key, book in books.items() if key not in idle]
     loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle)
     done_at_start = done
