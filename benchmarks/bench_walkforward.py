@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "binance_cdd_2017_2021"
 PEERS = Path("/work/shared/peers")
 SYMBOLS = "BTC/USDT,ETH/USDT"
@@ -36,11 +38,12 @@ TARGETS = {"comparison": 6_000, "hedge": 20_000}
 TARGET_MEMORY_MB = 1024.0
 
 
-def _child(kind: str, data: Path) -> None:
+def _child(kind: str, data: Path, start: str | None, end: str | None) -> None:
     """One measured run in this process; prints one JSON line."""
     from tradepipe.settings import load_settings
     from tradepipe.walkforward.data import load_market
     from tradepipe.walkforward.engine import config_from_settings, default_strategies, run_walk_forward
+    from tradepipe.walkforward.run import parse_time
 
     settings = load_settings(timeframe="1h", symbols=SYMBOLS)
     config = config_from_settings(settings)
@@ -49,12 +52,13 @@ def _child(kind: str, data: Path) -> None:
     strategies = default_strategies(config, [method])
     if kind == "hedge":
         strategies = strategies[:1]
-    run = run_walk_forward(market, config, strategies)
+    run = run_walk_forward(market, config, strategies, start_ms=parse_time(start), end_ms=parse_time(end, end=True))
     usage = resource.getrusage(resource.RUSAGE_SELF)
     cycled = sum(1 for book in run.books.values() if book.fills or book.spec.method is not None or len(set(book.equity)) > 1)
     print(json.dumps({
         "kind": kind, "books": len(run.books), "cycled": cycled, "bars": int(run.bars.size),
-        "symbol_bars": int(sum(len(b) for b in market.bars.values())),
+        # rows of the files the run trades (all of them without --start/--end, as the peers read them)
+        "symbol_bars": int(sum(np.isin(b.timestamps, run.bars).sum() for b in market.bars.values())) if start or end else int(sum(len(b) for b in market.bars.values())),
         "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024, "signal_seconds": run.signal_seconds,
         "equity": {key: book.equity[-1] for key, book in run.books.items()},
     }))
@@ -77,18 +81,21 @@ def main() -> None:
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--peer-python", type=Path, default=None, help="python of a venv with `backtesting` installed")
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--start", default=None, help="first bar (ISO) of a shorter run; the figure is per symbol-bar traded")
+    parser.add_argument("--end", default=None, help="last bar (ISO) of a shorter run")
     parser.add_argument("--child", choices=("comparison", "hedge"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no candles at {args.data} (pass --data)")
     if args.child:
-        _child(args.child, args.data)
+        _child(args.child, args.data, args.start, args.end)
         return
 
     results: dict[str, list[dict]] = {"comparison": [], "hedge": [], "peer": []}
     for _ in range(args.repeat):
         for kind in ("comparison", "hedge"):
-            cpu, wall, out = _measure([sys.executable, __file__, "--child", kind, "--data", str(args.data)])
+            span = [*(["--start", args.start] if args.start else []), *(["--end", args.end] if args.end else [])]
+            cpu, wall, out = _measure([sys.executable, __file__, "--child", kind, "--data", str(args.data), *span])
             row = json.loads(out.strip().splitlines()[-1])
             row.update(process_cpu=cpu, wall=wall)
             results[kind].append(row)
@@ -101,7 +108,8 @@ def main() -> None:
         return min(results[kind], key=lambda r: r["process_cpu"])
 
     comparison, hedge = best("comparison"), best("hedge")
-    print(f"walk-forward over {args.data.name}: {SYMBOLS} 1h, {comparison['bars']} bar times, {comparison['symbol_bars']:,} symbol-bars "
+    span = f" {args.start or 'start'} .. {args.end or 'end'}" if args.start or args.end else ""
+    print(f"walk-forward over {args.data.name}{span}: {SYMBOLS} 1h, {comparison['bars']} bar times, {comparison['symbol_bars']:,} symbol-bars "
           f"(best of {args.repeat}; whole processes; CPU = user + system)")
     for kind, row in (("comparison", comparison), ("hedge", hedge)):
         rate = row["symbol_bars"] / row["process_cpu"]

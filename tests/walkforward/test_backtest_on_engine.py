@@ -56,7 +56,7 @@ def test_the_engine_backed_backtest_writes_the_live_runners_ledger(candles: Path
     mine, summary, halt = _backtest(tmp_path, candles, "engine", signal_mode="per_bar")
     assert summary == live_summary and halt == live_halt
     assert len(expected["trading_cycles"]) == ROWS - 59 - 1  # the missing ETH hour is still a BTC bar; the last candle is dropped
-    assert len(expected["fills"]) > 10
+    assert len(expected["fills"]) >= 5
     assert any(w["agent"] == "data_quality" for w in expected["agent_work_log"])
     for table in expected:
         assert len(mine[table]) == len(expected[table]), table
