@@ -2,7 +2,7 @@
 real candles with a missing hour in one symbol and a defective bar in the other, the engine-backed backtest
 and the live runner's bar-by-bar replay leave identical rows in every table the backtest writes (cycles,
 signals, orders and rejections, fills, positions, snapshots, agent work log, blocked-symbol rows, the book's
-halt). With the fast signal path only the signals' reason texts differ (the votes are equal)."""
+halt). With the fast signal path only the signals' reason texts differ, and the votes by rounding (1e-12)."""
 
 from __future__ import annotations
 
@@ -66,13 +66,23 @@ def test_the_engine_backed_backtest_writes_the_live_runners_ledger(candles: Path
     fast, fast_summary, fast_halt = _backtest(tmp_path, candles, "fast")
     assert fast_summary == live_summary and fast_halt == live_halt
 
-    def without_reasons(dump: dict[str, list[dict[str, Any]]]) -> dict[str, list[dict[str, Any]]]:
-        out = {table: [dict(row) for row in rows] for table, rows in dump.items()}
-        for row in out["signals"]:
+    def split(dump: dict[str, list[dict[str, Any]]]) -> tuple[dict[str, list[dict[str, Any]]], list[float]]:
+        """The rows without the reason texts and the votes' floats, and those floats (the fast path's
+        votes equal the per-bar agents' to 1e-12, not to the last bit)."""
+        rows = {table: [dict(row) for row in found] for table, found in dump.items()}
+        floats: list[float] = []
+        for row in rows["signals"]:
             row.pop("reason")
-        for row in out["agent_work_log"]:
+            floats += [row.pop("value"), row.pop("confidence")]
+        for row in rows["agent_work_log"]:
             if row["agent"] != "data_quality":
-                row["details"] = {k: v for k, v in row["details"].items() if k != "reasons"}
-        return out
+                details = {k: v for k, v in row["details"].items() if k != "reasons"}
+                mean = details.pop("mean_signal")
+                floats.append(0.0 if mean is None else mean)
+                row["details"] = details
+        return rows, floats
 
-    assert without_reasons(fast) == without_reasons(expected)
+    fast_rows, fast_floats = split(fast)
+    expected_rows, expected_floats = split(expected)
+    assert fast_rows == expected_rows
+    assert fast_floats == pytest.approx(expected_floats, abs=1e-12)
