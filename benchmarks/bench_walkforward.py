@@ -1,58 +1,136 @@
 """Benchmark the walk-forward engine on 4 years of BTC/USDT + ETH/USDT 1h (../shared/data, 2017-08 .. 2021-08).
 
-Run: ``.venv/bin/python benchmarks/bench_walkforward.py [--workers N] [--only-adaptive] [--data DIR]``.
+Run: ``.venv/bin/python benchmarks/bench_walkforward.py [--data DIR] [--peer-python PATH] [--repeat N]``.
 
-The full loop with its daily decisions: every bar's ``run_cycle`` per strategy, every day's streams,
-performance rows and ``decide_weights`` for the default method (TRADEPIPE_OPTIMIZER_METHOD). By default
-the whole comparison (the adaptive method, equal weight, each agent alone; buy-and-hold from prices);
-``--only-adaptive`` runs the adaptive book alone. Prints bars per second, wall and CPU seconds, the
-vote computation's share, and peak memory (max RSS of this process and its forked workers).
-Target: under 60 s and 2 GB. Nothing is written (no summary files).
+Each measured run is a whole child process (imports, CSV read, signals, every cycle, every daily
+decision; nothing written), timed in CPU seconds (user + system) with its peak memory (max RSS):
+
+* ``comparison``: the default 7-book comparison (``adaptive:<TRADEPIPE_OPTIMIZER_METHOD>``, equal
+  weight, each agent alone; a book whose agents never vote is not cycled);
+* ``hedge``: one ``adaptive:hedge`` book alone;
+* ``peer`` (with ``--peer-python``, a venv with the PyPI package ``backtesting``):
+  ``/work/shared/peers/peer_backtesting.py`` on the same candles, timed the same way. Without it the
+  peers' documented figures (``/work/shared/peers/README.md``) are printed, marked as not run here.
+
+The figure is symbol-bars (rows of the candle files read) per CPU second; the per-book cost is the
+comparison's CPU seconds beyond the single book's, per extra cycled book. Targets: >= 6,000 for the
+comparison, >= 20,000 for one hedge book, peak memory < 1 GB. The children run one after another
+(``--repeat`` interleaves A B A B); on a loaded machine CPU seconds still compare, wall time does not.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import resource
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-from tradepipe.config.settings import load_settings
-from tradepipe.research.data import load_market
-from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
+import numpy as np
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ohlcv" / "binance_cdd_2017_2021"
-TARGET_SECONDS = 60.0
-TARGET_MEMORY_MB = 2048.0
+PEERS = Path("/work/shared/peers")
+SYMBOLS = "BTC/USDT,ETH/USDT"
+DOCUMENTED_PEERS = {"freqtrade": 5_910, "vectorbt": 6_573, "backtesting.py": 32_167}
+TARGETS = {"comparison": 6_000, "hedge": 20_000}
+TARGET_MEMORY_MB = 1024.0
+
+
+def _child(kind: str, data: Path, start: str | None, end: str | None) -> None:
+    """One measured run in this process; prints one JSON line."""
+    from tradepipe.config.settings import load_settings
+    from tradepipe.research.data import load_market
+    from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
+    from tradepipe.research.run import parse_time
+
+    settings = load_settings(timeframe="1h", symbols=SYMBOLS)
+    config = config_from_settings(settings)
+    market = load_market(data, config.symbols, "1h")
+    method = "hedge" if kind == "hedge" else settings.optimizer_method
+    strategies = default_strategies(config, [method])
+    if kind == "hedge":
+        strategies = strategies[:1]
+    run = run_walk_forward(market, config, strategies, start_ms=parse_time(start), end_ms=parse_time(end, end=True))
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cycled = sum(1 for book in run.books.values() if book.fills or book.spec.method is not None or len(set(book.equity)) > 1)
+    print(json.dumps({
+        "kind": kind, "books": len(run.books), "cycled": cycled, "bars": int(run.bars.size),
+        # rows of the files the run trades (all of them without --start/--end, as the peers read them)
+        "symbol_bars": int(sum(np.isin(b.timestamps, run.bars).sum() for b in market.bars.values())) if start or end else int(sum(len(b) for b in market.bars.values())),
+        "cpu": usage.ru_utime + usage.ru_stime, "peak_mb": usage.ru_maxrss / 1024, "signal_seconds": run.signal_seconds,
+        "equity": {key: book.equity[-1] for key, book in run.books.items()},
+    }))
+
+
+def _measure(command: list[str]) -> tuple[float, float, str]:
+    """CPU seconds (user + system) and wall seconds of one child process, and its stdout."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stderr[-2000:]}")
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall, done.stdout
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--workers", type=int, default=1)
-    parser.add_argument("--only-adaptive", action="store_true")
+    parser.add_argument("--peer-python", type=Path, default=None, help="python of a venv with `backtesting` installed")
+    parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--start", default=None, help="first bar (ISO) of a shorter run; the figure is per symbol-bar traded")
+    parser.add_argument("--end", default=None, help="last bar (ISO) of a shorter run")
+    parser.add_argument("--child", choices=("comparison", "hedge"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no candles at {args.data} (pass --data)")
+    if args.child:
+        _child(args.child, args.data, args.start, args.end)
+        return
 
-    settings = load_settings(timeframe="1h", symbols="BTC/USDT,ETH/USDT")
-    config = config_from_settings(settings)
-    market = load_market(args.data, config.symbols, "1h")
-    strategies = default_strategies(config, [settings.optimizer_method])
-    if args.only_adaptive:
-        strategies = strategies[:1]
-    wall, cpu = time.perf_counter(), time.process_time()
-    run = run_walk_forward(market, config, strategies, workers=args.workers, progress=lambda p: print(p.line(), file=sys.stderr), progress_every_s=10)
-    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    children = resource.getrusage(resource.RUSAGE_CHILDREN)
-    peak_mb = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, children.ru_maxrss) / 1024
-    print(f"walk-forward {', '.join(config.symbols)} 1h, {run.bars.size} bars, {len(run.books)} strategies, method {settings.optimizer_method}, workers {args.workers}")
-    print(f"  {run.bars.size / wall:,.0f} bars/s; {wall:.1f} s wall (target < {TARGET_SECONDS:.0f} s), of which votes {run.signal_seconds:.1f} s")
-    print(f"  CPU {cpu + children.ru_utime + children.ru_stime:.1f} s (this process {cpu:.1f} s, forked workers {children.ru_utime + children.ru_stime:.1f} s)")
-    print(f"  peak memory {peak_mb:,.0f} MB (target < {TARGET_MEMORY_MB:,.0f} MB)")
-    for key, book in run.books.items():
-        print(f"  {key:24s} equity {book.equity[-1]:12,.2f}  fills {book.fills:6d}  weight changes {sum(d.updated for d in book.decisions)}")
+    results: dict[str, list[dict]] = {"comparison": [], "hedge": [], "peer": []}
+    for _ in range(args.repeat):
+        for kind in ("comparison", "hedge"):
+            span = [*(["--start", args.start] if args.start else []), *(["--end", args.end] if args.end else [])]
+            cpu, wall, out = _measure([sys.executable, __file__, "--child", kind, "--data", str(args.data), *span])
+            row = json.loads(out.strip().splitlines()[-1])
+            row.update(process_cpu=cpu, wall=wall)
+            results[kind].append(row)
+        if args.peer_python:
+            cpu, wall, out = _measure([str(args.peer_python), str(PEERS / "peer_backtesting.py"), str(args.data), SYMBOLS])
+            bars = int(out.split("backtesting.py: ")[1].split(" symbol-bars")[0])
+            results["peer"].append({"process_cpu": cpu, "wall": wall, "symbol_bars": bars})
+
+    def best(kind: str) -> dict:
+        return min(results[kind], key=lambda r: r["process_cpu"])
+
+    comparison, hedge = best("comparison"), best("hedge")
+    span = f" {args.start or 'start'} .. {args.end or 'end'}" if args.start or args.end else ""
+    print(f"walk-forward over {args.data.name}{span}: {SYMBOLS} 1h, {comparison['bars']} bar times, {comparison['symbol_bars']:,} symbol-bars "
+          f"(best of {args.repeat}; whole processes; CPU = user + system)")
+    for kind, row in (("comparison", comparison), ("hedge", hedge)):
+        rate = row["symbol_bars"] / row["process_cpu"]
+        print(f"  {kind:10s} {row['books']} book(s), {row['cycled']} cycled: {row['process_cpu']:6.1f} CPU s ({row['wall']:.1f} s wall), "
+              f"{rate:8,.0f} symbol-bars/CPU s (target >= {TARGETS[kind]:,}), peak memory {row['peak_mb']:,.0f} MB "
+              f"(target < {TARGET_MEMORY_MB:,.0f} MB), votes {row['signal_seconds']:.1f} s")
+    extra = max(comparison["cycled"] - hedge["cycled"], 1)
+    per_book = (comparison["process_cpu"] - hedge["process_cpu"]) / extra
+    print(f"  per extra book: {per_book:.1f} CPU s over these {comparison['bars']} bar times "
+          f"({per_book / comparison['bars'] * 1e6:,.0f} us per bar time)")
+    if results["peer"]:
+        peer = min(results["peer"], key=lambda r: r["process_cpu"])
+        peer_rate = peer["symbol_bars"] / peer["process_cpu"]
+        print(f"  peer backtesting.py (run here, whole process): {peer['process_cpu']:.1f} CPU s, {peer_rate:,.0f} symbol-bars/CPU s")
+    else:
+        peer_rate = DOCUMENTED_PEERS["backtesting.py"]
+        print("  peers not run here (no --peer-python); documented figures from /work/shared/peers/README.md: "
+              + ", ".join(f"{name} {rate:,}" for name, rate in DOCUMENTED_PEERS.items()))
+    for kind, row in (("comparison", comparison), ("hedge", hedge)):
+        print(f"  ratio {kind} / backtesting.py: {row['symbol_bars'] / row['process_cpu'] / peer_rate:.2f}"
+              f"; / freqtrade (documented): {row['symbol_bars'] / row['process_cpu'] / DOCUMENTED_PEERS['freqtrade']:.2f}")
 
 
 if __name__ == "__main__":

@@ -55,7 +55,7 @@ def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) 
         database_url=url, market_source="replay", replay_dir=candles, timeframe="1h", symbols="BTC/USDT,ETH/USDT",
         agent_weights="momentum=0.3,trend=0.3,mean_reversion=0.1,breakout=0.2,sentiment=0.1",
     )
-    summary = run_backtest(settings, candles, BOOK)
+    summary = run_backtest(settings, candles, BOOK, through="runner")  # the live runner, bar by bar: the reference
     assert summary.cycles == TRADED
 
     config = replace(config_from_settings(settings), book=BOOK)

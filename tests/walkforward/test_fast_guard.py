@@ -131,3 +131,15 @@ def test_engine_cycles_get_the_live_guards_verdicts(cdd_dir: Path, tmp_path: Pat
     assert any("newest closed bar is" in r for r in reasons)
     assert any("null_value" in r for r in reasons) and any("outlier" in r for r in reasons)
     assert sum(r is None for verdicts in seen for r in verdicts.values()) > 500
+
+
+def test_a_range_of_rows_is_judged_as_in_the_whole_file(cdd_dir: Path) -> None:
+    """Only the requested rows and the history their windows read: the same verdicts as the whole file's
+    (planted defects included, some just before the range so they sit in its first windows)."""
+    bars = _symbol(_corrupt(_bars(cdd_dir, "ETH_USDT-1h.csv")), "ETH/USDT")
+    whole = window_verdicts(bars, HISTORY_BARS, STEP_MS)
+    for first, last in ((0, 10), (5, 700), (HISTORY_BARS + 3, 1900), (1200, ROWS - 1), (ROWS - 1, ROWS - 1)):
+        assert window_verdicts(bars, HISTORY_BARS, STEP_MS, (first, last)) == whole[first : last + 1], (first, last)
+    assert sum(v is not None for v in whole[5:701]) > 0  # the ranges hold defects
+    with pytest.raises(ValueError, match="outside"):
+        window_verdicts(bars, HISTORY_BARS, STEP_MS, (10, ROWS))

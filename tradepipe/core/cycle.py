@@ -265,9 +265,13 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
 
     decisions: dict[str, EnsembleDecision] = {}
     targets: dict[str, float] = {}
-    book_equity = mark_to_market(portfolio, marks).equity
+    valuation = mark_to_market(portfolio, marks)  # the cycle's fills are done: the same book at the same marks all along
+    book_equity = valuation.equity
+    by_symbol: dict[str, list[Signal]] = {symbol: [] for symbol in usable}
+    for signal in signals:
+        by_symbol[signal.symbol].append(signal)
     for symbol in sorted(usable):
-        decision = combine([s for s in signals if s.symbol == symbol], inputs.weights)
+        decision = combine(by_symbol[symbol], inputs.weights)
         decisions[symbol] = decision
         position = _held(portfolio, symbol, inputs, marks)
         held_sign = 0 if position is None else (1 if position.quantity > 0 else -1)
@@ -303,7 +307,6 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
         halted=inputs.halted,
         entries_paused=inputs.entries_paused,
     )
-    valuation = mark_to_market(portfolio, marks)
     check_equity_invariant(valuation, portfolio, marks)
     return CycleResult(
         bar_open_ms=inputs.bar_open_ms,

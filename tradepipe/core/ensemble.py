@@ -41,8 +41,8 @@ def _check_signals(signals: Sequence[Signal]) -> str:
     if len(symbols) != 1:
         raise ValueError(f"combine() is per symbol, got signals for {sorted(symbols)}")
     agents = [signal.agent for signal in signals]
-    duplicates = sorted({agent for agent in agents if agents.count(agent) > 1})
-    if duplicates:
+    if len(set(agents)) != len(agents):
+        duplicates = sorted({agent for agent in agents if agents.count(agent) > 1})
         raise ValueError(f"more than one signal from agent(s) {duplicates}")
     for signal in signals:
         if not (math.isfinite(signal.value) and math.isfinite(signal.confidence)):

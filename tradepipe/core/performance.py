@@ -96,38 +96,96 @@ def simulate_books(
     n_bars, n_books, n_symbols = votes.shape
     if close.shape != (n_bars, n_symbols) or (open_ is not None and open_.shape != close.shape):
         raise ValueError(f"votes {votes.shape} do not match close {close.shape}" + ("" if open_ is None else f" / open {open_.shape}"))
-    fee = rules.fee_bps / 1e4 if costs else 0.0
-    slip = rules.slippage_bps / 1e4 if costs else 0.0
-    with np.errstate(invalid="ignore"):
-        strength = np.minimum(1.0, np.abs(votes))
-        raw = np.where(strength <= rules.deadband, 0.0, np.copysign((strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction, votes))
-        if not rules.allow_short:
-            raw = np.where(votes < 0, 0.0, raw)
-        opens_needed = strength > rules.deadband + rules.entry_hysteresis
-    fill_base = open_ if open_ is not None else np.vstack([np.full((1, n_symbols), np.nan), close[:-1]])
+    paths = BookPaths(votes, close, open_, rules, costs=costs)
     equity_curve = np.empty((n_bars, n_books))
-    close_rows = np.where(np.isnan(close), -1.0, close).tolist()  # -1: no bar
-    fill_rows = np.where(np.isnan(fill_base), -1.0, fill_base).tolist()
+    base = np.empty((n_bars, n_books))
     for book in range(n_books):
-        equity_curve[:, book] = _follow_book(
-            np.where(np.isnan(votes[:, book]), np.nan, raw[:, book]).tolist(), opens_needed[:, book].tolist(),
-            close_rows, fill_rows, rules, fee, slip,
-        )
+        equity, flat, _ = paths.follow(book, 0, n_bars, SoloBook.flat(n_symbols))
+        equity_curve[:, book] = equity
+        base[:, book] = np.where(flat, 1.0, equity)
+    return returns_from(equity_curve, base)
+
+
+def returns_from(equity: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """Per-bar returns of an equity path: ``equity[t+1] / base[t] - 1`` (``base``: the equity after bar
+    t, or 1.0 where the book was reset to 1.0 in cash, see :class:`SoloBook`)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return equity_curve[1:] / equity_curve[:-1] - 1.0
+        return equity[1:] / base[:-1] - 1.0
+
+
+@dataclass
+class SoloBook:
+    """One solo book between two bars: cash, and per symbol the quantity held, its average entry, the
+    bar it was opened at, the last mark and the order waiting for the next bar's fill.
+
+    A book that is flat (holds nothing, nothing pending, equity > 0) after a bar is reset to 1.0 in
+    cash: its future returns do not depend on how much cash it has, and the reset makes them equal
+    to the last bit whatever the book did before. So two books of one agent that started at
+    different bars trade identically from the first bar after which both are flat; that is what
+    lets a day's streams extend the previous day's (``walkforward.window.IncrementalStreams``)."""
+
+    cash: float
+    qty: list[float]
+    avg: list[float]
+    opened: list[int]
+    mark: list[float]
+    pending: list[float]
+
+    @classmethod
+    def flat(cls, symbols: int) -> SoloBook:
+        return cls(1.0, [0.0] * symbols, [0.0] * symbols, [0] * symbols, [0.0] * symbols, [0.0] * symbols)
+
+    def copy(self) -> SoloBook:
+        return SoloBook(self.cash, list(self.qty), list(self.avg), list(self.opened), list(self.mark), list(self.pending))
+
+
+class BookPaths:
+    """The path-independent inputs of ``simulate_books`` (targets, hysteresis flags, prices as lists),
+    for following one book over any range of bars."""
+
+    def __init__(self, votes: np.ndarray, close: np.ndarray, open_: np.ndarray | None, rules: BookRules, *, costs: bool = True) -> None:
+        n_symbols = close.shape[1]
+        self.rules = rules
+        self.fee = rules.fee_bps / 1e4 if costs else 0.0
+        self.slip = rules.slippage_bps / 1e4 if costs else 0.0
+        with np.errstate(invalid="ignore"):
+            strength = np.minimum(1.0, np.abs(votes))
+            raw = np.where(strength <= rules.deadband, 0.0, np.copysign((strength - rules.deadband) / (1.0 - rules.deadband) * rules.max_position_fraction, votes))
+            if not rules.allow_short:
+                raw = np.where(votes < 0, 0.0, raw)
+            opens_needed = strength > rules.deadband + rules.entry_hysteresis
+        fill_base = open_ if open_ is not None else np.vstack([np.full((1, n_symbols), np.nan), close[:-1]])
+        self.closes: list[list[float]] = np.where(np.isnan(close), -1.0, close).tolist()  # -1: no bar
+        self.fills: list[list[float]] = np.where(np.isnan(fill_base), -1.0, fill_base).tolist()
+        self.targets = [np.where(np.isnan(votes[:, book]), np.nan, raw[:, book]).tolist() for book in range(votes.shape[1])]
+        self.may_open = [opens_needed[:, book].tolist() for book in range(votes.shape[1])]
+
+    def follow(
+        self, book: int, start: int, stop: int, state: SoloBook, sync: list[bool] | None = None
+    ) -> tuple[list[float], list[bool], SoloBook]:
+        """Follow ``book`` from ``state`` over bars [start, stop): the equity after each bar, whether
+        the book was flat (and reset) after it, and the state after the last bar followed. With
+        ``sync`` (flags of another run of the same book from bar ``start`` on), it stops after the
+        first bar where both were flat: from there on that run's path is this one's."""
+        return _follow_book(
+            self.targets[book][start:stop], self.may_open[book][start:stop], self.closes[start:stop], self.fills[start:stop],
+            self.rules, self.fee, self.slip, state, start, sync,
+        )
 
 
 def _follow_book(
     targets: list[list[float]], may_open: list[list[bool]], closes: list[list[float]], fills: list[list[float]],
-    rules: BookRules, fee: float, slip: float,
-) -> list[float]:
-    """Equity after each bar of one book (starting at 1.0 in cash); see ``simulate_books``."""
-    symbols = range(len(closes[0]))
-    cash, qty, avg, opened = 1.0, [0.0 for _ in symbols], [0.0 for _ in symbols], [0 for _ in symbols]
-    mark, pending = [0.0 for _ in symbols], [0.0 for _ in symbols]
+    rules: BookRules, fee: float, slip: float, state: SoloBook, first_t: int = 0, sync: list[bool] | None = None,
+) -> tuple[list[float], list[bool], SoloBook]:
+    """Equity after each bar of one book and its flat flags; see ``simulate_books`` and ``BookPaths.follow``.
+    ``state`` is updated in place."""
+    symbols = range(len(state.qty))
+    cash, qty, avg, opened, mark, pending = state.cash, state.qty, state.avg, state.opened, state.mark, state.pending
     stop, band, min_hold = rules.stop_loss_fraction, rules.rebalance_band, rules.min_hold_bars
     equity_after: list[float] = []
-    for t, (target_row, open_row, close_row, fill_row) in enumerate(zip(targets, may_open, closes, fills)):
+    flat_after: list[bool] = []
+    synced = len(sync) if sync is not None else 0
+    for t, (target_row, open_row, close_row, fill_row) in enumerate(zip(targets, may_open, closes, fills), start=first_t):
         for s in symbols:  # 1. last bar's orders fill at this bar's open (cancelled if it has no bar)
             order = pending[s]
             if order == 0.0:
@@ -150,6 +208,7 @@ def _follow_book(
             value += qty[s] * mark[s]
         equity_after.append(value)
         if value <= 0:
+            flat_after.append(False)
             continue
         for s in symbols:  # 3-4. stop-loss, target, band
             target, held = target_row[s], qty[s]
@@ -169,7 +228,14 @@ def _follow_book(
             elif target != 0.0 and abs(target - held * mark[s] / value) < band:
                 continue
             pending[s] = target * value / mark[s] - held
-    return equity_after
+        flat = not any(qty) and not any(pending)
+        if flat:
+            cash = 1.0  # see SoloBook: the reset that makes paths of different starts meet
+        flat_after.append(flat)
+        if flat and t - first_t < synced and sync[t - first_t]:  # type: ignore[index]
+            break
+    state.cash = cash
+    return equity_after, flat_after, state
 
 
 def agent_streams(signals: pd.DataFrame, rules: BookRules, *, costs: bool = True) -> pd.DataFrame:

@@ -281,6 +281,8 @@ def plan_orders(
         legs = _stop_loss_legs(ctx)
         stopped = {leg.symbol for leg in legs}
         legs += _rebalance_legs(ctx, targets, decisions, book_equity, stopped, set(cooldown))
+        if not legs:  # nothing to size: every step below would pass an empty list through unchanged
+            return RiskPlan([], ctx.log.rejections, ctx.log.adjustments, is_halted, halt_reason, book_equity)
         if is_halted:
             legs = _block_increases(ctx, legs, "halted_daily_loss", f"halted, no new risk: {halt_reason or ''}")
         if entries_paused:

@@ -45,11 +45,11 @@ from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import DAY_MS, periods_per_year
 from tradepipe.core.types import AgentContext, MarketRules
+from tradepipe.core.timeframes import iso_utc
 from tradepipe.research.data import MarketFrame, WalkForwardInputError
 from tradepipe.research.guard import window_verdicts
 from tradepipe.research.signals import CachedAgent, SignalMode, build_signal_caches
-from tradepipe.research.window import SignalHistory, SignalWindow
-from tradepipe.core.timeframes import iso_utc
+from tradepipe.research.window import IncrementalStreams, SignalHistory, SignalWindow
 
 StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
 
@@ -183,14 +183,22 @@ def live_weight_policy(config: EngineConfig) -> WeightPolicy:
     return decide
 
 
-def day_inputs(config: EngineConfig, day_ms: int, window: SignalWindow, streams_function: StreamsFunction) -> DayInputs:
+def day_inputs(
+    config: EngineConfig, day_ms: int, window: SignalWindow, streams_function: StreamsFunction, incremental: IncrementalStreams | None = None
+) -> DayInputs:
     """The ``agent_performance`` asset's rows for the window (no trade attribution: the decision reads
     only each agent's Sharpe and signal count, so attributed P&L is left at 0).
 
-    ``core.performance.agent_streams`` runs as ``SignalWindow.fast_agent_streams`` (proven equal);
-    any other streams function gets the signal table."""
+    ``core.performance.agent_streams`` runs as ``SignalWindow.fast_agent_streams`` (proven equal), or,
+    given ``incremental``, as the extension of the previous day's books (proven equal to that); any
+    other streams function gets the signal table."""
     rules = config.book_rules
-    streams = window.fast_agent_streams(rules) if streams_function is agent_streams else streams_function(window.frame, rules)
+    if streams_function is not agent_streams:
+        streams = streams_function(window.frame, rules)
+    elif incremental is not None:
+        streams = incremental.streams(day_ms - config.window_days * DAY_MS, day_ms)
+    else:
+        streams = window.fast_agent_streams(rules)
     rows, _ = evaluate_agents(
         list(config.agents), streams, window.signal_counts(), {}, config.periods_per_year, config.risk_free,
         min_returns=config.min_metric_returns, min_days=config.min_metric_days,
@@ -419,8 +427,10 @@ def run_walk_forward(
         books = {spec.key: _new_book(spec, config) for spec in strategies}
         done, skipped = 0, {symbol: {"bars": 0, "reasons": []} for symbol in config.symbols}
     # A fixed-weight book whose weighted agents never vote never trades (no voter: score 0, target 0):
-    # it holds its cash throughout, so it is not cycled.
-    idle = {key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)}
+    # it holds its cash throughout, so it is not cycled (unless ``on_cycle`` is to see every cycle).
+    idle = set() if on_cycle is not None else {
+        key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)
+    }
     cycled = [book for key, book in books.items() if key not in idle]
     loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle)
     done_at_start = done
@@ -478,15 +488,25 @@ class _Loop:
         self.config, self.market, self.bars, self.agents, self.rules = config, market, bars, agents, rules
         self.votes, self.streams_function, self.policy, self.on_cycle = votes, streams_function, policy, on_cycle
         self.step_ms = _step(config)
+        self.incremental: IncrementalStreams | None = None  # built at the first decision (a run without adaptive books needs none)
         self.symbol_rows = {s: np.searchsorted(market.bars[s].timestamps, bars, side="right") - 1 for s in config.symbols}
-        # The guard's verdict on each row's window, judged once per symbol (equal to guard_verdicts on it).
-        self.row_verdicts = {s: window_verdicts(market.bars[s], config.history_bars, self.step_ms) for s in config.symbols}
+        # The guard's verdict on each traded row's window, judged once per symbol (equal to guard_verdicts
+        # on it) and only for the rows this run trades: ``row_verdicts[s][row - verdict_offset[s]]``.
+        self.verdict_offset: dict[str, int] = {}
+        self.row_verdicts: dict[str, list[str | None]] = {}
+        for s in config.symbols:
+            traded = self.symbol_rows[s][self.symbol_rows[s] >= 0]
+            first, last = (int(traded.min()), int(traded.max())) if traded.size else (0, -1)
+            self.verdict_offset[s] = first
+            self.row_verdicts[s] = window_verdicts(market.bars[s], config.history_bars, self.step_ms, (first, last)) if traded.size else []
 
     def step(self, index: int, books: Sequence[BookState], skipped: dict[str, dict[str, Any]] | None) -> None:
         config, bar = self.config, int(self.bars[index])
         if index == 0 or int(self.bars[index - 1]) // DAY_MS != bar // DAY_MS:
             adaptive = [book for book in books if book.spec.method is not None]
-            _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0)
+            if adaptive and self.incremental is None and self.streams_function is agent_streams:
+                self.incremental = self.votes.incremental_streams(config.book_rules)
+            _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0, self.incremental)
         histories, unavailable, opens, guard = {}, {}, {}, {}
         for symbol in config.symbols:
             row = int(self.symbol_rows[symbol][index])
@@ -499,7 +519,7 @@ class _Loop:
             # The same bars for every book: judged once. The precomputed verdict is guard_verdicts' own
             # when the window ends at this bar (decision time: its close); otherwise guard_verdicts says why not.
             if history.last_timestamp == bar:
-                guard[symbol] = self.row_verdicts[symbol][row]
+                guard[symbol] = self.row_verdicts[symbol][row - self.verdict_offset[symbol]]
             else:
                 guard.update(guard_verdicts({symbol: history}, bar, self.step_ms))
         context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
@@ -592,6 +612,7 @@ def _decide_day(
     streams_function: StreamsFunction,
     policy: WeightPolicy,
     first: bool,
+    incremental: IncrementalStreams | None = None,
 ) -> None:
     """Every adaptive strategy's decision for ``day_ms`` from the window before it."""
     if not adaptive:
@@ -603,7 +624,7 @@ def _decide_day(
                 book.decisions.append(WeightChange(day_ms, dict(book.weights), False, "kept previous weights: no signals in the window"))
         return
     try:
-        inputs = day_inputs(config, day_ms, signals, streams_function)
+        inputs = day_inputs(config, day_ms, signals, streams_function, incremental)
     except Exception as exc:  # the streams or the performance rows failed: nobody decides today
         for book in adaptive:
             book.decisions.append(WeightChange(day_ms, dict(book.weights), False, f"kept previous weights: performance failed: {type(exc).__name__}: {exc}"))

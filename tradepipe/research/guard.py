@@ -61,7 +61,25 @@ def _edge_failures(prices: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarra
     return first, last
 
 
-def window_verdicts(bars: SymbolBars, history_bars: int, step_ms: int) -> list[str | None]:
+def window_verdicts(bars: SymbolBars, history_bars: int, step_ms: int, rows: tuple[int, int] | None = None) -> list[str | None]:
+    """The guard's verdict on the window ending at each row (``rows=(first, last)``: only rows
+    first..last, inclusive, judged on those rows and the ``history_bars - 1`` before them: a window
+    never reads further back, and the outlier ratios of a window's inner bars read only rows inside
+    it, so the verdicts equal the whole file's at those rows)."""
+    if rows is None:
+        return _all_verdicts(bars, history_bars, step_ms)
+    first, last = rows
+    if not 0 <= first <= last < len(bars):
+        raise ValueError(f"rows {rows} outside the file's {len(bars)} rows")
+    lo = max(first + 1 - history_bars, 0)
+    part = slice(lo, last + 1)
+    sub = SymbolBars(
+        bars.symbol, bars.timeframe, bars.timestamps[part], bars.open[part], bars.high[part], bars.low[part], bars.close[part], bars.volume[part]
+    )
+    return _all_verdicts(sub, history_bars, step_ms)[first - lo :]
+
+
+def _all_verdicts(bars: SymbolBars, history_bars: int, step_ms: int) -> list[str | None]:
     """``validate_history(bars.window(row, history_bars), as_of_ms=bars.timestamps[row] + step_ms)``
     for every row (the guard's verdict when the engine trades the bar that opened at that row)."""
     n = len(bars)

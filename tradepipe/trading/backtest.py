@@ -1,22 +1,42 @@
-"""``tradepipe backtest``: the live trading cycle, bar by bar over recorded candles, into its own book."""
+"""``tradepipe backtest``: the live trading cycle, bar by bar over recorded candles, into its own book.
+
+The bars run on the walk-forward engine (``run_walk_forward``, proven equal order for order to the live
+runner) with the weights in force at the start, and each cycle's ledger rows are written by the live
+unit of work's own ``record_cycle``, many bars per transaction: ``trades``, ``profit`` and ``plot`` read
+the book as they read a live one. ``through="runner"`` keeps the live runner's bar-per-transaction replay.
+"""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Literal
 
 import numpy as np
 
 from tradepipe.adapters.db.engine import session_factory
-from tradepipe.adapters.db.ledger import BACKTEST_RUN_PREFIX, book_has_cycles, count_fills, delete_book, live_cycle_count
+from tradepipe.adapters.db.ledger import (
+    BACKTEST_RUN_PREFIX,
+    book_has_cycles,
+    count_fills,
+    delete_book,
+    ensure_book,
+    live_cycle_count,
+    ms_to_datetime,
+    start_cycle,
+)
 from tradepipe.adapters.market import ReplayMarket
-from tradepipe.core.agents import get_agents, max_history_needed
-from tradepipe.trading.runner import CycleOutcome, TradingRunner
 from tradepipe.config.settings import Settings
-from tradepipe.research.engine import Progress
+from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.core.cycle import CycleInputs, CycleResult
+from tradepipe.research.data import load_market
+from tradepipe.research.engine import Progress, StrategySpec, config_from_settings, run_walk_forward
+from tradepipe.research.signals import SignalMode
+from tradepipe.trading.runner import CycleOutcome, TradingRunner
+from tradepipe.trading.unit_of_work import record_cycle
 
 
 class BookInUseError(RuntimeError):
@@ -77,11 +97,19 @@ def run_backtest(
     progress: Callable[[CycleOutcome], None] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
     progress_every_s: float = 2.0,
+    through: Literal["engine", "runner"] = "engine",
+    signal_mode: SignalMode = "fast",
 ) -> BacktestSummary:
     """Trade every closed bar of the replay files (after the agents' warm-up) into ``book``.
 
     The newest bar of an exchange dump is usually unfinished, so it is dropped by default. An existing
     ``book`` is replaced only with ``reset``, and one holding live cycles only if ``reset_live_book`` names it.
+    ``through="engine"`` (default): the walk-forward engine trades the book with the weights in force
+    at the start (fixed), and every cycle's rows are written as the live unit of work writes them, in
+    one transaction per ``_COMMIT_EVERY`` bars. ``through="runner"``: the live runner, one transaction
+    per bar (the reference the engine is proven equal to; ``progress`` sees each cycle's outcome).
+    ``signal_mode="per_bar"`` calls each agent on each bar, so the signal rows carry the agents' own
+    reasons; the fast path's votes are equal, its reasons say it was the fast path.
     """
     if book == settings.book:
         raise BookInUseError(f"book {book!r} is the live book (TRADEPIPE_BOOK): choose another name for a backtest")
@@ -101,6 +129,8 @@ def run_backtest(
     if bars.size == 0:
         first, last_bar = _iso(int(timeline[0])), _iso(int(timeline[-1]))
         raise ValueError(f"no bars to trade in the chosen range after the agents' {warmup}-bar warm-up (the files cover {first} .. {last_bar})")
+    if through == "engine":
+        return _run_on_engine(settings, runner, replay_dir, book, bars, drop_last_bar, signal_mode, on_progress, progress_every_s)
     skipped = 0
     last: CycleOutcome | None = None
     started = reported = time.perf_counter()
@@ -117,6 +147,67 @@ def run_backtest(
     with session_factory(settings.resolved_database_url)() as session:
         fills = count_fills(session, book)
     return BacktestSummary(book, int(bars.size), int(bars[0]), int(bars[-1]), settings.starting_cash, last.equity, fills, skipped)
+
+
+# Bars per ledger transaction: bounds what an interrupted backtest leaves (rerun it with --reset) and the
+# session's memory, while the per-transaction cost stays negligible.
+_COMMIT_EVERY = 2000
+
+
+def _run_on_engine(
+    settings: Settings,
+    runner: TradingRunner,
+    replay_dir: Path,
+    book: str,
+    bars: np.ndarray,
+    drop_last_bar: bool,
+    signal_mode: SignalMode,
+    on_progress: Callable[[Progress], None] | None,
+    progress_every_s: float,
+) -> BacktestSummary:
+    """The backtest's bars through ``run_walk_forward`` (one fixed-weight book), each cycle's rows
+    written by ``unit_of_work.record_cycle`` exactly as the live unit of work writes them."""
+    weights = runner.load_weights()
+    config = replace(config_from_settings(settings), book=book)
+    market = load_market(replay_dir, config.symbols, config.timeframe, drop_last_bar=drop_last_bar)
+    run_id = f"{BACKTEST_RUN_PREFIX}{book}"
+    sessions = session_factory(settings.resolved_database_url)
+    session = sessions()
+    written = {"cycles": 0, "skipped": 0}
+    equity = [settings.starting_cash]
+    try:
+        book_row = ensure_book(session, book, settings.starting_cash, settings.quote_currency)
+        session.commit()
+        version = weights.version
+
+        def write(key: str, inputs: CycleInputs, result: CycleResult) -> None:
+            cycle = start_cycle(
+                session, book=book, bar_ts=ms_to_datetime(inputs.bar_open_ms), timeframe=config.timeframe,
+                market_source=runner.market.name, run_id=run_id, weights=weights.weights, weights_source=weights.source,
+                weight_history_id=version.weight_history_id if version else None,
+                weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
+            )
+            record_cycle(
+                session, book_row, cycle, result, bar_open_ms=inputs.bar_open_ms, histories=inputs.histories,
+                day_start_equity=inputs.day_start_equity, was_halted=inputs.halted, market_name=runner.market.name,
+                broker_name=runner.broker.name, run_id=run_id, weight_notes=weights.notes,
+                as_of_ms=inputs.bar_open_ms + inputs.timeframe_ms, system_health=False,
+            )
+            written["cycles"] += 1
+            written["skipped"] += bool(result.skipped)
+            equity[0] = result.valuation.equity
+            if written["cycles"] % _COMMIT_EVERY == 0:
+                session.commit()
+
+        run_walk_forward(
+            market, config, [StrategySpec(book, weights.weights)], start_ms=int(bars[0]), end_ms=int(bars[-1]),
+            signal_mode=signal_mode, on_cycle=write, progress=on_progress, progress_every_s=progress_every_s,
+        )
+        session.commit()
+        fills = count_fills(session, book)
+    finally:
+        session.close()
+    return BacktestSummary(book, written["cycles"], int(bars[0]), int(bars[-1]), settings.starting_cash, equity[0], fills, written["skipped"])
 
 
 def _common_timeline(market: ReplayMarket, symbols: list[str], timeframe: str) -> np.ndarray:

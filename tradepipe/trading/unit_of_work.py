@@ -50,7 +50,7 @@ from tradepipe.adapters.db.ledger import (
     start_cycle,
 )
 from tradepipe.adapters.db.controls import paused_by, pending_controls, record_control_outcomes
-from tradepipe.adapters.db.models import utcnow
+from tradepipe.adapters.db.models import BookRow, TradingCycleRow, utcnow
 from tradepipe.adapters.db.weights import live_weights
 from tradepipe.adapters.db.quality import record_blocked_symbols
 from tradepipe.adapters.weights_store import LoadedWeights, WeightsVersion
@@ -223,25 +223,15 @@ class CycleUnitOfWork:
         )
         core_seconds = time.perf_counter() - core_started
         ledger_started = time.perf_counter()
-        # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
-        # and refuses it) or otherwise unfit for the return streams.
-        used = {symbol: history for symbol, history in request.histories.items() if symbol not in result.skipped}
-        record_bars(session, self.market_name, used, bar_open_ms)
-        closes = {s: h.last_close for s, h in request.histories.items() if len(h) and h.last_timestamp == bar_open_ms}
-        record_fills(session, self.book, result.fills, result.cancelled, self.broker_name)
-        record_signals(session, cycle, result.signals, closes)
-        record_orders(session, cycle, result.plan.orders, result.plan.rejections, self.broker_name)
-        record_positions(session, self.book, result.portfolio, cycle.bar_ts)
-        record_snapshot(session, cycle, result, state.day_start_equity)
-        record_agent_work(session, cycle, result, request.run_id)
-        defects = _bar_defects(request, result.skipped, timeframe_ms(self.timeframe))
-        record_blocked_symbols(session, cycle, result.skipped, defects, request.run_id, system_health=self.book == settings.book)
+        as_of = bar_open_ms + timeframe_ms(self.timeframe)
+        record_cycle(
+            session, book, cycle, result, bar_open_ms=bar_open_ms,
+            histories=request.histories, day_start_equity=state.day_start_equity, was_halted=state.halted,
+            market_name=self.market_name, broker_name=self.broker_name, run_id=request.run_id,
+            weight_notes=request.weights.notes, as_of_ms=as_of if request.wall_clock_ms is None else min(as_of, request.wall_clock_ms),
+            system_health=self.book == settings.book,
+        )
         record_control_outcomes(session, _confirmed(controls, commands, result.skipped), cycle.id)
-        if result.plan.halted and not state.halted:
-            record_halt(session, book, bar_open_ms, result.plan.halt_reason)
-        cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(request.weights.notes)}})
-        cycle.status = "succeeded"
-        cycle.finished_at = utcnow()
         session.commit()
         agents_seconds = sum(result.agent_seconds.values())
         stages = {"agents": agents_seconds, "risk": max(core_seconds - agents_seconds, 0.0), "ledger": time.perf_counter() - ledger_started}
@@ -298,15 +288,51 @@ def _confirmed(plan: ControlPlan, commands: Sequence[ControlCommand], skipped: M
     return replace(plan, applied=applied, waiting=waiting)
 
 
-def _bar_defects(request: CycleRequest, skipped: Mapping[str, str], step: int) -> dict[str, list[BarDefect]]:
+def record_cycle(
+    session: Session,
+    book: BookRow,
+    cycle: TradingCycleRow,
+    result: CycleResult,
+    *,
+    bar_open_ms: int,
+    histories: Mapping[str, BarHistory],
+    day_start_equity: Decimal,
+    was_halted: bool,
+    market_name: str,
+    broker_name: str,
+    run_id: str | None,
+    weight_notes: Sequence[str],
+    as_of_ms: int,
+    system_health: bool,
+) -> None:
+    """Everything one traded cycle writes, table by table (the caller commits): the live unit of work
+    and ``tradepipe backtest`` (which trades on the walk-forward engine) write the same rows."""
+    # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
+    # and refuses it) or otherwise unfit for the return streams.
+    used = {symbol: history for symbol, history in histories.items() if symbol not in result.skipped}
+    record_bars(session, market_name, used, bar_open_ms)
+    closes = {s: h.last_close for s, h in histories.items() if len(h) and h.last_timestamp == bar_open_ms}
+    record_fills(session, cycle.book, result.fills, result.cancelled, broker_name)
+    record_signals(session, cycle, result.signals, closes)
+    record_orders(session, cycle, result.plan.orders, result.plan.rejections, broker_name)
+    record_positions(session, cycle.book, result.portfolio, cycle.bar_ts)
+    record_snapshot(session, cycle, result, day_start_equity)
+    record_agent_work(session, cycle, result, run_id)
+    defects = _bar_defects(histories, result.skipped, as_of_ms)
+    record_blocked_symbols(session, cycle, result.skipped, defects, run_id, system_health=system_health)
+    if result.plan.halted and not was_halted:
+        record_halt(session, book, bar_open_ms, result.plan.halt_reason)
+    cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(weight_notes)}})
+    cycle.status = "succeeded"
+    cycle.finished_at = utcnow()
+
+
+def _bar_defects(histories: Mapping[str, BarHistory], skipped: Mapping[str, str], as_of_ms: int) -> dict[str, list[BarDefect]]:
     """The blocking bar defects behind each skipped symbol (the same rules the core cycle applied)."""
-    as_of = request.bar_open_ms + step
-    if request.wall_clock_ms is not None:
-        as_of = min(as_of, request.wall_clock_ms)
     return {
-        symbol: blocking_defects(request.histories[symbol], as_of)
+        symbol: blocking_defects(histories[symbol], as_of_ms)
         for symbol in skipped
-        if symbol in request.histories and len(request.histories[symbol])
+        if symbol in histories and len(histories[symbol])
     }
 
 
