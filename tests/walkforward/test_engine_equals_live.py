@@ -48,6 +48,8 @@ def candles(cdd_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_slice(cdd_dir, tmp_path_factory.mktemp("cdd_slice"), 11_000, WARMUP + TRADED + 1, _edit)
 
 
+# 2,000 bars through the live runner, one transaction each: minutes on a busy machine, so not the default limit.
+@pytest.mark.timeout(1200)
 def test_engine_trades_exactly_as_the_live_cycle(candles: Path, tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'live.sqlite'}"
     upgrade(url)
