@@ -134,6 +134,8 @@ def test_the_engine_sets_every_cycle_input_the_runner_sets() -> None:
         # History has no wall clock (each bar's decision time is its close); the engine judges each bar's
         # guard once for all its books and passes the verdicts.
         "wall_clock_ms", "guard_verdicts",
+        # A trader's controls (pause, force-exit) act on the live book only: history has no trader.
+        "entries_paused", "force_exit",
     }
     assert {f.name for f in fields(RiskLimits)} == {
         "max_position_fraction", "max_gross_exposure", "max_turnover_fraction", "stop_loss_fraction",
