@@ -351,7 +351,7 @@ def test_failing_blocking_check_stops_publication(sqlite_url: str, redis_url: st
     alone = dg.materialize([live_weights], partition_key=day.isoformat(), raise_on_error=False, resources=resources())
     assert not alone.success
     assert "not publishable: weights sum to 1.2" in str(alone.failure_data_for_node("live_weights").error.message)
-    promoted = CliRunner().invoke(main, ["weights", "promote", str(bad.id)])
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(bad.id), "--yes", "--force"])  # past the prompts: the soundness check refuses
     assert promoted.exit_code == 2 and "not publishable" in promoted.output
     assert live_ids(sqlite_url) == [good.id]
     assert redis_payload(redis_url)["weight_history_id"] == good.id
@@ -451,7 +451,7 @@ def test_the_live_weights_page_shows_the_set_a_promotion_made_live(
     shutil.copy(Path(__file__).resolve().parents[2] / "dagster.yaml", dagster_home / "dagster.yaml")
     monkeypatch.setenv("TRADEPIPE_HOME", str(home))
     monkeypatch.delenv("DAGSTER_HOME", raising=False)
-    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id)])
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id), "--yes"])  # no terminal to confirm on
     assert promoted.exit_code == 0, promoted.output
     partition, shown = latest_live_weights_event(dagster_home)
     assert partition == past.isoformat()
@@ -473,7 +473,7 @@ def test_the_live_weights_page_shows_the_set_a_promotion_made_live(
 
     # without any Dagster instance the promotion still goes live and says where the page stands
     monkeypatch.setenv("TRADEPIPE_HOME", str(tmp_path / "no-ui-home"))
-    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id)])
+    promoted = CliRunner().invoke(main, ["weights", "promote", str(past_row.id), "--yes"])  # no terminal to confirm on
     assert promoted.exit_code == 0 and "no Dagster instance found" in promoted.output
     assert live_ids(sqlite_url) == [past_row.id]
 
