@@ -42,7 +42,7 @@ from tradepipe.resources import (
     MarketDataResource,
     TradingConfigResource,
     WallClock,
-    WeightsCacheResource,
+    WeightsReplicaResource,
 )
 
 H = 3_600_000
@@ -69,7 +69,7 @@ def resources(ledger: LedgerDatabase, trading: TradingConfigResource, market: Ma
         "trading": trading,
         "market": market,
         "broker": BrokerResource(kind="paper"),
-        "weights_cache": WeightsCacheResource(redis_url=None),
+        "weights_cache": WeightsReplicaResource(redis_url=None),
         "clock": WallClock(),
         "alerts": AlertsResource(),  # alerts off
         **swapped,

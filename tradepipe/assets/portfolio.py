@@ -23,7 +23,7 @@ from tradepipe.resources import (
     MarketDataResource,
     TradingConfigResource,
     WallClock,
-    WeightsCacheResource,
+    WeightsReplicaResource,
 )
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
 from tradepipe.config.settings import Settings
@@ -125,7 +125,7 @@ def portfolio_state(
     ledger: LedgerDatabase,
     market: MarketDataResource,
     broker: BrokerResource,
-    weights_cache: WeightsCacheResource,
+    weights_cache: WeightsReplicaResource,
     clock: WallClock,
     alerts: AlertsResource,
 ) -> dg.MaterializeResult:

@@ -26,7 +26,7 @@ from tradepipe.core.metrics import daily_rule
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import iso_utc, periods_per_year
 from tradepipe.core.weighting import decide_weights, method_explanation, weight_problems
-from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsCacheResource
+from tradepipe.resources import LedgerDatabase, TradingConfigResource, WeightsReplicaResource
 from tradepipe.trading.weight_publishing import UnsoundWeightsError, publish_weight_set
 from tradepipe.config.settings import Settings
 
@@ -164,7 +164,7 @@ def weights_are_sound(
     description="Publishes the newest partition's weights (database live row + Redis); replays are never published here.",
 )
 def live_weights(
-    context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase, weights_cache: WeightsCacheResource
+    context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase, weights_cache: WeightsReplicaResource
 ) -> dg.MaterializeResult:
     settings = trading.settings()
     row = _latest_decision(ledger.sessions(), settings.book, context.partition_key)
@@ -241,7 +241,7 @@ def promote_weight_set(
     config: PromoteConfig,
     trading: TradingConfigResource,
     ledger: LedgerDatabase,
-    weights_cache: WeightsCacheResource,
+    weights_cache: WeightsReplicaResource,
 ) -> None:
     settings = trading.settings()
     publication = publish_weight_set(settings, ledger.sessions(), weights_cache.redis_url, config.weight_history_id)

@@ -31,7 +31,7 @@ from tradepipe.resources.ledger import LedgerDatabase
 from tradepipe.resources.mail import MailResource
 from tradepipe.resources.market import MarketDataResource
 from tradepipe.resources.trading import TradingConfigResource
-from tradepipe.resources.weights_cache import WeightsCacheResource
+from tradepipe.resources.weights_replica import WeightsReplicaResource
 from tradepipe.config.rules import market_arguments
 from tradepipe.config.settings import ENV_PREFIX, Settings
 
@@ -46,7 +46,7 @@ __all__ = [
     "RESOURCE_KEYS",
     "TradingConfigResource",
     "WallClock",
-    "WeightsCacheResource",
+    "WeightsReplicaResource",
     "build_resources",
     "environment_of",
 ]
@@ -146,7 +146,7 @@ def _configured(settings: Settings, *, urls_as_variables: bool) -> dict[str, Any
         "ledger": _ledger(settings, database_url),
         "market": _market(settings),
         "broker": _broker(settings, _secret("exchange_api_key"), _secret("exchange_secret")),
-        "weights_cache": WeightsCacheResource(redis_url=redis_url),
+        "weights_cache": WeightsReplicaResource(redis_url=redis_url),
         "trading": TradingConfigResource.from_settings(
             settings, database_url=database_url, redis_url=redis_url, news_feed=_address("news_feed", settings.news_feed)
         ),
@@ -161,7 +161,7 @@ def _test(settings: Settings) -> dict[str, Any]:
         "ledger": _ledger(settings, settings.resolved_database_url),
         "market": _market(settings),
         "broker": _broker(settings, _plain_secret(settings, "exchange_api_key"), _plain_secret(settings, "exchange_secret")),
-        "weights_cache": WeightsCacheResource(redis_url=settings.redis_url),
+        "weights_cache": WeightsReplicaResource(redis_url=settings.redis_url),
         "trading": TradingConfigResource.from_settings(settings),
         "clock": WallClock(),
         "mail": _mail(settings, _plain_secret(settings, "smtp_password")),
