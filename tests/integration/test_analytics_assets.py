@@ -500,8 +500,8 @@ def test_hand_inserted_fills_split_exactly_and_rematerialise_idempotently(url: s
 def test_cli_materialises_one_partition(sqlite_url: str, tmp_path: Path) -> None:
     """`dagster asset materialize --select agent_performance --partition <key> -m tradepipe.definitions`.
 
-    ``--config-json`` picks the in-process executor: the default multiprocess one starts a second
-    Python per step and doubles the time. (``--partition-range`` needs BackfillPolicy.single_run()
+    No executor config is needed: the code location's default executor is in-process (a multiprocess
+    one would start a second Python per step and double the time). (``--partition-range`` needs BackfillPolicy.single_run()
     and is refused for these one-day-per-run assets; see the report.)
     """
     from dagster._core.instance.ref import InstanceRef
@@ -522,7 +522,6 @@ def test_cli_materialises_one_partition(sqlite_url: str, tmp_path: Path) -> None
     command = [
         sys.executable, "-m", "dagster", "asset", "materialize",
         "--select", "agent_performance", "--partition", "2026-01-20", "-m", "tradepipe.definitions",
-        "--config-json", '{"execution": {"config": {"in_process": {}}}}',
     ]  # fmt: skip
     completed = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
     assert completed.returncode == 0, completed.stderr[-3000:]
