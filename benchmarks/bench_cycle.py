@@ -23,8 +23,8 @@ from tradepipe.adapters.market import SyntheticMarket
 from tradepipe.core.agents import get_agents
 from tradepipe.core.cycle import CycleInputs, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.risk import OrderIntent, RiskLimits, client_order_id, quantize_to_step
-from tradepipe.core.types import AgentContext, BarHistory, Headline, MarketRules, Position
+from tradepipe.core.risk import RiskLimits, client_order_id, quantize_to_step
+from tradepipe.core.types import AgentContext, BarHistory, Headline, MarketRules, OrderIntent, Position
 from tradepipe.core.paper import PAPER_RULES
 
 SYMBOLS = (

@@ -12,7 +12,7 @@ import statistics
 import time
 from decimal import Decimal
 
-from tradepipe.core.paper import Fill
+from tradepipe.core.types import Fill
 from tradepipe.core.trades import LedgerFill, SnapshotPoint, period_profit, round_trips
 
 FILLS = 100_000

@@ -35,7 +35,8 @@ import pytest
 import requests
 
 from tradepipe.adapters.ccxt_broker import BrokerError, CcxtBroker, ExchangeOrder, LiveTradingRefused, to_fill
-from tradepipe.core.risk import OrderIntent, client_order_id
+from tradepipe.core.risk import client_order_id
+from tradepipe.core.types import OrderIntent
 from tradepipe.config.settings import load_settings
 
 API_KEY = "dummy-api-key-0123456789"

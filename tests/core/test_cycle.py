@@ -12,8 +12,8 @@ import pytest
 from tradepipe.core.agents import Agent, Vote
 from tradepipe.core.cycle import CycleInputs, CycleResult, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.risk import OrderIntent, RiskLimits, client_order_id
-from tradepipe.core.types import AgentContext, BarHistory, MarketRules, Position
+from tradepipe.core.risk import RiskLimits, client_order_id
+from tradepipe.core.types import AgentContext, BarHistory, MarketRules, OrderIntent, Position
 
 H = 3_600_000
 T = 1_704_110_400_000  # 2024-01-01 12:00 UTC, the bar this cycle trades (its open time)

@@ -18,8 +18,7 @@ from tradepipe.core.ledger import (
     check_pnl_identity,
     mark_to_market,
 )
-from tradepipe.core.paper import Fill
-from tradepipe.core.types import Position
+from tradepipe.core.types import Fill, Position
 
 BTC, ETH = "BTC/USDT", "ETH/USDT"
 OPENER = {"trend": 0.6, "news": 0.2}

@@ -6,9 +6,8 @@ from decimal import Decimal as D
 
 import pytest
 
-from tradepipe.core.paper import Fill, LookAheadError, fill_order, fill_price
-from tradepipe.core.risk import OrderIntent, Rejection
-from tradepipe.core.types import MarketRules
+from tradepipe.core.paper import LookAheadError, fill_order, fill_price
+from tradepipe.core.types import Fill, MarketRules, OrderIntent, Rejection
 
 BTC = "BTC/USDT"
 RULES = MarketRules(BTC, amount_step=D("0.00001"), price_tick=D("0.01"), min_amount=D("0.00001"), min_cost=D("10"))

@@ -9,17 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tradepipe.core.risk import (
-    CLIENT_ORDER_ID_MAX_LENGTH,
-    CLIENT_ORDER_ID_PATTERN,
-    RiskLimits,
-    RiskPlan,
-    client_order_id,
-    equity,
-    is_dust,
-    plan_orders,
-    quantize_to_step,
-)
+from tradepipe.core.risk import CLIENT_ORDER_ID_MAX_LENGTH, CLIENT_ORDER_ID_PATTERN, RiskLimits, RiskPlan, client_order_id, equity, is_dust, plan_orders, quantize_to_step
 from tradepipe.core.types import EnsembleDecision, MarketRules, Position
 
 BTC, ETH, SOL = "BTC/USDT", "ETH/USDT", "SOL/USDT"

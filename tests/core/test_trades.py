@@ -7,7 +7,7 @@ from decimal import Decimal as D
 import pytest
 
 from tradepipe.core.ledger import LedgerInvariantError
-from tradepipe.core.paper import Fill
+from tradepipe.core.types import Fill
 from tradepipe.core.trades import (
     LedgerFill,
     SnapshotPoint,

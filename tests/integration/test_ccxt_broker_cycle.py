@@ -50,7 +50,8 @@ from tradepipe.adapters.db.engine import session_factory
 from tradepipe.adapters.db.ledger import ms_to_datetime
 from tradepipe.adapters.db.models import FillRow, OrderRow, PortfolioSnapshotRow, PositionRow, TradingCycleRow
 from tradepipe.adapters.market import CcxtMarket
-from tradepipe.core.risk import OrderIntent, client_order_id
+from tradepipe.core.risk import client_order_id
+from tradepipe.core.types import OrderIntent
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
 from tradepipe.config.settings import load_settings
 

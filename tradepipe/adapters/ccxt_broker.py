@@ -84,9 +84,8 @@ from typing import TYPE_CHECKING, Any, Callable, Literal, Mapping, Sequence, Typ
 import ccxt
 
 from tradepipe.adapters.market import DEFAULT_EXCHANGE_TIMEOUT_S
-from tradepipe.core.paper import Fill
+from tradepipe.core.types import Fill, OrderIntent
 from tradepipe.core.redaction import redact
-from tradepipe.core.risk import OrderIntent
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from tradepipe.config.settings import Settings

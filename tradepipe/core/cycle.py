@@ -34,9 +34,9 @@ import numpy as np
 from tradepipe.core.agents import Agent, validate_history
 from tradepipe.core.ensemble import book_target, combine
 from tradepipe.core.ledger import Portfolio, Realization, Valuation, apply_fill, check_equity_invariant, mark_to_market
-from tradepipe.core.paper import Fill, fill_order
-from tradepipe.core.risk import OrderIntent, Rejection, RiskLimits, RiskPlan, is_dust, plan_orders
-from tradepipe.core.types import AgentContext, BarHistory, EnsembleDecision, MarketRules, Position, Signal
+from tradepipe.core.paper import fill_order
+from tradepipe.core.types import AgentContext, BarHistory, EnsembleDecision, Fill, MarketRules, OrderIntent, Position, Rejection, Signal
+from tradepipe.core.risk import RiskLimits, RiskPlan, is_dust, plan_orders
 
 
 @dataclass(frozen=True)

@@ -42,8 +42,7 @@ from decimal import (
 )
 from typing import Literal, Mapping
 
-from tradepipe.core.paper import Fill
-from tradepipe.core.types import Position
+from tradepipe.core.types import Fill, Position
 
 __all__ = [
     "AVERAGE_PRICE_DECIMALS",

@@ -20,11 +20,10 @@ Rule (documented because every back-test and every paper P&L depends on it):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Context, Decimal, localcontext
 
-from tradepipe.core.risk import OrderIntent, Rejection, Side, quantize_to_step
-from tradepipe.core.types import MarketRules
+from tradepipe.core.risk import quantize_to_step
+from tradepipe.core.types import Fill, MarketRules, OrderIntent, Rejection, Side
 
 __all__ = ["Fill", "LookAheadError", "fill_order", "fill_price"]
 
@@ -42,34 +41,6 @@ class LookAheadError(ValueError):
 # rules (the ccxt broker reads the exchange's own): amount step 1e-5, price tick 0.01, minimum order
 # cost 10 in the quote currency.
 PAPER_RULES = {"amount_step": Decimal("0.00001"), "price_tick": Decimal("0.01"), "min_cost": Decimal("10")}
-
-@dataclass(frozen=True)
-class Fill:
-    """An executed order (from any broker). ``notional = quantity x price`` exactly; ``fee`` in quote currency.
-
-    ``requested_quantity`` is the order's quantity; ``note`` explains a difference (a gap-up cut).
-    """
-
-    client_order_id: str
-    symbol: str
-    side: Side
-    quantity: Decimal
-    price: Decimal
-    fee: Decimal
-    notional: Decimal
-    fill_ms: int
-    requested_quantity: Decimal | None = None
-    note: str = ""
-
-    def __post_init__(self) -> None:
-        if self.side not in ("buy", "sell"):
-            raise ValueError(f"fill side must be 'buy' or 'sell', got {self.side!r}")
-        if not (self.quantity > 0 and self.price > 0 and self.fee >= 0):
-            raise ValueError(f"fill needs quantity > 0, price > 0, fee >= 0: {self.quantity}, {self.price}, {self.fee}")
-        with localcontext(_EXACT):
-            if self.notional != self.quantity * self.price:
-                raise ValueError(f"fill notional {self.notional} != quantity {self.quantity} x price {self.price}")
-
 
 def fill_price(side: Side, open_price: Decimal, slippage_bps: Decimal, rules: MarketRules) -> Decimal:
     """The next bar's open moved against the trader by the slippage, on the price tick (adverse rounding)."""

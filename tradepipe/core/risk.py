@@ -59,28 +59,23 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import Collection, Iterable, Literal, Mapping
+from typing import Collection, Iterable, Mapping
 
-from tradepipe.core.types import EnsembleDecision, MarketRules, Position
+from tradepipe.core.types import EnsembleDecision, MarketRules, OrderIntent, Position, Rejection, Side
 from tradepipe.core.formatting import money, percent
 
 __all__ = [
     "Adjustment",
     "CLIENT_ORDER_ID_MAX_LENGTH",
     "CLIENT_ORDER_ID_PATTERN",
-    "OrderIntent",
-    "Rejection",
     "RiskLimits",
     "RiskPlan",
-    "Side",
     "client_order_id",
     "equity",
     "is_dust",
     "plan_orders",
     "quantize_to_step",
 ]
-
-Side = Literal["buy", "sell"]
 
 CLIENT_ORDER_ID_MAX_LENGTH = 36  # binance's limit, the strictest of the exchanges we target
 _CLIENT_ORDER_ID_PREFIX = "tp-"
@@ -123,52 +118,6 @@ class RiskLimits:
                 bound = "in [0, 1)" if f.name in below_one else ">= 0"
                 raise ValueError(f"RiskLimits.{f.name} must be a finite number {bound}, got {getattr(self, f.name)!r}")
             object.__setattr__(self, f.name, value)  # frozen: normalise once, at construction
-
-
-@dataclass(frozen=True)
-class OrderIntent:
-    """An order the risk manager approved, sized and rounded, ready for a broker.
-
-    ``quantity`` is on the market's amount step; ``requested_quantity`` is what the target asked
-    for before any cap (unrounded). ``contributions`` are copied from the ensemble decision that
-    motivated the order (empty for a stop-loss); the ledger keeps those of the decision that opens
-    a position, for attribution. ``bar_open_ms`` is the bar whose close the decision saw: the order
-    may only fill after it (see ``paper.fill_order``).
-    """
-
-    symbol: str
-    side: Side
-    quantity: Decimal
-    reference_price: Decimal
-    client_order_id: str
-    reason: str
-    requested_quantity: Decimal
-    contributions: Mapping[str, float] = field(default_factory=dict)
-    purpose: str = "rebalance"
-    bar_open_ms: int = 0
-
-    @property
-    def notional(self) -> Decimal:
-        return self.quantity * self.reference_price
-
-
-@dataclass(frozen=True)
-class Rejection:
-    """An order that will not be sent, with a human ``reason`` (numbers included) and a machine ``kind``.
-
-    Kinds: ``invalid_target``, ``no_price``, ``no_market_rules``, ``non_positive_equity``,
-    ``long_only``, ``max_position``, ``stop_loss_cooldown``, ``halted_daily_loss``,
-    ``gross_exposure``, ``turnover_cap``, ``insufficient_cash``, ``below_amount_step``,
-    ``min_amount``, ``min_cost``. ``side`` is None and ``requested_quantity`` 0 when the order
-    could not even be sized (no price, invalid target).
-    """
-
-    symbol: str
-    side: Side | None
-    requested_quantity: Decimal
-    reason: str
-    kind: str
-    client_order_id: str = ""
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from decimal import Decimal
 from typing import Iterable, Literal, Mapping, Sequence
 
 from tradepipe.core.ledger import LedgerInvariantError, Portfolio, apply_fill
-from tradepipe.core.paper import Fill
+from tradepipe.core.types import Fill
 
 __all__ = [
     "LedgerFill",

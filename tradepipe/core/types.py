@@ -7,10 +7,15 @@ ledger are ``Decimal`` (exact).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from decimal import Decimal
-from typing import Mapping
+from decimal import ROUND_DOWN, Context, Decimal, localcontext
+from typing import Literal, Mapping
 
 import numpy as np
+
+Side = Literal["buy", "sell"]
+
+# A fill's notional is checked in a context wide enough to be exact for any money this project holds.
+_EXACT_NOTIONAL = Context(prec=60, rounding=ROUND_DOWN)
 
 
 @dataclass(frozen=True)
@@ -107,3 +112,77 @@ class Position:
     average_price: Decimal
     opening_contributions: Mapping[str, float] = field(default_factory=dict)
     opened_ms: int = 0
+
+
+@dataclass(frozen=True)
+class OrderIntent:
+    """An order the risk manager approved, sized and rounded, ready for a broker.
+
+    ``quantity`` is on the market's amount step; ``requested_quantity`` is what the target asked
+    for before any cap (unrounded). ``contributions`` are copied from the ensemble decision that
+    motivated the order (empty for a stop-loss); the ledger keeps those of the decision that opens
+    a position, for attribution. ``bar_open_ms`` is the bar whose close the decision saw: the order
+    may only fill after it (see ``paper.fill_order``).
+    """
+
+    symbol: str
+    side: Side
+    quantity: Decimal
+    reference_price: Decimal
+    client_order_id: str
+    reason: str
+    requested_quantity: Decimal
+    contributions: Mapping[str, float] = field(default_factory=dict)
+    purpose: str = "rebalance"
+    bar_open_ms: int = 0
+
+    @property
+    def notional(self) -> Decimal:
+        return self.quantity * self.reference_price
+
+
+@dataclass(frozen=True)
+class Rejection:
+    """An order that will not be sent, with a human ``reason`` (numbers included) and a machine ``kind``.
+
+    Kinds: ``invalid_target``, ``no_price``, ``no_market_rules``, ``non_positive_equity``,
+    ``long_only``, ``max_position``, ``stop_loss_cooldown``, ``halted_daily_loss``,
+    ``gross_exposure``, ``turnover_cap``, ``insufficient_cash``, ``below_amount_step``,
+    ``min_amount``, ``min_cost``. ``side`` is None and ``requested_quantity`` 0 when the order
+    could not even be sized (no price, invalid target).
+    """
+
+    symbol: str
+    side: Side | None
+    requested_quantity: Decimal
+    reason: str
+    kind: str
+    client_order_id: str = ""
+
+
+@dataclass(frozen=True)
+class Fill:
+    """An executed order (from any broker). ``notional = quantity x price`` exactly; ``fee`` in quote currency.
+
+    ``requested_quantity`` is the order's quantity; ``note`` explains a difference (a gap-up cut).
+    """
+
+    client_order_id: str
+    symbol: str
+    side: Side
+    quantity: Decimal
+    price: Decimal
+    fee: Decimal
+    notional: Decimal
+    fill_ms: int
+    requested_quantity: Decimal | None = None
+    note: str = ""
+
+    def __post_init__(self) -> None:
+        if self.side not in ("buy", "sell"):
+            raise ValueError(f"fill side must be 'buy' or 'sell', got {self.side!r}")
+        if not (self.quantity > 0 and self.price > 0 and self.fee >= 0):
+            raise ValueError(f"fill needs quantity > 0, price > 0, fee >= 0: {self.quantity}, {self.price}, {self.fee}")
+        with localcontext(_EXACT_NOTIONAL):
+            if self.notional != self.quantity * self.price:
+                raise ValueError(f"fill notional {self.notional} != quantity {self.quantity} x price {self.price}")

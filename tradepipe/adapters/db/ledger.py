@@ -33,8 +33,7 @@ from tradepipe.adapters.db.models import (
 )
 from tradepipe.adapters.db.order_status import OPEN_STATUSES, OrderStatus, move_order
 from tradepipe.core.ledger import Portfolio
-from tradepipe.core.risk import OrderIntent, Rejection, Side
-from tradepipe.core.types import BarHistory, Position, Signal
+from tradepipe.core.types import BarHistory, OrderIntent, Position, Rejection, Side, Signal
 
 if TYPE_CHECKING:  # the core cycle loads the agents (pandas); `tradepipe status` reads the ledger without them
     from tradepipe.core.cycle import CycleResult, ExecutedFill, PendingOrder

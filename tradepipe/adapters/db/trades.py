@@ -19,7 +19,7 @@ from tradepipe.adapters.db.models import (
     SignalRow,
     TradingCycleRow,
 )
-from tradepipe.core.paper import Fill
+from tradepipe.core.types import Fill
 from tradepipe.core.results import ClosingOrder
 from tradepipe.core.trades import LedgerFill, RoundTrip, SnapshotPoint, round_trips
 
