@@ -12,6 +12,7 @@ from tradepipe.cli.deploy import deploy
 from tradepipe.cli.reports import COMMANDS as REPORT_COMMANDS
 from tradepipe.cli.risk import risk
 from tradepipe.cli.trader import plot, profit, status, trades, warmup
+from tradepipe.cli.variants import variants
 from tradepipe.cli.walkforward import walkforward
 from tradepipe.cli.weights import weights
 
@@ -21,7 +22,7 @@ def main() -> None:
     """tradepipe: an autonomous crypto trading pipeline on Dagster (paper trading by default)."""
 
 
-for _command in (db, status, backtest, weights, risk, trades, profit, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward):
+for _command in (db, status, backtest, weights, risk, trades, profit, plot, warmup, *REPORT_COMMANDS, data, deploy, walkforward, variants):
     main.add_command(_command)
 
 if __name__ == "__main__":
