@@ -34,7 +34,7 @@ def _cut(bars: SymbolBars, end_ms: int) -> SymbolBars:
 @pytest.fixture(scope="module")
 def market(cdd_dir: Path):
     full = load_market(cdd_dir, ["BTC/USDT", "ETH/USDT"], "1h")
-    return {s: _cut(b, int(b.timestamps[5_000])) for s, b in full.bars.items()}
+    return {s: _cut(b, int(b.timestamps[4_000])) for s, b in full.bars.items()}
 
 
 @pytest.mark.parametrize("kind", ["logistic", "hgb"])
@@ -48,9 +48,9 @@ def test_no_model_sees_a_bar_at_or_after_the_one_it_predicts(market, kind: str) 
     truncated = {s: _cut(b, cutoff) for s, b in market.items()}
     again = train(kind, truncated, horizon, cutoff, HOUR, name=f"{kind}_b")
     assert again.training_rows == model.training_rows
-    x = features(market["ETH/USDT"].close)[3_500:4_500]
-    # equal up to the solver's floating-point summation order (BLAS threads)
-    assert np.max(np.abs(model.probability(x) - again.probability(x))) <= 1e-9
+    x = features(market["ETH/USDT"].close)[3_500:4_000]
+    assert np.isfinite(model.probability(x)).sum() > 450
+    assert np.array_equal(model.probability(x), again.probability(x), equal_nan=True)
     # a feature row reads no later bar: computed on bars cut just after it, it is the same
     close = market["BTC/USDT"].close
     full = features(close)

@@ -200,7 +200,11 @@ def run_adaptive_loop(market: MarketFrame, base_agents: Sequence[Agent], book: B
         cube = _variant_cube(market, unique, history, window)
         returns = np.nan_to_num(simulate_books(cube, close[window], open_[window], book))
         figures = stream_figures(returns, periods)
-        variance = float(np.var(figures["sharpe_per_period"], ddof=1)) if len(unique) > 1 else 0.0
+        # The variance of the trials' Sharpe ratios under the null (no skill): the estimation variance of a
+        # per-period Sharpe ratio near 0 over these returns, 1 / (T - 1). The paper's cross-sectional
+        # variance of the tried Sharpe ratios also counts the real spread between families (trend followers
+        # against faders on a trending market), which raises the bar with the very skill it should find.
+        variance = 1.0 / (returns.shape[0] - 1)
         pbo = pbo_cscv(returns, blocks=loop.pbo_blocks)["pbo"] if returns.shape[0] >= 2 * loop.pbo_blocks else None
         evaluations = [
             Evaluation(

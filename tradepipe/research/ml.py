@@ -161,8 +161,12 @@ def train(kind: str, bars_by_symbol: Mapping[str, SymbolBars], horizon: int, cut
         raise ModelTrainingError(f"{data.y.size} training rows closed before the cutoff, fewer than 500")
     if np.unique(data.y).size < 2:
         raise ModelTrainingError("the training labels are all one class")
+    from threadpoolctl import threadpool_limits
+
     estimator = build_model(kind, seed)
-    estimator.fit(data.x, data.y)
+    # One thread: partitions train side by side, and OpenMP threads fighting for shared cores are slower.
+    with threadpool_limits(limits=1):
+        estimator.fit(data.x, data.y)
     params = {k: v for k, v in estimator.get_params().items() if isinstance(v, (int, float, str, bool)) or v is None}
     accuracy = float(np.mean((estimator.predict_proba(data.x)[:, 1] > 0.5) == (data.y > 0.5)))
     return TrainedModel(name, kind, horizon, cutoff_ms, estimator, int(data.y.size), data.skipped_rows, params, {"in_sample_accuracy": accuracy, "last_label_close_ms": data.last_label_close_ms})

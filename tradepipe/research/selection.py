@@ -95,12 +95,12 @@ def _sharpe(matrix: np.ndarray) -> np.ndarray:
 @dataclass(frozen=True)
 class PoolRules:
     """Promotion: DSR at least ``min_dsr`` against every variant tried so far, at least ``min_trades``
-    holding periods, the generation's PBO at most ``max_pbo``, at most ``max_pool`` members (a better
+    holding periods (entries from cash: a book flipping long to short counts once), the generation's PBO at most ``max_pbo``, at most ``max_pool`` members (a better
     candidate replaces the weakest). Retirement: the member's Sharpe over the last ``decay_days`` below
     ``retire_sharpe`` (annualised)."""
 
     min_dsr: float = 0.95
-    min_trades: int = 10
+    min_trades: int = 3
     max_pbo: float = 0.5
     max_pool: int = 5
     retire_sharpe: float = 0.0
