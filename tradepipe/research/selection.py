@@ -70,11 +70,13 @@ def pbo_cscv(returns: np.ndarray, blocks: int = 16) -> dict[str, Any]:
         raise ValueError(f"PBO needs at least {blocks * 2} rows for {blocks} blocks, got {matrix.shape[0]}")
     parts = matrix[:rows].reshape(blocks, rows // blocks, matrix.shape[1])
     n = matrix.shape[1]
+    # Per block sums of r and r^2: a split's Sharpe ratios come from adding blocks, not re-reading rows.
+    sums, squares, size = parts.sum(axis=1), (parts * parts).sum(axis=1), rows // blocks
     logits = []
     for chosen in itertools.combinations(range(blocks), blocks // 2):
         rest = [b for b in range(blocks) if b not in chosen]
-        in_sample = _sharpe(parts[list(chosen)].reshape(-1, n))
-        out_sample = _sharpe(parts[rest].reshape(-1, n))
+        in_sample = _sharpe_from_sums(sums[list(chosen)].sum(axis=0), squares[list(chosen)].sum(axis=0), size * len(chosen))
+        out_sample = _sharpe_from_sums(sums[rest].sum(axis=0), squares[rest].sum(axis=0), size * len(rest))
         best = int(np.argmax(in_sample))
         rank = 1 + int(np.sum(out_sample < out_sample[best])) + 0.5 * int(np.sum(out_sample == out_sample[best]) - 1)
         w = rank / (n + 1)
@@ -83,10 +85,12 @@ def pbo_cscv(returns: np.ndarray, blocks: int = 16) -> dict[str, Any]:
     return {"pbo": float(np.mean(values <= 0.0)), "splits": int(values.size), "logit_median": float(np.median(values))}
 
 
-def _sharpe(matrix: np.ndarray) -> np.ndarray:
-    std = matrix.std(axis=0, ddof=1)
+def _sharpe_from_sums(total: np.ndarray, squares: np.ndarray, count: int) -> np.ndarray:
+    mean = total / count
+    variance = np.maximum((squares - total * mean) / (count - 1), 0.0)
+    std = np.sqrt(variance)
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(std > 0, matrix.mean(axis=0) / std, 0.0)
+        return np.where(std > 1e-15, mean / std, 0.0)
 
 
 # --------------------------------------------------------------------------- the pool's rules
