@@ -29,6 +29,7 @@ from tradepipe.adapters.db.models import (
     ProjectReportRow,
     ProjectTaskRow,
     SignalRow,
+    StrategyVariantEventRow,
     StrategyVariantRow,
     SystemMetricRow,
     TradeAttributionRow,
@@ -285,6 +286,15 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             parameters={"lookback": 7, "threshold": 0.25},
             status="testing",
             created_at=BAR,
+            family="tsmom",
+            origin="mutation",
+            generation=3,
+            metrics={"sharpe": 1.5, "trades": 12},
+            deflated_sharpe=0.96,
+            pbo=0.25,
+            trials=120,
+            reason="deflated Sharpe 0.960 over 120 trials",
+            updated_at=BAR,
         ),
         MlModelRow(
             name="sentiment",
@@ -293,6 +303,15 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
             metrics={"auc": 0.71},
             artifact_path="/models/sentiment-1.2.0.pkl",
             created_at=BAR,
+            kind="logistic",
+            features=["ret_1", "ret_24"],
+            hyperparameters={"C": 0.1},
+            train_start=BAR - timedelta(days=365),
+            train_end=BAR,
+            partition_key="2024-03-01",
+            sha256="ab" * 32,
+            status="promoted",
+            reason="trained on bars closed before 2024-03-01",
         ),
         ProjectTaskRow(
             title="Add Kraken",
@@ -363,8 +382,13 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
     session.flush()
     next(row for row in rows if isinstance(row, ImprovementSuggestionRow)).task_id = task.id
     session.add_all(rows[4:])
+    # A variant event points at the sample's variant, which needs its id first.
+    session.flush()
+    variant = next(row for row in rows if isinstance(row, StrategyVariantRow))
+    event = StrategyVariantEventRow(variant_id=variant.id, action="promote", status="promoted", reason="passes", actor="cli", at=BAR)
+    session.add(event)
     session.commit()
-    return rows
+    return [*rows, event]
 
 
 def _column_values(row: Base) -> dict[str, Any]:

@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "data": ("tradepipe.cli.data", "data", "Data quality of recorded market data."),
     "deploy": ("tradepipe.cli.deploy", "deploy", "The scheduled deployment on PostgreSQL (docs/deployment.md)."),
     "walkforward": ("tradepipe.cli.walkforward", "walkforward", "Walk-forward evaluation of the whole loop (agents, ensemble, risk, paper fills, daily weights)."),
+    "variants": ("tradepipe.cli.variants", "variants", "Strategy variants: candidates, evaluations, the live pool; promote or retire by hand."),
 }
 
 

@@ -110,3 +110,18 @@ def coverage_notes(bars: dict[str, SymbolBars], timeline: np.ndarray, timeframe:
 
 def _iso(ms: int) -> str:
     return iso_utc(ms, timespec="minutes")
+
+
+def market_from_arrays(columns_by_symbol: dict[str, dict[str, np.ndarray]], timeframe: str, notes: Sequence[str] = ()) -> MarketFrame:
+    """A market from in-memory OHLCV arrays (``timestamp``, ``open``, ``high``, ``low``, ``close``,
+    ``volume`` per symbol), e.g. a synthetic one from ``research.regimes``."""
+    timeframe_ms(timeframe)
+    bars = {
+        symbol: SymbolBars(
+            symbol, timeframe, np.asarray(c["timestamp"], dtype=np.int64),
+            *(np.ascontiguousarray(c[k], dtype=np.float64) for k in ("open", "high", "low", "close", "volume")),
+        )
+        for symbol, c in columns_by_symbol.items()
+    }
+    timeline = np.unique(np.concatenate([b.timestamps for b in bars.values()]))
+    return MarketFrame(tuple(bars), timeframe, bars, timeline, tuple(notes))

@@ -55,3 +55,37 @@ def planted_regime_bars(
         "close": close,
         "volume": np.full(n_bars, 1000.0),
     }
+
+
+def slow_trend_bars(
+    n_bars: int,
+    *,
+    seed: int = 0,
+    start_ms: int = 1_767_225_600_000,  # 2026-01-01 00:00 UTC
+    timeframe_ms: int = 3_600_000,
+    level: float = 100.0,
+    sigma: float = 0.006,
+    drift: float = 0.0004,
+    trend_bars: int = 240,
+    symbol_offset: int = 0,
+) -> dict[str, np.ndarray]:
+    """SYNTHETIC OHLCV of one symbol whose only edge is a slow trend: the log return's drift keeps its sign
+    for ``trend_bars`` on average (ten days of 1h bars) and flips at random; the noise is i.i.d. normal.
+    Over the hours the base agents read (14 to 50 bars) the drift is a small fraction of the noise; over
+    days it is not, so only a variant reading days can earn here. Same OHLCV form as
+    :func:`planted_regime_bars`."""
+    rng = np.random.default_rng([seed, symbol_offset, 1])
+    noise = rng.normal(0.0, sigma, n_bars)
+    flips = rng.random(n_bars) < 1.0 / trend_bars
+    sign = np.where(np.cumsum(flips) % 2 == 0, 1.0, -1.0) * (1.0 if rng.random() < 0.5 else -1.0)
+    close = level * np.exp(np.cumsum(drift * sign + noise))
+    open_ = np.concatenate([[level], close[:-1]])
+    wick = 0.5 * sigma * np.maximum(open_, close)
+    return {
+        "timestamp": start_ms + timeframe_ms * np.arange(n_bars, dtype=np.int64),
+        "open": open_,
+        "high": np.maximum(open_, close) + wick,
+        "low": np.minimum(open_, close) - wick,
+        "close": close,
+        "volume": np.full(n_bars, 1000.0),
+    }

@@ -279,12 +279,36 @@ class WeightHistoryRow(Base):
 
 class StrategyVariantRow(Base):
     __tablename__ = "strategy_variants"
+    __table_args__ = (UniqueConstraint("name", name="uq_strategy_variants_name"),)
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(128))
     description: Mapped[str] = mapped_column(Text, default="")
     parameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
     status: Mapped[str] = mapped_column(String(32), default="proposed")
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    # The research loop's columns: a variant is a family plus ``parameters``, judged by rule.
+    family: Mapped[str | None] = mapped_column(String(64))
+    origin: Mapped[str | None] = mapped_column(String(16))  # grid | random | mutation | manual
+    generation: Mapped[int | None] = mapped_column(Integer)
+    metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    deflated_sharpe: Mapped[float | None] = mapped_column(Float)
+    pbo: Mapped[float | None] = mapped_column(Float)
+    trials: Mapped[int | None] = mapped_column(Integer)
+    reason: Mapped[str] = mapped_column(Text, default="")
+    updated_at: Mapped[datetime | None] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class StrategyVariantEventRow(Base):
+    """Every change of a variant's status, with its reason and who made it (the loop or a person)."""
+
+    __tablename__ = "strategy_variant_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    variant_id: Mapped[int] = mapped_column(ForeignKey("strategy_variants.id"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # evaluate | promote | retire | reject
+    status: Mapped[str] = mapped_column(String(32))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    actor: Mapped[str] = mapped_column(String(64), default="loop")
+    at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class MlModelRow(Base):
@@ -296,6 +320,15 @@ class MlModelRow(Base):
     metrics: Mapped[dict[str, Any]] = mapped_column(default=dict)
     artifact_path: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    kind: Mapped[str | None] = mapped_column(String(32))  # logistic | hgb
+    features: Mapped[list[Any]] = mapped_column(default=list)
+    hyperparameters: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    train_start: Mapped[datetime | None]
+    train_end: Mapped[datetime | None]  # every label bar closed by then
+    partition_key: Mapped[str | None] = mapped_column(String(32))
+    sha256: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str] = mapped_column(String(16), default="trained")  # trained | promoted | failed | retired
+    reason: Mapped[str] = mapped_column(Text, default="")
 
 
 class ProjectTaskRow(Base):
