@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
-from tradepipe.adapters.db.models import Book
+from tradepipe.adapters.db.models import BookRow
 from tradepipe.trading.backtest import run_backtest
 from tradepipe.config.settings import load_settings
 from tests.integration.test_backtest import ledger
@@ -45,7 +45,7 @@ def _backtest(tmp_path: Path, candles: Path, name: str, **how: Any) -> tuple[dic
     )
     summary = run_backtest(settings, candles, BOOK, **how)
     with session_factory(url)() as session:
-        book = session.get(Book, BOOK)
+        book = session.get(BookRow, BOOK)
         assert book is not None
         halt = {"halted_day": book.halted_day, "halt_reason": book.halt_reason}
     return ledger(url, BOOK), summary, halt
