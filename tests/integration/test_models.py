@@ -18,6 +18,7 @@ from tradepipe.adapters.db.models import (
     AgentWorkLogRow,
     Base,
     BookRow,
+    ControlCommandRow,
     EmailConfigRow,
     FillRow,
     ImprovementSuggestionRow,
@@ -386,9 +387,15 @@ def _insert_one_of_every_model(session: Session) -> list[Base]:
     session.flush()
     variant = next(row for row in rows if isinstance(row, StrategyVariantRow))
     event = StrategyVariantEventRow(variant_id=variant.id, action="promote", status="promoted", reason="passes", actor="cli", at=BAR)
-    session.add(event)
+    # A trader's command points at the cycle that applied it.
+    cycle = next(row for row in rows if isinstance(row, TradingCycleRow))
+    command = ControlCommandRow(
+        book="main", action="forceexit", symbol="BTC/USDT", requested_by="ops", source="cli", reason="exchange outage",
+        status="applied", outcome="closed BTC/USDT", requested_at=BAR, applied_at=BAR, cycle_id=cycle.id,
+    )
+    session.add_all([event, command])
     session.commit()
-    return [*rows, event]
+    return [*rows, event, command]
 
 
 def _column_values(row: Base) -> dict[str, Any]:
