@@ -100,6 +100,8 @@ def test_warmup_never_touches_a_live_market(monkeypatch: pytest.MonkeyPatch, sql
     monkeypatch.setenv("TRADEPIPE_DATABASE_URL", sqlite_url)
     monkeypatch.setenv("TRADEPIPE_MARKET_SOURCE", "replay")
     monkeypatch.setenv("TRADEPIPE_REPLAY_DIR", str(tmp_path))
+    for symbol in ("BTC_USDT", "ETH_USDT", "SOL_USDT"):  # a replay folder the start-up checks accept
+        (tmp_path / f"{symbol}-1h.csv").write_text("timestamp,open,high,low,close,volume\n1700000000000,1,1,1,1,1\n")
     upgrade(sqlite_url)
 
     result = CliRunner().invoke(main, ["warmup"], catch_exceptions=False)
