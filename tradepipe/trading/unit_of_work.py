@@ -238,10 +238,10 @@ class CycleUnitOfWork:
         return replace(_outcome(self.book, bar_open_ms, result, state.day_start_equity, request.weights, "traded"), stage_seconds=stages)
 
     def describe(self, session: Session, bar_open_ms: int) -> CycleOutcome:
-        """The outcome of a bar that was already traded (a retried or duplicate run): read from the ledger's
-        snapshot of the book at full precision, not redone."""
+        """The outcome of a bar that was already traded (a retried or duplicate run): the book as it stands,
+        read from the ledger's newest snapshot at full precision, not redone."""
         cycle = find_cycle(session, self.book, bar_open_ms)
-        snapshot = latest_snapshot(session, self.book, before=ms_to_datetime(bar_open_ms + 1))
+        snapshot = latest_snapshot(session, self.book)
         zero = Decimal(0)
         held = (snapshot.positions if snapshot else {}) or {}
         return CycleOutcome(
