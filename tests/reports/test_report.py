@@ -64,7 +64,7 @@ def test_a_preview_inside_its_window_counts_only_the_bars_closed_so_far() -> Non
 
 
 def test_the_summary_states_the_figures_rule_and_why_hedge_weights_a_losing_agent() -> None:
-    from tradepipe.core.report import AgentDay, WeightChange
+    from tradepipe.core.report_inputs import AgentDay, WeightDecisionRecord
 
     inputs = sample_inputs()
     summary = build_report(inputs)["summary"]
@@ -73,7 +73,7 @@ def test_the_summary_states_the_figures_rule_and_why_hedge_weights_a_losing_agen
     assert "negative Sharpe" not in summary  # no agent has one here
     day = WINDOW_START.date()
     losing = [AgentDay(day, "trend", 1.5, 0.5, 0.01, 100, 12.5, 1, True, False), AgentDay(day, "momentum", -2.1, 0.4, -0.01, 100, -3.0, 2, False, True)]
-    hedge = [WeightChange(WINDOW_START - timedelta(hours=1), "hedge", {"momentum": 0.5, "trend": 0.5}, {"momentum": 0.45, "trend": 0.55}, "hedge over 2 eligible agent(s)", True, True)]
+    hedge = [WeightDecisionRecord(WINDOW_START - timedelta(hours=1), "hedge", {"momentum": 0.5, "trend": 0.5}, {"momentum": 0.45, "trend": 0.55}, "hedge over 2 eligible agent(s)", True, True)]
     summary = build_report(sample_inputs(performance=losing, weight_changes=hedge))["summary"]
     assert "- Weighted despite a negative Sharpe: momentum: hedge keeps every voting agent at or above the minimum weight" in summary
 
