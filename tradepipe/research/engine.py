@@ -44,7 +44,7 @@ from tradepipe.core.paper import PAPER_RULES
 from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
 from tradepipe.core.risk import RiskLimits
 from tradepipe.core.timeframes import DAY_MS, periods_per_year
-from tradepipe.core.types import AgentContext, MarketRules
+from tradepipe.core.types import AgentContext, Fill, MarketRules
 from tradepipe.core.timeframes import iso_utc
 from tradepipe.research.data import MarketFrame, WalkForwardInputError
 from tradepipe.research.guard import window_verdicts
@@ -236,6 +236,8 @@ class BookState:
     traded: list[float] = field(default_factory=list)  # notional filled at the bar
     decisions: list[WeightChange] = field(default_factory=list)
     fills: int = 0
+    # every fill in the order applied: (fill, P&L it realised, its order's reason, requested and sent quantity)
+    fill_log: list[tuple[Fill, Decimal, str, Decimal, Decimal]] = field(default_factory=list)
     slippage_total: Decimal = Decimal(0)
 
 
@@ -301,6 +303,12 @@ def _record(book: BookState, result: CycleResult, inputs: CycleInputs, opens: Ma
         fill = executed.fill
         traded += fill.notional
         book.slippage_total += abs(fill.price - Decimal(repr(opens[fill.symbol]))) * fill.quantity
+    if result.fills:  # for the results tables; only what they read, so a long run's log stays small
+        orders = {pending.intent.client_order_id: pending.intent for pending in inputs.pending}
+        for executed in result.fills:
+            order = orders[executed.fill.client_order_id]
+            realized = executed.realization.realized_pnl if executed.realization is not None else Decimal(0)
+            book.fill_log.append((executed.fill, realized, order.reason, order.requested_quantity, order.quantity))
     book.fills += len(result.fills)
     book.equity.append(float(result.valuation.equity))
     book.fees.append(float(result.portfolio.fees_paid))
