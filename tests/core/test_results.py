@@ -12,9 +12,12 @@ from tests.core.test_trades import DAY1, DAY2, HOUR, hand_ledger
 from tradepipe.core.results import (
     ClosingOrder,
     book_results,
+    TradedBook,
     drawdown_span,
     equity_breakdown,
     exit_reason,
+    exposed_bars,
+    strategy_results,
 )
 from tradepipe.core.trades import round_trips
 
@@ -106,3 +109,36 @@ def test_drawdown_from_the_starting_cash_and_breakdown_by_month() -> None:
     assert drawdown_span([1], [10_001.0], 10_000.0)["max_drawdown_pct"] == 0.0
     months = equity_breakdown([DAY1, DAY1 + 40 * 86_400_000], [11_000.0, 9_900.0], 10_000.0, "monthly")
     assert [(m["period"], round(m["return_pct"], 6)) for m in months] == [("2025-12", 10.0), ("2026-01", -10.0)]
+
+
+def test_exposure_from_round_trips_holds_from_the_entry_bar_to_before_the_exit_bar() -> None:
+    trips = round_trips(hand_ledger())  # BTC held from DAY1 01:00 to DAY2 01:00; ETH short 02:00-03:00, long from 03:00
+    bars = [DAY1 + h * HOUR for h in range(5)] + [DAY2 + h * HOUR for h in range(4)]
+    spans = [(t.entry_ms, t.exit_ms) for t in trips]
+    expected = [any(entry <= ms and (exit is None or ms < exit) for entry, exit in spans) for ms in bars]
+    assert exposed_bars(bars, trips).tolist() == expected
+    assert True in expected and False in expected
+
+
+def test_a_walk_forward_book_gets_the_tables_of_a_backtest_book() -> None:
+    """The same fills, orders and equity give the same tables whether the ledger or the engine kept them
+    (the engine's exposure is read from the trips: here half a BTC is still held at the first bar)."""
+    fills = hand_ledger()
+    curve = [(CURVE[0][0], CURVE[0][1], D("50")), *CURVE[1:]]
+    bars = [ms for ms, _, _ in curve]
+    walked = strategy_results(
+        name="wf", quote_currency="USDT", timeframe="1h", periods_per_year=8760, starting_cash=CASH, bar_ms=bars,
+        books={"equal_weight": TradedBook(fills, ORDERS, [float(e) for _, e, _ in curve], {"ETH/USDT": D("45")})},
+        untraded={"buy_and_hold": {"equity": [10_000.0, 10_100.0, 10_050.0], "traded": [10_000.0, 0.0, 0.0], "fees": 10.0}},
+        breakdown="daily",
+    )
+    tested = book_results(
+        name="bt", book="bt", quote_currency="USDT", timeframe="1h", periods_per_year=8760, starting_cash=CASH, fills=fills,
+        trips=round_trips(fills, marks={"ETH/USDT": D("45")}), closing_orders=ORDERS, curve=curve, as_of_ms=bars[-1], breakdown="daily",
+    )
+    assert tested["summary"]["exposure_pct"] == pytest.approx(200 / 3)
+    assert walked["pairs"]["equal_weight"] == tested["pairs"]
+    assert walked["exit_reasons"]["equal_weight"] == tested["exit_reasons"]
+    assert walked["breakdown"]["rows"]["equal_weight"] == tested["breakdown"]["rows"]
+    assert walked["strategies"]["equal_weight"] == tested["summary"]
+    assert "buy_and_hold" not in walked["pairs"] and walked["strategies"]["buy_and_hold"]["total_return_pct"] == pytest.approx(0.5)

@@ -1,7 +1,7 @@
 """Results tables of ``tradepipe backtest`` and ``walkforward``, saved as JSON; ``tradepipe results show|compare``.
 
 Results are saved under TRADEPIPE_HOME/results/<kind>/<name>.json (kind ``backtest`` or ``walkforward``);
-the units of the document are in :mod:`tradepipe.core.results` and docs/trader-guide.md.
+a walk-forward's are also in TRADEPIPE_HOME/walkforward/<name>/results.json, beside its summary.json. The units of the document are in :mod:`tradepipe.core.results` and docs/trader-guide.md.
 """
 
 from __future__ import annotations
@@ -37,17 +37,27 @@ def save_results(home: Path, document: dict[str, Any]) -> Path:
     return target
 
 
+def _saved(home: Path, kind: str, name: str) -> list[Path]:
+    """The saved document of ``kind``/``name``; for a walk-forward the newer of its copy under results/ and
+    the results.json beside its summary.json (which every run writes, the Dagster asset's too)."""
+    paths = [results_dir(home) / kind / f"{name}.json"]
+    if kind == "walkforward" and name == Path(name).name and not name.startswith("."):
+        paths.append(Path(home) / "walkforward" / name / "results.json")
+    found = [path for path in paths if path.is_file()]
+    return [max(found, key=lambda path: path.stat().st_mtime)] if found else []
+
+
 def find_results(home: Path, name: str) -> Path:
     """``NAME`` or ``KIND/NAME``; one clear ``click.ClickException`` line when none or two match."""
     base = results_dir(home)
     if "/" in name:
         kind, _, short = name.partition("/")
-        candidates = [base / kind / f"{short}.json"] if kind in KINDS else []
+        found = _saved(home, kind, short) if kind in KINDS else []
     else:
-        candidates = [base / kind / f"{name}.json" for kind in KINDS]
-    found = [path for path in candidates if path.is_file()]
+        found = [path for kind in KINDS for path in _saved(home, kind, name)]
     if not found:
-        saved = sorted(f"{p.parent.name}/{p.stem}" for p in base.glob("*/*.json"))
+        saved = sorted({f"{p.parent.name}/{p.stem}" for p in base.glob("*/*.json")}
+                       | {f"walkforward/{p.parent.name}" for p in (Path(home) / "walkforward").glob("*/results.json")})
         raise click.ClickException(f"no saved results {name!r} in {base} (saved: {', '.join(saved) or 'none yet'})")
     if len(found) > 1:
         raise click.ClickException(f"{name!r} names both a backtest and a walk-forward: say backtest/{name} or walkforward/{name}")
@@ -148,30 +158,53 @@ COMPARED = (
 )
 
 
+BREAKDOWN_COLUMNS = (("period", "period", "text"), ("equity_end_quote", "equity at end", "money"), ("profit_quote", "profit", "money"),
+                     ("return_pct", "return", "pct"))
+BREAKDOWN_TRADE_COLUMNS = (("trades", "trades closed", "int"), ("wins", "wins", "int"), ("closed_trades_profit_quote", "their profit", "money"))
+
+
 def _breakdown_lines(breakdown: dict[str, Any], label: str = "") -> list[str]:
-    columns = [("period", "period", "text"), ("equity_end_quote", "equity at end", "money"), ("profit_quote", "profit", "money"),
-               ("return_pct", "return", "pct")]
     kind = breakdown["kind"]
-    if isinstance(breakdown["rows"], dict):
+    note = " (trades counted on the day they close)"
+    if isinstance(breakdown["rows"], dict):  # a walk-forward: per strategy (buy-and-hold has no trades)
         lines = []
         for key, rows in breakdown["rows"].items():
-            lines += ["", f"{kind} breakdown — {key}", *table(rows, columns)]
+            traded = bool(rows) and "trades" in rows[0]
+            columns = BREAKDOWN_COLUMNS + BREAKDOWN_TRADE_COLUMNS if traded else BREAKDOWN_COLUMNS
+            lines += ["", f"{kind} breakdown — {key}{note if traded else ''}", *table(rows, columns)]
         return lines
-    columns += [("trades", "trades closed", "int"), ("wins", "wins", "int"), ("closed_trades_profit_quote", "their profit", "money")]
-    return ["", f"{kind} breakdown{label} (trades counted on the day they close)", *table(breakdown["rows"], columns)]
+    return ["", f"{kind} breakdown{label}{note}", *table(breakdown["rows"], BREAKDOWN_COLUMNS + BREAKDOWN_TRADE_COLUMNS)]
+
+
+def _book_lines(pairs: Sequence[dict[str, Any]], exits: Sequence[dict[str, Any]], title: str = "") -> list[str]:
+    return [f"{title}per pair (profit: realised P&L after fees; % of the starting cash)", *table(pairs, PAIR_COLUMNS), "",
+            f"{title}exit reasons", *table(exits, (("exit_reason", "exit reason", "text"), *PAIR_COLUMNS[1:]))]
+
+
+def _book_heading(key: str, summary: dict[str, Any]) -> list[str]:
+    """Two lines of at most about 110 characters: the trades, then the deepest drawdown with its dates."""
+    span = f": peak {summary['peak']}, trough {summary['trough']}, recovered {summary['recovered'] or 'not by the end'}" if summary.get("peak") else ""
+    return [f"== {key}: {_cell(summary.get('trades'), 'int')} trades, win rate {_cell(summary.get('win_rate_pct'), 'pct')}, "
+            f"exposure {_cell(summary.get('exposure_pct'), 'pct')}, fees {_cell(summary.get('fees_quote'), 'money')}",
+            f"   max drawdown {_cell(summary.get('max_drawdown_pct'), 'pct')}{span}"]
 
 
 def render_results(document: dict[str, Any]) -> list[str]:
     quote = document.get("quote_currency", "")
     if document["kind"] == "walkforward":
-        rows = [{"strategy": key, **figures} for key, figures in document["strategies"].items()]
+        strategies = document["strategies"]
+        rows = [{"strategy": key, **figures} for key, figures in strategies.items()]
         lines = [f"walk-forward {document['name']!r} ({document['timeframe']} bars; money in {quote})",
-                 *table(rows, [("strategy", "strategy", "text"), *COMPARED[:-1]])]
+                 *table(rows, [("strategy", "strategy", "text"), *COMPARED])]
+        exits = document.get("exit_reasons") or {}
+        for key, pairs in (document.get("pairs") or {}).items():  # null in documents saved before the engine kept fills
+            lines += ["", *_book_heading(key, strategies[key])]
+            traded = pairs[-1]["trades"] or pairs[-1]["open"]  # the TOTAL row
+            lines += [*_book_lines(pairs, exits[key], f"{key} — ")] if traded else ["   no trades: no per-pair or exit-reason table"]
     else:
         summary = document["summary"]
         lines = [f"backtest {document['name']!r} — book {document['book']!r} ({document['timeframe']} bars; money in {quote})", "",
-                 "per pair (profit: realised P&L after fees; % of the starting cash)", *table(document["pairs"], PAIR_COLUMNS), "",
-                 "exit reasons", *table(document["exit_reasons"], (("exit_reason", "exit reason", "text"), *PAIR_COLUMNS[1:])), "",
+                 *_book_lines(document["pairs"], document["exit_reasons"]), "",
                  "summary", *(f"{header:<16} {_cell(summary.get(key), kind)}" for key, header, kind in SUMMARY_ROWS)]
         if summary.get("null_reasons"):
             lines.append("undefined: " + "; ".join(f"{k}: {v}" for k, v in sorted(summary["null_reasons"].items())))

@@ -1,35 +1,18 @@
 """``tradepipe walkforward``: the whole loop over recorded candles, adaptive weights against equal weight,
-each agent alone and buy-and-hold, written to TRADEPIPE_HOME/walkforward/NAME/ (summary.json, report.html)."""
+each agent alone and buy-and-hold, written to TRADEPIPE_HOME/walkforward/NAME/ (summary.json, results.json,
+report.html)."""
 
 from __future__ import annotations
 
 import json
 import sys
+import textwrap
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Any
 
 import click
 
 from tradepipe.cli.results import BREAKDOWN_KINDS, breakdown_option, render_results, save_results
-
-
-def walkforward_results(outcome: Any, quote_currency: str, breakdown: str | None) -> dict[str, Any]:
-    """The results document of a walk-forward: every strategy's equity curve as the summary block."""
-    from tradepipe.core.results import strategy_results
-    from tradepipe.core.timeframes import periods_per_year
-
-    summary = outcome.summary
-    strategies = {
-        key: {"equity": series["equity"], "traded": series["traded"], "fees": summary["strategies"][key]["fees"]}
-        for key, series in outcome.series.items()
-    }
-    return strategy_results(
-        name=summary["name"], quote_currency=quote_currency, timeframe=summary["data"]["timeframe"],
-        periods_per_year=periods_per_year(summary["data"]["timeframe"]), starting_cash=summary["config"]["starting_cash"],
-        bar_ms=[int(b) for b in outcome.bars], strategies=strategies,
-        breakdown=BREAKDOWN_KINDS[breakdown] if breakdown else None,  # type: ignore[arg-type]
-    )
 
 
 def _decimal(text: str | None, option: str) -> Decimal | None:
@@ -83,6 +66,7 @@ def walkforward(
         fee_bps=_decimal(fee_bps, "--fee-bps"), slippage_bps=_decimal(slippage_bps, "--slippage-bps"), window_days=window_days,
         resume=resume, signal_mode="per_bar" if per_bar_signals else "fast", resamples=bootstrap_resamples, seed=seed,
         drop_last_bar=not keep_last_bar, workers=workers, include_agents=not no_agent_books,
+        breakdown=BREAKDOWN_KINDS[breakdown] if breakdown else None,  # type: ignore[arg-type]
     )
     progress = None if quiet else (lambda p: click.echo(p.line(), err=True))
     try:
@@ -95,15 +79,17 @@ def walkforward(
         sys.exit(130)
     if outcome.resumed_from_bar:
         click.echo(f"resumed: {outcome.resumed_from_bar} bars were done by the checkpoint", err=True)
-    document = walkforward_results(outcome, settings.quote_currency, breakdown)
-    saved = save_results(settings.home, document)
+    assert outcome.results is not None
+    saved = save_results(settings.home, outcome.results)
     if as_json:
         click.echo(json.dumps(outcome.summary, indent=2))
         return
-    for line in render_results(document):
+    for line in render_results(outcome.results):
         click.echo(line)
+    click.echo("")
     for comparison in outcome.summary["comparisons"].values():
-        click.echo(comparison["verdict"])
+        click.echo(textwrap.fill(comparison["verdict"], width=118, subsequent_indent="  "))
     click.echo(f"results: {saved} (tradepipe results show {request.name})")
     click.echo(f"summary: {outcome.summary_path}")
+    click.echo(f"tables:  {outcome.results_path}")
     click.echo(f"report:  {outcome.report_path}")

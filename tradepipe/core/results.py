@@ -25,7 +25,7 @@ import numpy as np
 
 from tradepipe.core.metrics import summarize
 from tradepipe.core.timeframes import iso_utc
-from tradepipe.core.trades import LedgerFill, PeriodKind, RoundTrip, period_label, period_start
+from tradepipe.core.trades import LedgerFill, PeriodKind, RoundTrip, period_label, period_start, round_trips
 
 ExitReason = Literal["signal", "stop_loss", "risk_cap", "expiry"]
 EXIT_REASONS: tuple[ExitReason, ...] = ("signal", "stop_loss", "risk_cap", "expiry")
@@ -232,6 +232,58 @@ UNITS = {
 }
 
 
+def exposed_bars(bar_ms: Sequence[int], trips: Sequence[RoundTrip]) -> np.ndarray:
+    """Per bar: whether the book held a position after that bar's cycle, from its round trips.
+
+    A fill at a bar's open is applied by that bar's cycle, so a trip holds from its entry bar up to,
+    not including, its exit bar (an open trip to the end)."""
+    bars = np.asarray(bar_ms, dtype=np.int64)
+    held = np.zeros(bars.size, dtype=bool)
+    for trip in trips:
+        first = int(np.searchsorted(bars, trip.entry_ms, side="left"))
+        last = bars.size if trip.exit_ms is None else int(np.searchsorted(bars, trip.exit_ms, side="left"))
+        held[first:last] = True
+    return held
+
+
+def _book_tables(
+    *,
+    periods_per_year: float,
+    starting_cash: Decimal,
+    fills: Sequence[LedgerFill],
+    trips: Sequence[RoundTrip],
+    closing_orders: Mapping[int, ClosingOrder],
+    bar_ms: Sequence[int],
+    equity: Sequence[float],
+    exposed: Sequence[bool],
+    as_of_ms: int,
+    breakdown: PeriodKind | None,
+) -> dict[str, Any]:
+    """Summary, per-pair and exit-reason tables and the breakdown of one book that traded ``fills``.
+
+    A closed trip's exit reason is read from the order of its last fill (``closing_orders`` by fill id)."""
+    reasons = [exit_reason(t, closing_orders.get(t.fill_ids[-1]) if t.exit_ms is not None else None) for t in trips]
+    summary = equity_summary(
+        bar_ms, equity, float(starting_cash), periods_per_year, exposed=exposed,
+        traded_notional=float(sum((f.fill.notional for f in fills), Decimal(0))),
+        fees=float(sum((f.fill.fee for f in fills), Decimal(0))),
+    )
+    closed = [t for t in trips if t.exit_ms is not None]
+    summary["trades"] = len(closed)
+    summary["win_rate_pct"] = _pct(_ratio(sum(1 for t in closed if t.pnl > 0), len(closed)))
+    rows = None
+    if breakdown:
+        counts = trip_breakdown(trips, breakdown)
+        empty = {"trades": 0, "wins": 0, "closed_trades_profit_quote": 0.0}
+        rows = [{**row, **counts.get(row["period"], empty)} for row in equity_breakdown(bar_ms, equity, float(starting_cash), breakdown)]
+    return {
+        "summary": summary,
+        "pairs": pair_table(trips, as_of_ms, starting_cash),
+        "exit_reasons": exit_reason_table(trips, reasons, as_of_ms, starting_cash),
+        "breakdown_rows": rows,
+    }
+
+
 def book_results(
     *,
     name: str,
@@ -252,19 +304,12 @@ def book_results(
     ``curve`` is (bar ms, equity, positions value) per cycle; a closed trip's exit reason is read from
     the order of its last fill (``closing_orders`` by fill id).
     """
-    reasons = [exit_reason(t, closing_orders.get(t.fill_ids[-1]) if t.exit_ms is not None else None) for t in trips]
-    bars = [ms for ms, _, _ in curve]
-    equity = [float(e) for _, e, _ in curve]
-    summary = equity_summary(
-        bars, equity, float(starting_cash), periods_per_year,
-        exposed=[v != 0 for _, _, v in curve],
-        traded_notional=float(sum((f.fill.notional for f in fills), Decimal(0))),
-        fees=float(sum((f.fill.fee for f in fills), Decimal(0))),
+    tables = _book_tables(
+        periods_per_year=periods_per_year, starting_cash=starting_cash, fills=fills, trips=trips, closing_orders=closing_orders,
+        bar_ms=[ms for ms, _, _ in curve], equity=[float(e) for _, e, _ in curve], exposed=[v != 0 for _, _, v in curve],
+        as_of_ms=as_of_ms, breakdown=breakdown,
     )
-    closed = [t for t in trips if t.exit_ms is not None]
-    summary["trades"] = len(closed)
-    summary["win_rate_pct"] = _pct(_ratio(sum(1 for t in closed if t.pnl > 0), len(closed)))
-    document: dict[str, Any] = {
+    return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "kind": "backtest",
         "name": name,
@@ -273,17 +318,22 @@ def book_results(
         "timeframe": timeframe,
         "units": UNITS,
         "exit_reason_meaning": EXIT_REASON_MEANING,
-        "summary": summary,
-        "pairs": pair_table(trips, as_of_ms, starting_cash),
-        "exit_reasons": exit_reason_table(trips, reasons, as_of_ms, starting_cash),
-        "breakdown": None,
+        "summary": tables["summary"],
+        "pairs": tables["pairs"],
+        "exit_reasons": tables["exit_reasons"],
+        "breakdown": {"kind": breakdown, "rows": tables["breakdown_rows"]} if breakdown else None,
     }
-    if breakdown:
-        counts = trip_breakdown(trips, breakdown)
-        rows = equity_breakdown(bars, equity, float(starting_cash), breakdown)
-        empty = {"trades": 0, "wins": 0, "closed_trades_profit_quote": 0.0}
-        document["breakdown"] = {"kind": breakdown, "rows": [{**row, **counts.get(row["period"], empty)} for row in rows]}
-    return document
+
+
+@dataclass(frozen=True)
+class TradedBook:
+    """One walk-forward book as the engine traded it: its fills in the order applied (with the order
+    behind each, by fill id), its equity after each bar's cycle and the marks of what it still holds."""
+
+    fills: Sequence[LedgerFill]
+    closing_orders: Mapping[int, ClosingOrder]
+    equity: Sequence[float]
+    marks: Mapping[str, Decimal]
 
 
 def strategy_results(
@@ -292,21 +342,38 @@ def strategy_results(
     quote_currency: str,
     timeframe: str,
     periods_per_year: float,
-    starting_cash: float,
+    starting_cash: Decimal,
     bar_ms: Sequence[int],
-    strategies: Mapping[str, Mapping[str, Any]],
+    books: Mapping[str, TradedBook],
+    untraded: Mapping[str, Mapping[str, Any]],
     breakdown: PeriodKind | None = None,
 ) -> dict[str, Any]:
-    """The results document of a walk-forward: the summary block per strategy from its equity curve.
+    """The results document of a walk-forward: per book, the tables ``book_results`` gives a backtest.
 
-    ``strategies[key]`` holds ``equity`` and ``traded`` (per bar) and ``fees`` (total). The walk-forward
-    keeps no fills, so there are no per-pair or exit-reason tables (``pairs`` and ``exit_reasons`` are null).
+    ``books`` are the engine's books (their fills give the per-pair and exit-reason tables; exposure is
+    read from their round trips). ``untraded[key]`` (buy-and-hold: priced, not cycled) holds ``equity``
+    and ``traded`` per bar and ``fees`` in total: the summary block only, and no ``pairs`` or ``exit_reasons``.
+    ``strategies``, ``pairs``, ``exit_reasons`` and the breakdown's ``rows`` are keyed by strategy.
     """
-    summaries = {
-        key: equity_summary(bar_ms, list(map(float, s["equity"])), starting_cash, periods_per_year, exposed=None,
-                            traded_notional=float(np.sum(s["traded"])), fees=float(s["fees"]))
-        for key, s in strategies.items()
-    }
+    summaries: dict[str, Any] = {}
+    pairs: dict[str, Any] = {}
+    exits: dict[str, Any] = {}
+    periods: dict[str, Any] = {}
+    as_of_ms = int(bar_ms[-1]) if len(bar_ms) else 0
+    for key, book in books.items():
+        trips = round_trips(book.fills, book.marks)
+        tables = _book_tables(
+            periods_per_year=periods_per_year, starting_cash=starting_cash, fills=book.fills, trips=trips,
+            closing_orders=book.closing_orders, bar_ms=bar_ms, equity=list(map(float, book.equity)),
+            exposed=exposed_bars(bar_ms, trips).tolist(), as_of_ms=as_of_ms, breakdown=breakdown,
+        )
+        summaries[key], pairs[key], exits[key], periods[key] = tables["summary"], tables["pairs"], tables["exit_reasons"], tables["breakdown_rows"]
+    for key, s in untraded.items():
+        equity = list(map(float, s["equity"]))
+        summaries[key] = equity_summary(bar_ms, equity, float(starting_cash), periods_per_year, exposed=None,
+                                        traded_notional=float(np.sum(s["traded"])), fees=float(s["fees"]))
+        if breakdown:
+            periods[key] = equity_breakdown(bar_ms, equity, float(starting_cash), breakdown)
     return {
         "schema_version": RESULTS_SCHEMA_VERSION,
         "kind": "walkforward",
@@ -314,11 +381,9 @@ def strategy_results(
         "quote_currency": quote_currency,
         "timeframe": timeframe,
         "units": UNITS,
+        "exit_reason_meaning": EXIT_REASON_MEANING,
         "strategies": summaries,
-        "pairs": None,
-        "exit_reasons": None,
-        "breakdown": None if breakdown is None else {
-            "kind": breakdown,
-            "rows": {key: equity_breakdown(bar_ms, list(map(float, s["equity"])), starting_cash, breakdown) for key, s in strategies.items()},
-        },
+        "pairs": pairs,
+        "exit_reasons": exits,
+        "breakdown": {"kind": breakdown, "rows": periods} if breakdown else None,
     }

@@ -1,12 +1,13 @@
-"""One walk-forward request end to end: read the candles, run the engine, write summary.json and
-report.html under ``TRADEPIPE_HOME/walkforward/<name>/``. Shared by ``tradepipe walkforward`` and the
+"""One walk-forward request end to end: read the candles, run the engine, write summary.json,
+results.json (the results tables per book, :mod:`tradepipe.research.results`) and report.html under
+``TRADEPIPE_HOME/walkforward/<name>/``. Shared by ``tradepipe walkforward`` and the
 ``walk_forward`` Dagster asset.
 
 Files and interruptions: at the start the previous summary.json / report.html of the name are
 removed and ``run.json`` says ``running``, so a reader never takes an old or partial result for this
 run's. The engine saves its state to ``checkpoint.pkl`` every 30 s (and when interrupted); ``resume``
 continues from it if it was made from exactly the same inputs, otherwise the run starts over (and
-says so). The summary and the report are written only when every bar is done, each atomically.
+says so). The summary, the results and the report are written only when every bar is done, each atomically.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import numpy as np
 from tradepipe.config.names import NameRefused, check_name, path_under_home
 from tradepipe.core.performance import agent_streams
 from tradepipe.core.timeframes import timeframe_ms
+from tradepipe.core.trades import PeriodKind
 from tradepipe.research.data import WalkForwardInputError, load_market
 from tradepipe.research.engine import (
     EngineConfig,
@@ -35,6 +37,7 @@ from tradepipe.research.engine import (
     run_walk_forward,
 )
 from tradepipe.research.report import render_report
+from tradepipe.research.results import walkforward_results
 from tradepipe.research.signals import SignalMode
 from tradepipe.research.stats import DEFAULT_RESAMPLES, DEFAULT_SEED
 from tradepipe.research.summary import build_summary, strategy_series, write_json
@@ -60,6 +63,7 @@ class WalkForwardRequest:
     workers: int = 1  # > 1: strategies split among forked processes (same results, no checkpoint)
     include_agents: bool = True  # False: no agent:<name> books (a sweep compares methods, not agents)
     extra: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides (e.g. rebalance_band)
+    breakdown: PeriodKind | None = None  # results.json also breaks profit down per day, week or month
 
 
 @dataclass(frozen=True)
@@ -71,6 +75,8 @@ class WalkForwardOutcome:
     resumed_from_bar: int
     bars: np.ndarray | None = None  # traded bar open times (ms)
     series: dict[str, dict[str, np.ndarray]] | None = None  # per strategy: equity, traded notional per bar
+    results: dict[str, Any] | None = None  # results.json: the tables per book (core.results)
+    results_path: Path | None = None
 
 
 def parse_time(text: str | None, *, end: bool = False) -> int | None:
@@ -163,8 +169,9 @@ def run_request(
         raise WalkForwardInputError(str(exc)) from None
     directory.mkdir(parents=True, exist_ok=True)
     summary_path, report_path, status_path = directory / "summary.json", directory / "report.html", directory / "run.json"
+    results_path = directory / "results.json"
     checkpoint = directory / "checkpoint.pkl"
-    for stale in (summary_path, report_path):
+    for stale in (summary_path, results_path, report_path):
         stale.unlink(missing_ok=True)
     if not request.resume:
         checkpoint.unlink(missing_ok=True)
@@ -190,12 +197,14 @@ def run_request(
     series = strategy_series(run)
     summary = build_summary(run, name=request.name, data_dir=str(request.data_dir), methods=methods, resamples=request.resamples, seed=request.seed, series=series)
     write_json(summary_path, summary)
+    results = walkforward_results(run, series, name=request.name, quote_currency=settings.quote_currency, breakdown=request.breakdown)
+    write_json(results_path, results)
     temporary = report_path.with_suffix(".html.tmp")
     temporary.write_text(render_report(summary, run.bars, series), encoding="utf-8")
     temporary.replace(report_path)
-    write_json(status_path, {"status": "complete", "started_at": started, "name": request.name, "summary": str(summary_path), "report": str(report_path)})
+    write_json(status_path, {"status": "complete", "started_at": started, "name": request.name, "summary": str(summary_path), "results": str(results_path), "report": str(report_path)})
     checkpoint.unlink(missing_ok=True)
-    return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from, run.bars, series)
+    return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from, run.bars, series, results, results_path)
 
 
 __all__ = ["WalkForwardOutcome", "WalkForwardRequest", "parse_time", "run_request"]
