@@ -1,7 +1,7 @@
 """Backtest and walk-forward results as a trader reads them: per pair, exit reasons, summary, breakdown.
 
-Pure functions over what the ledger recorded (round trips from :mod:`tradepipe.core.trades`) and the
-equity curve; the ratios come from :func:`tradepipe.core.metrics.summarize`, so a Sharpe here is the
+Pure functions over the fills a book traded (round trips from :mod:`tradepipe.core.trades`), as the
+ledger recorded them (``tradepipe backtest``) or the walk-forward engine kept them, and the equity curve; the ratios come from :func:`tradepipe.core.metrics.summarize`, so a Sharpe here is the
 Sharpe everywhere else.
 
 Units of every results document (``results_document``; also what ``tradepipe results`` reads):
