@@ -4,6 +4,8 @@ run that resumes to the same result and never leaves an old or partial summary b
 from __future__ import annotations
 
 import json
+import pickle
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -111,7 +113,30 @@ def test_an_interrupted_run_resumes_to_the_same_result(candles: Path, tmp_path: 
     assert resumed.resumed_from_bar >= 150
     for key in ("strategies", "comparisons", "decisions", "skipped"):
         assert resumed.summary[key] == complete.summary[key]
+    assert resumed.results == complete.results  # the fills before the interruption are in the tables
     assert not (directory / "checkpoint.pkl").exists()
+
+
+def test_resume_starts_over_from_a_checkpoint_whose_books_kept_no_fills(candles: Path, tmp_path: Path) -> None:
+    settings = load_settings(timeframe="1h", symbols="BTC/USDT,ETH/USDT", home=tmp_path / "home")
+    request = WalkForwardRequest(data_dir=candles, name="older", window_days=5, resamples=100, include_agents=False)
+    complete = run_request(settings, request)
+
+    def interrupt(progress) -> None:
+        if progress.bars_done >= 150:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        run_request(settings, request, progress=interrupt, progress_every_s=0)
+    checkpoint = complete.directory / "checkpoint.pkl"
+    saved = pickle.loads(checkpoint.read_bytes())
+    for book in saved["state"]["books"].values():  # as an earlier version of the engine saved its books
+        del book.fill_log
+    checkpoint.write_bytes(pickle.dumps(saved))
+
+    resumed = run_request(settings, replace(request, resume=True))
+    assert resumed.resumed_from_bar == 0
+    assert resumed.results == complete.results and resumed.results["pairs"]["equal_weight"][-1]["trades"] > 0
 
 
 def test_resume_ignores_a_checkpoint_of_other_inputs(candles: Path, tmp_path: Path) -> None:

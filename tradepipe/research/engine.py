@@ -682,6 +682,8 @@ def _load_checkpoint(path: Path, fingerprint: str) -> dict[str, Any] | None:
         return None
     if not isinstance(saved, dict) or saved.get("fingerprint") != fingerprint:
         return None
+    if not all(hasattr(book, "fill_log") for book in saved["state"]["books"].values()):
+        return None  # saved by a version whose books kept no fills: their results tables would miss trades
     return saved["state"]
 
 
