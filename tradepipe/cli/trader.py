@@ -13,14 +13,16 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tradepipe.cli.context import command_settings, ledger_session_factory
-from tradepipe.core.trades import PeriodProfit, RoundTrip
+from tradepipe.cli.context import command_settings
 from tradepipe.core.formatting import money, percent, price
 from tradepipe.core.timeframes import iso_utc
+
+if TYPE_CHECKING:  # core.trades loads numpy: `tradepipe status` answers without it
+    from tradepipe.core.trades import PeriodProfit, RoundTrip
 
 _CENT = Decimal("0.01")
 
@@ -115,11 +117,16 @@ def _book_trips(session, book: str):  # type: ignore[no-untyped-def]
 @click.option("--book", default=None, help="Book to show (default: TRADEPIPE_BOOK).")
 def status(as_json: bool, book: str | None) -> None:
     """Portfolio, last trading cycle and current weights."""
+    from tradepipe.adapters.db.connection import read_only_ledger
+    from tradepipe.adapters.db.status_reader import read_status_rows
+    from tradepipe.config.ledger_settings import read_ledger_settings
     from tradepipe.trading.status import portfolio_status, render_status
 
-    settings = command_settings()
-    with ledger_session_factory(settings)() as session:
-        report = portfolio_status(session, book or settings.book)
+    # the light reader when the environment sets only where the ledger is; otherwise the full, checked settings
+    ledger = read_ledger_settings() or command_settings().ledger
+    name = book or ledger.book
+    with read_only_ledger(ledger.resolved_database_url, ledger.timeouts) as connection:
+        report = portfolio_status(read_status_rows(connection, name), name)
     click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
 
 
