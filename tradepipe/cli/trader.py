@@ -388,16 +388,13 @@ def plot(symbol: str, book: str | None, since: str | None, output: Path | None) 
 @click.option("--days", default=1.0, show_default=True, type=float, help="How many days of synthetic bars to trade.")
 def warmup(days: float) -> None:
     """First start on the synthetic market: trade the last days of bars into the empty live book (marked warm-up)."""
+    from tradepipe.cli.progress import progress_bar
     from tradepipe.trading.warmup import WarmupSkipped, run_warmup
 
     settings = command_settings()
-
-    def progress(index: int, _outcome: object) -> None:
-        if index and index % 240 == 0:
-            click.echo(f"tradepipe warm-up: {index} bars traded")
-
     try:
-        summary = run_warmup(settings, int(time.time() * 1000), days=days, progress=progress)
+        with progress_bar("warm-up", "synthetic bars") as advance:
+            summary = run_warmup(settings, int(time.time() * 1000), days=days, progress=advance)
     except WarmupSkipped as exc:
         click.echo(f"tradepipe warm-up skipped: {exc}")
         return
