@@ -38,8 +38,8 @@ def working(label: str, *, quiet: bool = False) -> Iterator[Callable[[str], None
 
 @contextmanager
 def progress_bar(label: str, unit: str, *, then: str | None = None, quiet: bool = False) -> Iterator[Callable[[int, int], None]]:
-    """A bar with ``label``, done/total ``unit``, elapsed time and time left; the yielded function takes
-    ``(done, total)`` as often as the caller learns them. Once done reaches total the label reads ``then``
+    """A bar with ``label``, done/total ``unit``, elapsed time and time left (a pulsing bar until the total is
+    known); the yielded function takes ``(done, total)`` as often as the caller learns them. Once done reaches total the label reads ``then``
     (what the command does after the counted part), if given. The finished bar stays on screen."""
     if not shown(quiet):
         yield lambda _done, _total: None
@@ -47,7 +47,7 @@ def progress_bar(label: str, unit: str, *, then: str | None = None, quiet: bool 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TextColumn(unit), TimeElapsedColumn(),
-               TextColumn("left"), TimeRemainingColumn())
+               TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"))
     with Progress(*columns, console=_console()) as progress:
         task = progress.add_task(label, total=None)
 

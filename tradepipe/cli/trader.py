@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from tradepipe.cli.context import command_settings
+from tradepipe.cli.progress import progress_bar, working
 from tradepipe.core.formatting import money, percent, price
 from tradepipe.core.timeframes import iso_utc
 
@@ -141,7 +142,7 @@ def trades(book: str | None, symbol: str | None, only_open: bool, as_json: bool,
     from tradepipe.core.trades import price_places
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         fills, trips, latest = _book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
     shown = [t for t in trips if (symbol is None or t.symbol == symbol) and (not only_open or t.status == "open")]
@@ -223,10 +224,10 @@ def profit(kind: str, book: str | None, as_json: bool) -> None:
     from tradepipe.core.trades import period_profit
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         fills, trips, latest = _book_trips(session, name)
         snapshots = load_snapshots(session, name)
-    periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
+        periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps([period_record(p) for p in periods], indent=2))
         return
@@ -267,7 +268,7 @@ def performance(book: str | None, as_json: bool) -> None:
     from tradepipe.core.results import grouped_table
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         starting_cash = _starting_cash(session, name)
         _, trips, latest = _book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
@@ -377,8 +378,6 @@ def plot(symbol: str, book: str | None, since: str | None, output: Path | None) 
         session.close()
         click.echo(f"plot refused: {exc}", err=True)
         sys.exit(2)
-    from tradepipe.cli.progress import working
-
     with session, working(f"drawing {symbol} of book {name!r}"):
         written = write_chart(settings, session, name, symbol, start, target)
     click.echo(str(written))
@@ -388,7 +387,6 @@ def plot(symbol: str, book: str | None, since: str | None, output: Path | None) 
 @click.option("--days", default=1.0, show_default=True, type=float, help="How many days of synthetic bars to trade.")
 def warmup(days: float) -> None:
     """First start on the synthetic market: trade the last days of bars into the empty live book (marked warm-up)."""
-    from tradepipe.cli.progress import progress_bar
     from tradepipe.trading.warmup import WarmupSkipped, run_warmup
 
     settings = command_settings()
