@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 ENV_PREFIX = "TRADEPIPE_"
 TEST_PREFIX = "TRADEPIPE_TEST_"
@@ -77,7 +78,7 @@ class LedgerSettings:
 _PLAIN_NUMBER = re.compile(r"\d{1,9}(\.\d{1,9})?")
 
 
-def _seconds(bound: float):  # type: ignore[no-untyped-def]
+def _seconds(bound: float) -> Callable[[str], float | None]:
     def parse(text: str) -> float | None:
         if not _PLAIN_NUMBER.fullmatch(text):
             return None
@@ -88,9 +89,10 @@ def _seconds(bound: float):  # type: ignore[no-untyped-def]
 
 
 # field name -> its value from the variable's text; None: a value this reader does not vouch for
-_READERS = {
+_READERS: dict[str, Callable[[str], Any]] = {
     "home": lambda text: Path(text) if text and text == text.strip() else None,
     "database_url": lambda text: text if database_url_problem(text) is None else None,
+    # fullmatch: re's "$" also matches before a trailing newline, which pydantic's pattern refuses
     "book": lambda text: text if re.fullmatch(BOOK_PATTERN.strip("^$"), text) else None,
     "database_connect_timeout_seconds": _seconds(MAX_CONNECT_TIMEOUT_S),
     "database_statement_timeout_seconds": _seconds(MAX_STATEMENT_TIMEOUT_S),
@@ -111,7 +113,7 @@ def read_ledger_settings(environ: Mapping[str, str] | None = None, dotenv: Path 
     given.update(from_environment)
     if set(given) - set(_READERS):
         return None
-    values = {name: _READERS[name](text) for name, text in given.items()}  # type: ignore[no-untyped-call]
+    values = {name: _READERS[name](text) for name, text in given.items()}
     if any(value is None for value in values.values()):
         return None
     defaults = DatabaseTimeouts()
