@@ -9,9 +9,11 @@ from pathlib import Path
 import click
 
 from tradepipe.cli.context import command_settings
+from tradepipe.cli.progress import PROGRESS_EVERY_S, progress_bar, working
 from tradepipe.cli.results import breakdown_option, ledger_results, render_results, save_results
 from tradepipe.core.formatting import money
 from tradepipe.core.timeframes import iso_utc
+
 
 @click.command()
 @click.option("--replay-dir", type=click.Path(exists=True, file_okay=False, path_type=Path), required=True,
@@ -26,7 +28,7 @@ from tradepipe.core.timeframes import iso_utc
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
 @click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
-@click.option("--quiet", is_flag=True, help="No progress lines (bars done, rate, ETA) on stderr (--json implies it).")
+@click.option("--quiet", is_flag=True, help="No progress bar on the terminal (--json implies it; a pipe never gets one).")
 @breakdown_option
 def backtest(
     replay_dir: Path, book: str, symbols: str | None, timeframe: str | None, reset: bool, reset_live_book: str | None,
@@ -61,10 +63,11 @@ def backtest(
     if unreadable:
         settings = command_settings(**{**overrides, "symbols": ",".join(s for s in settings.symbols if s not in unreadable)})
     try:
-        summary = run_backtest(
-            settings, replay_dir, book, reset=reset, reset_live_book=reset_live_book, drop_last_bar=not keep_last_bar, start_ms=start_ms, end_ms=end_ms,
-            on_progress=None if quiet or as_json else (lambda p: click.echo(p.line().replace("walk-forward", "backtest"), err=True)),
-        )
+        with progress_bar(f"backtest {book}", "bars", quiet=quiet or as_json) as advance:
+            summary = run_backtest(
+                settings, replay_dir, book, reset=reset, reset_live_book=reset_live_book, drop_last_bar=not keep_last_bar, start_ms=start_ms,
+                end_ms=end_ms, on_progress=lambda p: advance(p.bars_done, p.bars_total), progress_every_s=PROGRESS_EVERY_S,
+            )
     except (BookInUseError, ValueError) as exc:
         click.echo(f"backtest refused: {exc}", err=True)
         sys.exit(2)
@@ -79,8 +82,9 @@ def backtest(
         "fills": summary.fills,
         "cycles_with_skipped_symbols": summary.skipped_cycles,
     }
-    document = ledger_results(settings, summary.book, breakdown)
-    saved = save_results(settings.home, document)
+    with working(f"backtest {book}: the results tables", quiet=quiet or as_json):
+        document = ledger_results(settings, summary.book, breakdown)
+        saved = save_results(settings.home, document)
     if as_json:
         click.echo(json.dumps({**report, "results": document, "results_file": str(saved)}, indent=2))
     else:

@@ -33,15 +33,16 @@ class LedgerErrorsGroup(click.Group):
         try:
             return super().invoke(ctx)
         except Exception as error:
-            # Imported only on failure: a command that never touches the ledger never loads SQLAlchemy for this.
-            from sqlalchemy.exc import SQLAlchemyError
-
-            from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
-            from tradepipe.config.settings import Settings
+            from tradepipe.adapters.db.connection import LedgerUnavailable, describe_database_error
 
             if isinstance(error, LedgerUnavailable):
                 click.echo(f"tradepipe: {error}", err=True)
-            elif isinstance(error, SQLAlchemyError):
+                sys.exit(EXIT_LEDGER_UNAVAILABLE)
+            from sqlalchemy.exc import SQLAlchemyError
+
+            from tradepipe.config.settings import Settings
+
+            if isinstance(error, SQLAlchemyError):
                 settings = ctx.meta.get(_SETTINGS_KEY)
                 if not isinstance(settings, Settings):
                     settings = Settings()

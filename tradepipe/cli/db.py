@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from tradepipe.cli.context import command_settings
+from tradepipe.cli.progress import working
+
 
 @click.group()
 def db() -> None:
@@ -18,7 +20,8 @@ def db_upgrade(revision: str) -> None:
     from tradepipe.adapters.db.engine import current_revision, upgrade
 
     settings = command_settings()
-    upgrade(settings.resolved_database_url, revision)
+    with working(f"migrating the ledger up to {revision}"):
+        upgrade(settings.resolved_database_url, revision)
     click.echo(f"database at revision {current_revision(settings.resolved_database_url)}")
 
 
@@ -29,5 +32,6 @@ def db_downgrade(revision: str) -> None:
     from tradepipe.adapters.db.engine import current_revision, downgrade
 
     settings = command_settings()
-    downgrade(settings.resolved_database_url, revision)
+    with working(f"migrating the ledger down to {revision}"):
+        downgrade(settings.resolved_database_url, revision)
     click.echo(f"database at revision {current_revision(settings.resolved_database_url)}")

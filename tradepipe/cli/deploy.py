@@ -19,8 +19,11 @@ def deploy() -> None:
 def deploy_check() -> None:
     """Check that PostgreSQL (Dagster storage and ledger) and Redis answer; one line per missing service."""
     from tradepipe.cli.deployment_check import deployment_problems
+    from tradepipe.cli.progress import working
 
-    problems = deployment_problems(command_settings(), os.environ)
+    settings = command_settings()
+    with working("asking PostgreSQL and Redis"):  # each wait is bounded by its connect timeout
+        problems = deployment_problems(settings, os.environ)
     for problem in problems:
         click.echo(f"missing: {problem}", err=True)
     if problems:

@@ -63,7 +63,7 @@ def _postgres_answers(environ: Mapping[str, str]) -> str | None:
 def _ledger_answers(url: str) -> str | None:
     import sqlalchemy as sa
 
-    from tradepipe.adapters.db.engine import driver_url
+    from tradepipe.adapters.db.connection import driver_url
 
     engine = sa.create_engine(driver_url(url), connect_args={"connect_timeout": CONNECT_TIMEOUT_S})
     try:

@@ -102,7 +102,8 @@ def email_test(to: str | None) -> None:
     message["To"] = ", ".join(recipients)
     message.set_content(f"This is a test from tradepipe via {smtp.describe()}. Reports will arrive the same way.")
     try:
-        send_message(smtp, message, recipients)
+        with working(f"sending via {smtp.describe()}"):  # bounded by TRADEPIPE_SMTP_TIMEOUT_SECONDS
+            send_message(smtp, message, recipients)
     except MailDeliveryError as exc:
         click.echo(f"test message not sent ({exc.kind}): {exc}", err=True)
         sys.exit(1)

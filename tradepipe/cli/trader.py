@@ -13,14 +13,17 @@ import time
 from datetime import datetime, timezone
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from tradepipe.cli.context import command_settings, ledger_session_factory
-from tradepipe.core.trades import PeriodProfit, RoundTrip
+from tradepipe.cli.context import command_settings
+from tradepipe.cli.progress import progress_bar, working
 from tradepipe.core.formatting import money, percent, price
 from tradepipe.core.timeframes import iso_utc
+
+if TYPE_CHECKING:  # core.trades loads numpy: `tradepipe status` answers without it
+    from tradepipe.core.trades import PeriodProfit, RoundTrip
 
 _CENT = Decimal("0.01")
 
@@ -115,11 +118,16 @@ def _book_trips(session, book: str):  # type: ignore[no-untyped-def]
 @click.option("--book", default=None, help="Book to show (default: TRADEPIPE_BOOK).")
 def status(as_json: bool, book: str | None) -> None:
     """Portfolio, last trading cycle and current weights."""
+    from tradepipe.adapters.db.connection import read_only_ledger
+    from tradepipe.adapters.db.status_reader import read_status_rows
+    from tradepipe.config.ledger_settings import read_ledger_settings
     from tradepipe.trading.status import portfolio_status, render_status
 
-    settings = command_settings()
-    with ledger_session_factory(settings)() as session:
-        report = portfolio_status(session, book or settings.book)
+    # the light reader when the environment sets only where the ledger is; otherwise the full, checked settings
+    ledger = read_ledger_settings() or command_settings().ledger
+    name = book or ledger.book
+    with read_only_ledger(ledger.resolved_database_url, ledger.timeouts) as connection:
+        report = portfolio_status(read_status_rows(connection, name), name)
     click.echo(json.dumps(report, indent=2) if as_json else render_status(report))
 
 
@@ -134,7 +142,7 @@ def trades(book: str | None, symbol: str | None, only_open: bool, as_json: bool,
     from tradepipe.core.trades import price_places
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         fills, trips, latest = _book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
     shown = [t for t in trips if (symbol is None or t.symbol == symbol) and (not only_open or t.status == "open")]
@@ -216,10 +224,10 @@ def profit(kind: str, book: str | None, as_json: bool) -> None:
     from tradepipe.core.trades import period_profit
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         fills, trips, latest = _book_trips(session, name)
         snapshots = load_snapshots(session, name)
-    periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
+        periods = period_profit(fills, trips, snapshots, kind)  # type: ignore[arg-type]
     if as_json:
         click.echo(json.dumps([period_record(p) for p in periods], indent=2))
         return
@@ -260,7 +268,7 @@ def performance(book: str | None, as_json: bool) -> None:
     from tradepipe.core.results import grouped_table
 
     _, name, session = _open_session(book)
-    with session:
+    with session, working(f"replaying the fills of book {name!r}", quiet=as_json):
         starting_cash = _starting_cash(session, name)
         _, trips, latest = _book_trips(session, name)
     as_of = latest.bar_ms if latest else int(time.time() * 1000)
@@ -370,8 +378,6 @@ def plot(symbol: str, book: str | None, since: str | None, output: Path | None) 
         session.close()
         click.echo(f"plot refused: {exc}", err=True)
         sys.exit(2)
-    from tradepipe.cli.progress import working
-
     with session, working(f"drawing {symbol} of book {name!r}"):
         written = write_chart(settings, session, name, symbol, start, target)
     click.echo(str(written))
@@ -384,13 +390,9 @@ def warmup(days: float) -> None:
     from tradepipe.trading.warmup import WarmupSkipped, run_warmup
 
     settings = command_settings()
-
-    def progress(index: int, _outcome: object) -> None:
-        if index and index % 240 == 0:
-            click.echo(f"tradepipe warm-up: {index} bars traded")
-
     try:
-        summary = run_warmup(settings, int(time.time() * 1000), days=days, progress=progress)
+        with progress_bar("warm-up", "synthetic bars") as advance:
+            summary = run_warmup(settings, int(time.time() * 1000), days=days, progress=advance)
     except WarmupSkipped as exc:
         click.echo(f"tradepipe warm-up skipped: {exc}")
         return

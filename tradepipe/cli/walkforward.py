@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from tradepipe.cli.progress import PROGRESS_EVERY_S, progress_bar
 from tradepipe.cli.results import BREAKDOWN_KINDS, breakdown_option, render_results, save_results
 
 
@@ -42,7 +43,7 @@ def _decimal(text: str | None, option: str) -> Decimal | None:
 @click.option("--keep-last-bar", is_flag=True, help="Trade the files' last bar too (exchange dumps end with an unfinished candle).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes to split the compared strategies among (same results; a run with more than 1 is not resumable).")
 @click.option("--no-agent-books", is_flag=True, help="Leave out the agent:<name> books (each agent alone): faster when comparing methods.")
-@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@click.option("--quiet", is_flag=True, help="No progress bar on the terminal (--json implies it; a pipe never gets one).")
 @click.option("--json", "as_json", is_flag=True, help="Print summary.json to stdout instead of the table.")
 @breakdown_option
 def walkforward(
@@ -68,9 +69,12 @@ def walkforward(
         drop_last_bar=not keep_last_bar, workers=workers, include_agents=not no_agent_books,
         breakdown=BREAKDOWN_KINDS[breakdown] if breakdown else None,  # type: ignore[arg-type]
     )
-    progress = None if quiet else (lambda p: click.echo(p.line(), err=True))
     try:
-        outcome = run_request(settings, request, progress=progress, say=lambda line: click.echo(line, err=True))
+        with progress_bar(f"walkforward {name}", "bars", then=f"walkforward {name}: summary and report", quiet=quiet or as_json) as advance:
+            outcome = run_request(
+                settings, request, progress=lambda p: advance(p.bars_done, p.bars_total), say=lambda line: click.echo(line, err=True),
+                progress_every_s=PROGRESS_EVERY_S,
+            )
     except WalkForwardInputError as exc:
         click.echo(f"walkforward refused: {exc}", err=True)
         sys.exit(2)

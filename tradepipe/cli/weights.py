@@ -11,6 +11,7 @@ from typing import Any
 import click
 
 from tradepipe.cli.context import command_settings, ledger_session_factory
+from tradepipe.cli.progress import working
 from tradepipe.config.settings import Settings
 
 
@@ -88,14 +89,16 @@ def weights_promote(weight_history_id: int, yes: bool, force: bool) -> None:
             click.echo("not promoted")
             sys.exit(1)
     try:
-        publication = publish_weights(settings, weight_history_id)
+        with working(f"promoting weight_history {weight_history_id}"):
+            publication = publish_weights(settings, weight_history_id)
     except UnknownWeightsError as exc:
         click.echo(str(exc), err=True)
         sys.exit(2)
     where = "database and Redis" if publication.redis else "database"
     click.echo(f"weight_history {weight_history_id} is live ({where}): {publication.weights}")
     try:
-        shown_in = record_promotion_in_dagster(settings, weight_history_id)
+        with working("updating the live_weights page of the Dagster instance"):  # loading Dagster takes seconds
+            shown_in = record_promotion_in_dagster(settings, weight_history_id)
     except Exception as exc:  # noqa: BLE001 - the promotion is recorded and live; only the UI's copy failed
         click.echo(f"the live_weights page was not updated (Dagster instance: {type(exc).__name__}: {exc}); "
                    "it shows the new set after its next materialisation", err=True)

@@ -15,17 +15,10 @@ from typing import Iterable
 
 from dotenv import dotenv_values
 
-from tradepipe.config.settings import DEFAULT_AGENTS, ENV_PREFIX, WEIGHT_SUM_TOLERANCE, Settings, SettingsError, load_settings
+from tradepipe.config.ledger_settings import ENV_PREFIX, PROCESS_VARIABLES, TEST_PREFIX
+from tradepipe.config.settings import DEFAULT_AGENTS, WEIGHT_SUM_TOLERANCE, Settings, SettingsError, load_settings
 
 _REPLAY_FILE = re.compile(r"^[A-Z0-9]+_[A-Z0-9]+-(\w+)\.(csv|parquet)$")
-
-# TRADEPIPE_* names read outside Settings: the deployment's process addresses (deploy/Procfile,
-# deploy/workspace.yaml), the Celery broker of the README's executor example, and the test suite's own.
-PROCESS_VARIABLES = frozenset({
-    "TRADEPIPE_CODE_SERVER_HOST", "TRADEPIPE_CODE_SERVER_PORT", "TRADEPIPE_WEBSERVER_HOST", "TRADEPIPE_WEBSERVER_PORT",
-    "TRADEPIPE_CELERY_BROKER",
-})
-TEST_PREFIX = "TRADEPIPE_TEST_"
 
 
 def known_variables() -> frozenset[str]:

@@ -7,7 +7,6 @@ A bad value stops start-up with one message naming the variable and what it acce
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from functools import cached_property
@@ -17,22 +16,14 @@ from typing import Annotated, Any, Literal, Mapping, cast
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from tradepipe.config.ledger_settings import (
+    BOOK_PATTERN, DEFAULT_BOOK, DEFAULT_HOME, ENV_PREFIX, MAX_CONNECT_TIMEOUT_S, MAX_STATEMENT_TIMEOUT_S, DatabaseTimeouts, LedgerSettings,
+    database_url_problem, default_database_url,
+)
 from tradepipe.core.timeframes import timeframe_ms
 
-@dataclass(frozen=True)
-class DatabaseTimeouts:
-    """How long any database call may wait (seconds). The defaults are the documented settings' defaults."""
-
-    connect_s: float = 10.0
-    """PostgreSQL: establishing a connection, including a server that accepts and never answers."""
-    statement_s: float = 60.0
-    """PostgreSQL: one statement (``statement_timeout``); SQLite: waiting for another writer (busy timeout)."""
-
-
-ENV_PREFIX = "TRADEPIPE_"
 DEFAULT_AGENTS = ("momentum", "trend", "mean_reversion", "breakout", "sentiment")
 _SYMBOL = re.compile(r"^[A-Z0-9]{2,15}/[A-Z0-9]{2,10}$")
-_DATABASE_SCHEMES = ("sqlite", "postgresql", "postgresql+psycopg2")
 WEIGHT_SUM_TOLERANCE = 1e-6  # static weights must sum to 1 within this
 
 
@@ -53,7 +44,7 @@ class Settings(BaseSettings):
         allow_inf_nan=False,
     )
 
-    home: Path = Path(".tradepipe")
+    home: Path = DEFAULT_HOME
     database_url: str | None = None
     redis_url: str | None = None
 
@@ -67,7 +58,7 @@ class Settings(BaseSettings):
 
     broker: Literal["paper", "ccxt"] = "paper"
     live: bool = False
-    book: str = Field(default="main", pattern=r"^[a-z0-9_-]{1,32}$")
+    book: str = Field(default=DEFAULT_BOOK, pattern=BOOK_PATTERN)
     exchange_api_key: SecretStr | None = None
     exchange_secret: SecretStr | None = None
 
@@ -111,8 +102,8 @@ class Settings(BaseSettings):
     sensor_interval_seconds: int = Field(default=30, ge=1, le=3600)
 
     # --- bounded waits on everything outside the process, and the one-writer-per-book lock
-    database_connect_timeout_seconds: float = Field(default=10, gt=0, le=600)
-    database_statement_timeout_seconds: float = Field(default=60, gt=0, le=3600)
+    database_connect_timeout_seconds: float = Field(default=DatabaseTimeouts.connect_s, gt=0, le=MAX_CONNECT_TIMEOUT_S)
+    database_statement_timeout_seconds: float = Field(default=DatabaseTimeouts.statement_s, gt=0, le=MAX_STATEMENT_TIMEOUT_S)
     book_lock_timeout_seconds: float = Field(default=30, gt=0, le=3600)
     redis_timeout_seconds: float = Field(default=0.5, gt=0, le=60)
     exchange_timeout_seconds: float = Field(default=10, gt=0, le=300)
@@ -228,12 +219,9 @@ class Settings(BaseSettings):
     def _check_database_url(cls, value: str | None) -> str | None:
         if value is None:
             return value
-        scheme = value.split("://", 1)[0] if "://" in value else ""
-        if scheme not in _DATABASE_SCHEMES:
-            raise ValueError(
-                f"malformed database URL (scheme {scheme or 'missing'!r}): expected "
-                "sqlite:///path/to/file.sqlite or postgresql://user@host:5432/dbname"
-            )
+        problem = database_url_problem(value)
+        if problem:
+            raise ValueError(problem)
         return value
 
     @field_validator("redis_url")
@@ -288,14 +276,17 @@ class Settings(BaseSettings):
 
     @cached_property
     def resolved_database_url(self) -> str:
-        if self.database_url:
-            return self.database_url
-        return f"sqlite:///{(self.home / 'tradepipe.sqlite').resolve()}"
+        return self.database_url or default_database_url(self.home)
 
     @property
     def database_timeouts(self) -> DatabaseTimeouts:
         """The ledger's connect and statement bounds, as the database adapter takes them."""
         return DatabaseTimeouts(self.database_connect_timeout_seconds, self.database_statement_timeout_seconds)
+
+    @property
+    def ledger(self) -> LedgerSettings:
+        """Where the ledger is, as the light reader of ``ledger_settings`` gives it."""
+        return LedgerSettings(self.home, self.database_url, self.book, self.database_timeouts)
 
     @property
     def resolved_timeframe(self) -> str:

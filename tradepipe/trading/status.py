@@ -1,4 +1,7 @@
-"""The read side of ``tradepipe status``: portfolio, last trading cycle, current weights."""
+"""The read side of ``tradepipe status``: portfolio, last trading cycle, current weights.
+
+The rows come from ``adapters.db.status_reader`` (a plain DB-API reader, so the command answers at once);
+the ORM's rows of the same queries have the same attributes and give the same report (tested)."""
 
 from __future__ import annotations
 
@@ -6,10 +9,7 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from sqlalchemy.orm import Session
-
-from tradepipe.adapters.db.ledger import latest_cycle, latest_snapshot, ledger_counts, open_positions
-from tradepipe.adapters.db.weights import live_weights as live_weight_set
+from tradepipe.adapters.db.status_reader import StatusRows
 from tradepipe.core.formatting import money
 from tradepipe.core.timeframes import iso_utc
 
@@ -22,12 +22,9 @@ def _iso(moment: datetime | None) -> str | None:
     return None if moment is None else iso_utc(moment, timespec="auto", suffix="+00:00")
 
 
-def portfolio_status(session: Session, book: str) -> dict[str, Any]:
-    snapshot = latest_snapshot(session, book)
-    cycle = latest_cycle(session, book)
-    positions = open_positions(session, book)
-    live_weights = live_weight_set(session, book)
-    counts = ledger_counts(session, book)
+def portfolio_status(rows: StatusRows, book: str) -> dict[str, Any]:
+    """The report ``status --json`` prints (``render_status`` lays it out for a terminal)."""
+    snapshot, cycle, positions, live_weights, counts = rows.snapshot, rows.cycle, rows.positions, rows.live_weights, rows.counts
     marks = (snapshot.positions if snapshot else {}) or {}
     return {
         "book": book,

@@ -29,7 +29,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tradepipe.adapters.db.book_lock import hold_book_lock
-from tradepipe.adapters.db.health import LedgerUnavailable, describe_database_error
+from tradepipe.adapters.db.connection import LedgerUnavailable, describe_database_error
 from tradepipe.adapters.db.ledger import (
     StoredBook,
     ensure_book,

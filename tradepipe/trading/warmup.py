@@ -58,8 +58,9 @@ def warmup_bars(now_ms: int, timeframe: str, days: float) -> list[int]:
 
 
 def run_warmup(
-    settings: Settings, now_ms: int, *, days: float = 1.0, progress: Callable[[int, CycleOutcome], None] | None = None
+    settings: Settings, now_ms: int, *, days: float = 1.0, progress: Callable[[int, int], None] | None = None
 ) -> WarmupSummary:
+    """Trade the last ``days`` of synthetic bars into the empty live book; ``progress(done, total)`` after each bar."""
     if settings.market_source != "synthetic":
         raise WarmupSkipped(f"warm-up only runs on the synthetic market (this is {settings.market_source}): a live start begins empty")
     if settings.broker != "paper":
@@ -77,6 +78,6 @@ def run_warmup(
     for index, bar in enumerate(bars):
         outcome = runner.run_cycle(bar, run_id=run_id)
         if progress:
-            progress(index, outcome)
+            progress(index + 1, len(bars))
     assert outcome is not None
     return WarmupSummary(settings.book, len(bars), bars[0], bars[-1], outcome.equity, run_id)

@@ -38,7 +38,8 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.adapters.db.engine import LOCK_WAIT_OPTION, sqlite_path
+from tradepipe.adapters.db.connection import sqlite_path
+from tradepipe.adapters.db.engine import LOCK_WAIT_OPTION
 
 
 class BookBusyError(RuntimeError):

@@ -37,15 +37,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
-from tradepipe.config.settings import DatabaseTimeouts
+from tradepipe.adapters.db.connection import DEFAULT_TIMEOUTS, driver_url, postgres_connect_args, sqlite_path
+from tradepipe.config.ledger_settings import DatabaseTimeouts
 
 if TYPE_CHECKING:
     from alembic.config import Config
 
 MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
-
-
-DEFAULT_TIMEOUTS = DatabaseTimeouts()
 
 
 def _sqlite_configurer(timeouts: DatabaseTimeouts):  # type: ignore[no-untyped-def]
@@ -57,21 +55,6 @@ def _sqlite_configurer(timeouts: DatabaseTimeouts):  # type: ignore[no-untyped-d
         cursor.close()
 
     return configure
-
-
-def sqlite_path(url: str) -> Path | None:
-    """The file of a SQLite URL (None for in-memory or another database)."""
-    if not url.startswith("sqlite"):
-        return None
-    path = url.split("sqlite:///", 1)[-1].split("?", 1)[0]
-    return Path(path) if path and path != ":memory:" and not url.startswith("sqlite://?") else None
-
-
-def driver_url(url: str) -> str:
-    """SQLAlchemy 2.1 maps ``postgresql://`` to psycopg 3; tradepipe ships psycopg2 (as dagster-postgres does)."""
-    if url.startswith(("postgresql://", "postgres://")):
-        return "postgresql+psycopg2://" + url.split("://", 1)[1]
-    return url
 
 
 @lru_cache(maxsize=8)
@@ -106,32 +89,6 @@ def get_engine(url: str, timeouts: DatabaseTimeouts = DEFAULT_TIMEOUTS) -> Engin
 WATCHDOG_GRACE_S = 2.0
 LOCK_WAIT_OPTION = "tradepipe_lock_wait_s"
 """Execution option (seconds) of a statement that waits for a lock longer than the statement timeout allows."""
-KEEPALIVE_IDLE_S, KEEPALIVE_INTERVAL_S, KEEPALIVE_COUNT = 10, 5, 3  # a silent peer is given up after about 25 s
-
-
-def postgres_connect_args(timeouts: DatabaseTimeouts) -> dict[str, Any]:
-    """libpq parameters: connect timeout, client keepalives, and the server-side bounds of the session."""
-    statement_ms = int(timeouts.statement_s * 1000)
-    server = {
-        "statement_timeout": statement_ms,
-        "lock_timeout": statement_ms,
-        "idle_in_transaction_session_timeout": statement_ms,
-        "tcp_keepalives_idle": KEEPALIVE_IDLE_S,
-        "tcp_keepalives_interval": KEEPALIVE_INTERVAL_S,
-        "tcp_keepalives_count": KEEPALIVE_COUNT,
-        "tcp_user_timeout": statement_ms,
-    }
-    return {
-        "connect_timeout": max(1, round(timeouts.connect_s)),  # libpq takes whole seconds
-        "keepalives": 1,
-        "keepalives_idle": KEEPALIVE_IDLE_S,
-        "keepalives_interval": KEEPALIVE_INTERVAL_S,
-        "keepalives_count": KEEPALIVE_COUNT,
-        "tcp_user_timeout": statement_ms,
-        "options": " ".join(f"-c {name}={value}" for name, value in server.items()),
-    }
-
-
 class _Watchdog:
     """One daemon thread per process: shuts the socket of a database call still waiting past its deadline,
     or at once when SIGTERM or SIGINT arrives during ``cut_waits_on_signal`` (a signal's Python handler
