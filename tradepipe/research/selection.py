@@ -135,6 +135,25 @@ class PoolChange:
     reason: str
 
 
+def null_sharpe_variance(observations: int) -> float:
+    """The variance of a per-period Sharpe estimate near 0 over ``observations`` returns, ``1 / (T - 1)``
+    (Lo 2002): the trials' Sharpe variance under the null of no skill, which the loop deflates against
+    (docs/self-improvement.md says why not the cross-sectional variance)."""
+    return 1.0 / max(observations - 1, 1)
+
+
+def judge(name: str, figures: Mapping[str, Any], column: int, observations: int, trials: int, pbo: float | None) -> Evaluation:
+    """Column ``column`` of ``evaluation.stream_figures`` as an :class:`Evaluation`: annualised Sharpe,
+    deflated Sharpe against ``trials`` tries, holding periods, and the selection's PBO (unknown: 1.0,
+    which no rule accepts)."""
+    sharpe = float(np.nan_to_num(figures["sharpe"][column]))
+    dsr = deflated_sharpe(
+        float(figures["sharpe_per_period"][column]), observations, float(figures["skew"][column]), float(figures["kurtosis"][column]),
+        trials, null_sharpe_variance(observations),
+    )
+    return Evaluation(name, sharpe, dsr, int(figures["holding_periods"][column]), trials, 1.0 if pbo is None else pbo)
+
+
 def promotion_check(candidate: Evaluation, rules: PoolRules) -> str | None:
     """Why ``candidate`` may not join the pool (None: it may). The same check for a human and the loop."""
     if not candidate.deflated_sharpe >= rules.min_dsr:
@@ -187,6 +206,8 @@ __all__ = [
     "PoolRules",
     "deflated_sharpe",
     "expected_max_sharpe",
+    "judge",
+    "null_sharpe_variance",
     "pbo_cscv",
     "probabilistic_sharpe",
     "promotion_check",
