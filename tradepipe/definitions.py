@@ -25,12 +25,12 @@ from tradepipe.checks.ledger_quality import (
 )
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.config.preflight import location_settings
-from tradepipe.jobs import ALL_JOBS, performance_job, trading_cycle_job, warmup_analytics_job
+from tradepipe.jobs import ALL_JOBS, live_pool_job, performance_job, trading_cycle_job, variant_evaluation_job, warmup_analytics_job
 from tradepipe.resources import build_resources
 from tradepipe.schedules import all_schedules
 from tradepipe.sensors.alerts import build_alert_sensors
 from tradepipe.sensors.health import record_failed_runs
-from tradepipe.sensors.variants import variant_generation_sensor
+from tradepipe.sensors.variants import build_variant_generation_sensor
 from tradepipe.sensors.trading_cycle import build_trading_cycle_sensor
 from tradepipe.sensors.warmup import build_warmup_analytics_sensor
 
@@ -75,7 +75,7 @@ defs = dg.Definitions(
         build_warmup_analytics_sensor(warmup_analytics_job, performance_job),
         *build_alert_sensors(trading_cycle_job),
         record_failed_runs,
-        variant_generation_sensor,
+        build_variant_generation_sensor(variant_evaluation_job, live_pool_job),
     ],
     resources=build_resources(settings),
     # Every run in one process unless its job says otherwise: what the UI launches for a selection of

@@ -299,3 +299,26 @@ def test_the_loop_runs_on_postgresql(postgres_url: str, tmp_path: Path, market_d
         assert all(r.trials == 6 and r.pbo is not None and r.status in ("evaluated", "promoted") for r in rows)
         with Session(loop.engine) as session:
             assert all(variant_events(session, r.id)[-1].action in ("promote", "reject") for r in rows)
+
+
+def test_the_sensor_fans_a_generation_out_then_asks_for_the_selection(sqlite_loop: Loop) -> None:
+    from tradepipe.definitions import defs
+
+    loop = sqlite_loop
+    sensor = next(s for s in defs.sensors or [] if s.name == "variant_generation_sensor")
+
+    def tick() -> Any:
+        with dg.build_sensor_context(instance=loop.instance, resources={"ledger": loop.resources["ledger"]}) as context:
+            return sensor(context)
+
+    assert isinstance(tick(), dg.SkipReason)  # no generation yet
+    names = _metadata(loop.candidates(candidates=4, mutations=0), "variant_candidates")["partitions"].value
+    requests = tick().run_requests
+    assert {(r.job_name, r.partition_key) for r in requests} == {("variant_evaluation_job", n) for n in names}
+    assert len({r.run_key for r in requests}) == len(names)  # one run per partition, never asked twice
+    for name in names:
+        loop.evaluate(name)
+    [selection] = tick().run_requests
+    assert selection.job_name == "live_pool_job" and selection.run_key == "live_pool-g1"
+    loop.select()
+    assert isinstance(tick(), dg.SkipReason)

@@ -237,7 +237,7 @@ def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource,
             returns = window_streams(market, [_variant(r) for r in rows], book, history, span)
             pbo = pbo_cscv(returns, blocks=PBO_BLOCKS)["pbo"] if len(rows) >= 2 and returns.shape[0] >= 2 * PBO_BLOCKS else None
             evaluations = [
-                Evaluation(r.name, float(r.metrics.get("sharpe") or 0.0), float(r.deflated_sharpe), int(r.metrics.get("trades") or 0), int(r.trials or 0), 1.0 if pbo is None else pbo)
+                Evaluation(r.name, float(r.metrics.get("sharpe") or 0.0), float(r.deflated_sharpe or 0.0), int(r.metrics.get("trades") or 0), int(r.trials or 0), 1.0 if pbo is None else pbo)
                 for r in rows
             ]
             members = pool_members(session)
