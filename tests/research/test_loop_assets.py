@@ -160,6 +160,11 @@ def test_a_generation_fans_out_into_partitions_and_is_selected_by_the_rules(sqli
             if row.status == "promoted":
                 assert row.deflated_sharpe >= 0.95 and row.metrics["trades"] >= 3 and row.pbo <= 0.5
     assert selected.get_asset_check_evaluations()[0].passed  # live_pool_within_rules
+    # Each evaluation partition's page gets the selection's verdict and the generation's PBO.
+    observed = {o.partition: o.metadata for o in selected.asset_observations_for_node("live_pool")}
+    assert set(observed) == set(names)
+    assert all(m["pbo"].value == pytest.approx(metadata["pbo"].value) for m in observed.values())
+    assert sorted(n for n, m in observed.items() if m["decision"].value == "promote") == sorted(set(pool) & set(names))
 
     # The UI's table and `tradepipe variants list` show the same rows in the same order.
     monkeypatch.setenv("TRADEPIPE_HOME", str(loop.settings.home))

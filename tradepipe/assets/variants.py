@@ -217,6 +217,7 @@ def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource,
     rules = PoolRules()
     changes: list[Any] = []
     pbo: float | None = None
+    selected_rows: list[dict[str, Any]] = []
     with ledger.existing_sessions().begin() as session:
         generation = newest_generation(session)
         if generation is None or not undecided(session, generation):
@@ -254,6 +255,7 @@ def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource,
             for r in rows:
                 r.pbo = pbo
             apply_pool_changes(session, changes, datetime.now(UTC))
+            selected_rows = variant_records(rows)
             moved = [c for c in changes if c.action != "reject"]
             action = f"selected generation {generation}: PBO {'-' if pbo is None else f'{pbo:.2f}'}, " + (
                 ", ".join(f"{c.action} {c.name}" for c in moved) if moved else "no change to the pool"
@@ -261,6 +263,17 @@ def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource,
         pool_rows = variant_records(pool_members(session))
         recent_rows = variant_records(list_variants(session, limit=50))
     context.log.info(action)
+    # The selection's verdict on each evaluation partition's page, next to the figures it recorded.
+    decisions = {c.name: c for c in changes}
+    for record in selected_rows:
+        change = decisions.get(record["name"])
+        context.log_event(dg.AssetObservation(
+            asset_key=variant_evaluations.key, partition=record["name"],
+            metadata={
+                "pbo": float("nan") if pbo is None else pbo, "deflated_sharpe": record["deflated_sharpe"], "trials": record["trials"],
+                "decision": change.action if change else "none", "reason": change.reason if change else record["reason"],
+            },
+        ))
     return dg.MaterializeResult(metadata={
         "action": action,
         "generation": generation or 0,
