@@ -134,6 +134,11 @@ def test_a_generation_fans_out_into_partitions_and_is_selected_by_the_rules(sqli
     for name in names:  # what a backfill of variant_evaluation_job does: one run per partition
         evaluated = _metadata(loop.evaluate(name), "variant_evaluations")
         assert evaluated["trials"].value == 12 and 0.0 <= evaluated["deflated_sharpe"].value <= 1.0
+    # Before the selection the generation's PBO is unknown: a person cannot promote around the rules.
+    monkeypatch.setenv("TRADEPIPE_HOME", str(loop.settings.home))
+    early_promotion = CliRunner().invoke(main, ["variants", "promote", names[0]])
+    assert early_promotion.exit_code == 2
+    assert early_promotion.stderr.strip() == f"{names[0]} not promoted: its generation has not been selected yet (PBO unknown; materialise live_pool)"
     rows = {r.name: r for r in loop.rows()}
     assert all(r.status == "evaluated" and r.trials == 12 and r.pbo is None for r in rows.values())
 
@@ -167,7 +172,6 @@ def test_a_generation_fans_out_into_partitions_and_is_selected_by_the_rules(sqli
     assert sorted(n for n, m in observed.items() if m["decision"].value == "promote") == sorted(set(pool) & set(names))
 
     # The UI's table and `tradepipe variants list` show the same rows in the same order.
-    monkeypatch.setenv("TRADEPIPE_HOME", str(loop.settings.home))
     listed = json.loads(CliRunner().invoke(main, ["variants", "list", "--json"]).stdout)
     shown = [record.data for record in metadata["variants"].value.records]
     assert [(r["name"], r["status"], r["deflated_sharpe"], r["trials"], r["pbo"]) for r in listed] == [

@@ -105,6 +105,10 @@ def _change(name: str, action: str, reason: str | None) -> None:
         if row.deflated_sharpe is None:
             click.echo(f"{name} has not been evaluated: nothing promoted", err=True)
             sys.exit(2)
+        if row.pbo is None:
+            # The PBO belongs to the generation's selection (live_pool); until then no rule can pass it.
+            click.echo(f"{name} not promoted: its generation has not been selected yet (PBO unknown; materialise live_pool)", err=True)
+            sys.exit(2)
         evaluation = Evaluation(
             row.name, float(row.metrics.get("sharpe") or 0.0), float(row.deflated_sharpe),
             int(row.metrics.get("trades") or 0), int(row.trials or 0), float(row.pbo if row.pbo is not None else 1.0),
