@@ -198,6 +198,31 @@ def variant_evaluations(context: dg.AssetExecutionContext, trading: TradingConfi
     })
 
 
+def _generation_figures(settings: Settings, rows: list[Any], members: list[Any], rules: Any) -> tuple[float | None, dict[str, float | None]]:
+    """The generation's PBO (CSCV over its candidates' window streams side by side; None when too short)
+    and each member's annualised Sharpe over the last ``decay_days`` before the generation's day."""
+    from tradepipe.config.rules import book_rules
+    from tradepipe.core.timeframes import periods_per_year
+    from tradepipe.research.evaluation import stream_figures, window_rows, window_streams
+    from tradepipe.research.selection import pbo_cscv
+    from tradepipe.research.variants import longest_window
+
+    window = dict(rows[0].metrics["window"])
+    market = _market(window)
+    book, history = book_rules(settings), longest_window()
+    span = window_rows(market.timeline, market.step_ms, window["day_ms"], window["lookback_days"])
+    returns = window_streams(market, [_variant(r) for r in rows], book, history, span)
+    pbo = pbo_cscv(returns, blocks=PBO_BLOCKS)["pbo"] if len(rows) >= 2 and returns.shape[0] >= 2 * PBO_BLOCKS else None
+    if not members:
+        return pbo, {}
+    recent = window_rows(market.timeline, market.step_ms, window["day_ms"], rules.decay_days)
+    streams = window_streams(market, [_variant(m) for m in members], book, history, recent)
+    if streams.shape[0] <= 2:
+        return pbo, {m.name: None for m in members}
+    sharpe = stream_figures(streams, periods_per_year(market.timeframe))["sharpe"]
+    return pbo, {m.name: float(s) for m, s in zip(members, sharpe)}
+
+
 @dg.asset(
     deps=[variant_evaluations],
     group_name="self_improvement",
@@ -207,11 +232,7 @@ def variant_evaluations(context: dg.AssetExecutionContext, trading: TradingConfi
 )
 def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource, ledger: LedgerDatabase) -> dg.MaterializeResult:
     from tradepipe.adapters.db.research import apply_pool_changes, generation_rows, list_variants, newest_generation, pool_members, undecided
-    from tradepipe.config.rules import book_rules
-    from tradepipe.core.timeframes import periods_per_year
-    from tradepipe.research.evaluation import stream_figures, window_rows, window_streams
-    from tradepipe.research.selection import Evaluation, PoolRules, pbo_cscv, promotion_decisions, retirement_decisions
-    from tradepipe.research.variants import longest_window
+    from tradepipe.research.selection import PoolRules, recorded_evaluation, select_generation
 
     settings = trading.settings()
     rules = PoolRules()
@@ -231,27 +252,10 @@ def live_pool(context: dg.AssetExecutionContext, trading: TradingConfigResource,
                     "backfill their variant_evaluations partitions first; the pool is unchanged",
                     allow_retries=False,
                 )
-            window = dict(rows[0].metrics["window"])
-            market = _market(window)
-            book, history = book_rules(settings), longest_window()
-            span = window_rows(market.timeline, market.step_ms, window["day_ms"], window["lookback_days"])
-            returns = window_streams(market, [_variant(r) for r in rows], book, history, span)
-            pbo = pbo_cscv(returns, blocks=PBO_BLOCKS)["pbo"] if len(rows) >= 2 and returns.shape[0] >= 2 * PBO_BLOCKS else None
-            evaluations = [
-                Evaluation(r.name, float(r.metrics.get("sharpe") or 0.0), float(r.deflated_sharpe or 0.0), int(r.metrics.get("trades") or 0), int(r.trials or 0), 1.0 if pbo is None else pbo)
-                for r in rows
-            ]
             members = pool_members(session)
-            recent_span = window_rows(market.timeline, market.step_ms, window["day_ms"], rules.decay_days)
-            recent: dict[str, float | None] = {}
-            if members:
-                streams = window_streams(market, [_variant(m) for m in members], book, history, recent_span)
-                sharpe = stream_figures(streams, periods_per_year(market.timeframe))["sharpe"] if streams.shape[0] > 2 else [None] * len(members)
-                recent = {m.name: (None if s is None else float(s)) for m, s in zip(members, sharpe)}
-            changes = retirement_decisions(recent, rules)
-            retired = {c.name for c in changes}
-            pool = {m.name: float(m.deflated_sharpe or 0.0) for m in members if m.name not in retired}
-            changes += promotion_decisions(pool, evaluations, rules)
+            pbo, recent = _generation_figures(settings, rows, members, rules)
+            evaluations = [recorded_evaluation(r.name, r.metrics, r.deflated_sharpe, r.trials, pbo) for r in rows]
+            changes = select_generation({m.name: float(m.deflated_sharpe or 0.0) for m in members}, recent, evaluations, rules)
             for r in rows:
                 r.pbo = pbo
             apply_pool_changes(session, changes, datetime.now(UTC))
