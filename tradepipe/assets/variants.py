@@ -120,7 +120,9 @@ def variant_candidates(
             }
             market = _market(window)
             if config.as_of:
-                day = int(datetime.fromisoformat(config.as_of).replace(tzinfo=UTC).timestamp() * 1000) // DAY_MS * DAY_MS
+                moment = datetime.fromisoformat(config.as_of)
+                moment = moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+                day = int(moment.timestamp() * 1000) // DAY_MS * DAY_MS
             else:
                 day = (int(market.timeline[-1]) + market.step_ms) // DAY_MS * DAY_MS
             window["day_ms"] = day
