@@ -331,3 +331,16 @@ def test_the_sensor_fans_a_generation_out_then_asks_for_the_selection(sqlite_loo
     assert selection.job_name == "live_pool_job" and selection.run_key == "live_pool-g1"
     loop.select()
     assert isinstance(tick(), dg.SkipReason)
+
+
+def test_the_decision_day_reads_only_bars_closed_by_its_midnight_utc(sqlite_loop: Loop) -> None:
+    loop = sqlite_loop
+    names = _metadata(loop.candidates(as_of="2026-04-01T01:30:00+02:00", candidates=3, mutations=0), "variant_candidates")["partitions"].value
+    row = next(r for r in loop.rows() if r.name == names[0])
+    assert row.metrics["window"]["day_ms"] == int(datetime(2026, 3, 31, tzinfo=UTC).timestamp() * 1000)  # 23:30 UTC on the 31st
+    loop.evaluate(names[0])
+    market = load_market(loop.market_dir, SYMBOLS.split(","), "1h")
+    rows = window_rows(market.timeline, market.step_ms, row.metrics["window"]["day_ms"], 90)
+    assert market.timeline[rows.stop - 1] + market.step_ms <= row.metrics["window"]["day_ms"] < market.timeline[rows.stop] + market.step_ms
+    evaluated = next(r for r in loop.rows() if r.name == names[0])
+    assert evaluated.metrics["observations"] == rows.stop - rows.start - 1
