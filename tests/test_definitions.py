@@ -22,6 +22,10 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         "day_charts",
         "walk_forward",
         "walk_forward_sweep",
+        "variant_candidates",
+        "variant_evaluations",
+        "live_pool",
+        "ml_model",
     }
     checks = {key.name for key in graph.asset_check_keys}
     assert checks == {
@@ -29,17 +33,23 @@ def test_definitions_validate_and_list_the_pipeline() -> None:
         # data quality
         "market_bars_tradable", "market_bars_expectations", "orders_within_risk_limits", "ledger_replays_to_the_book",
         "signals_expectations", "attribution_expectations", "report_matches_schema", "walk_forward_summaries_match_schema",
+        "live_pool_within_rules",
     }
     assert {job.name for job in defs.resolve_all_job_defs()} >= {
         "trading_cycle", "performance_job", "weights_job", "promote_weights", "project_report_job", "data_quality",
-        "walk_forward_sweep_job",
+        "walk_forward_sweep_job", "variant_generation_job", "variant_evaluation_job", "live_pool_job", "ml_model_job",
     }
     schedules = {s.name: s for s in defs.schedules or []}
     assert set(schedules) == {
         "performance_intraday", "performance_finalize", "weights_daily", "project_report_schedule", "daily_summary",
-        "day_charts_every_10_minutes", "data_quality_hourly",
+        "day_charts_every_10_minutes", "data_quality_hourly", "variant_generation_weekly", "ml_model_monthly",
     }
-    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for s in schedules.values())
+    # The self-improvement loop is off by default (docs/self-improvement.md): its schedules and sensor wait for a user.
+    loop = {"variant_generation_weekly", "ml_model_monthly"}
+    assert all(s.default_status == dg.DefaultScheduleStatus.RUNNING for name, s in schedules.items() if name not in loop)
+    assert all(schedules[name].default_status == dg.DefaultScheduleStatus.STOPPED for name in loop)
+    sensors = {s.name: s for s in defs.sensors or []}
+    assert sensors["variant_generation_sensor"].default_status == dg.DefaultSensorStatus.STOPPED
 
 
 def test_lineage_reads_trading_then_attribution_then_performance_then_weights() -> None:
@@ -50,7 +60,12 @@ def test_lineage_reads_trading_then_attribution_then_performance_then_weights() 
 
     assert parents("trade_attribution") == {"portfolio_state"}
     assert parents("agent_performance") == {"trade_attribution"}
-    assert parents("agent_weights") == {"agent_performance"}
+    assert parents("agent_weights") == {"agent_performance", "live_pool"}
+    # The self-improvement loop: candidates -> evaluations -> live_pool -> agent_weights.
+    assert parents("variant_evaluations") == {"variant_candidates"}
+    assert parents("live_pool") == {"variant_evaluations"}
+    assert isinstance(graph.get(dg.AssetKey("variant_evaluations")).partitions_def, dg.DynamicPartitionsDefinition)
+    assert isinstance(graph.get(dg.AssetKey("ml_model")).partitions_def, dg.MonthlyPartitionsDefinition)
     assert parents("live_weights") == {"agent_weights"}
     assert parents("day_charts") == {"portfolio_state"}
     # The loop closes through the ledger (the next cycle loads the live set); Dagster's asset graph has no
@@ -88,7 +103,10 @@ def test_runs_the_ui_launches_for_assets_are_one_process() -> None:
     """A UI materialisation or backfill of assets runs as Dagster's implicit asset job: in-process, like the
     analytics jobs, so one day's backfill costs one launch, not one process per step."""
     assert defs.resolve_implicit_global_asset_job_def().executor_def.name == "in_process"
-    for name in ("trading_cycle", "performance_job", "weights_job", "warmup_analytics", "project_report_job", "data_quality"):
+    for name in (
+        "trading_cycle", "performance_job", "weights_job", "warmup_analytics", "project_report_job", "data_quality",
+        "variant_generation_job", "variant_evaluation_job", "live_pool_job", "ml_model_job",
+    ):
         assert defs.resolve_job_def(name).executor_def.name == "in_process", name
 
 

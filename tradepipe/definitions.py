@@ -12,6 +12,7 @@ from tradepipe.assets.charts import day_charts
 from tradepipe.assets.market_bars import market_bars, market_bars_expectations, market_bars_tradable
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report
+from tradepipe.assets.variants import live_pool, live_pool_within_rules, ml_model, variant_candidates, variant_evaluations
 from tradepipe.assets.walkforward import walk_forward, walk_forward_sweep
 from tradepipe.assets.weights import agent_weights, live_weights, weights_are_sound
 from tradepipe.checks.document_schemas import report_matches_schema, walk_forward_summaries_match_schema
@@ -24,11 +25,12 @@ from tradepipe.checks.ledger_quality import (
 )
 from tradepipe.checks.quality import performance_rows_are_valid
 from tradepipe.config.preflight import location_settings
-from tradepipe.jobs import ALL_JOBS, performance_job, trading_cycle_job, warmup_analytics_job
+from tradepipe.jobs import ALL_JOBS, live_pool_job, performance_job, trading_cycle_job, variant_evaluation_job, warmup_analytics_job
 from tradepipe.resources import build_resources
 from tradepipe.schedules import all_schedules
 from tradepipe.sensors.alerts import build_alert_sensors
 from tradepipe.sensors.health import record_failed_runs
+from tradepipe.sensors.variants import build_variant_generation_sensor
 from tradepipe.sensors.trading_cycle import build_trading_cycle_sensor
 from tradepipe.sensors.warmup import build_warmup_analytics_sensor
 
@@ -46,6 +48,10 @@ defs = dg.Definitions(
         project_report,
         walk_forward,
         walk_forward_sweep,
+        variant_candidates,
+        variant_evaluations,
+        live_pool,
+        ml_model,
     ],
     asset_checks=[
         equity_invariant,
@@ -60,6 +66,7 @@ defs = dg.Definitions(
         attribution_expectations,
         report_matches_schema,
         walk_forward_summaries_match_schema,
+        live_pool_within_rules,
     ],
     jobs=ALL_JOBS,
     schedules=all_schedules(settings.performance_intraday_cron),
@@ -68,6 +75,7 @@ defs = dg.Definitions(
         build_warmup_analytics_sensor(warmup_analytics_job, performance_job),
         *build_alert_sensors(trading_cycle_job),
         record_failed_runs,
+        build_variant_generation_sensor(variant_evaluation_job, live_pool_job),
     ],
     resources=build_resources(settings),
     # Every run in one process unless its job says otherwise: what the UI launches for a selection of

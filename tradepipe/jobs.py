@@ -16,6 +16,7 @@ from tradepipe.assets.market_bars import market_bars, market_bars_expectations
 
 from tradepipe.assets.portfolio import portfolio_state
 from tradepipe.assets.reports import project_report, report_windows
+from tradepipe.assets.variants import live_pool, ml_model, model_months, variant_candidates, variant_evaluations, variant_partitions
 from tradepipe.assets.walkforward import sweep_partitions, walk_forward_sweep
 from tradepipe.assets.weights import agent_weights, live_weights, promote_weight_set
 from tradepipe.checks.ledger_quality import signals_expectations
@@ -114,6 +115,42 @@ walk_forward_sweep_job = dg.define_asset_job(
     description="Backfill this job over the partitions to run the experiments (one run each, side by side).",
 )
 
+# The self-improvement loop, in the analytics lane: a backfill of a generation's evaluations never takes
+# the slot a trading cycle needs.
+variant_generation_job = dg.define_asset_job(
+    "variant_generation_job",
+    selection=dg.AssetSelection.assets(variant_candidates),
+    description="Propose one generation of strategy-variant candidates (or resume the open one) and add their partitions.",
+    tags=ANALYTICS_TAGS,
+    executor_def=dg.in_process_executor,
+)
+
+variant_evaluation_job = dg.define_asset_job(
+    "variant_evaluation_job",
+    selection=dg.AssetSelection.assets(variant_evaluations),
+    partitions_def=variant_partitions,
+    description="Evaluate candidates: backfill this job over a generation's partitions (one run per variant, side by side).",
+    tags=ANALYTICS_TAGS,
+    executor_def=dg.in_process_executor,
+)
+
+live_pool_job = dg.define_asset_job(
+    "live_pool_job",
+    selection=dg.AssetSelection.assets(live_pool),
+    description="Select the evaluated generation into the live pool by the documented rules.",
+    tags=ANALYTICS_TAGS,
+    executor_def=dg.in_process_executor,
+)
+
+ml_model_job = dg.define_asset_job(
+    "ml_model_job",
+    selection=dg.AssetSelection.assets(ml_model),
+    partitions_def=model_months,
+    description="Train each ML model kind on the bars closed before the month starts.",
+    tags=ANALYTICS_TAGS,
+    executor_def=dg.in_process_executor,
+)
+
 ALL_JOBS: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [
     trading_cycle_job,
     performance_job,
@@ -126,4 +163,8 @@ ALL_JOBS: list[dg.JobDefinition | dg.UnresolvedAssetJobDefinition] = [
     report_job,
     data_quality_job,
     walk_forward_sweep_job,
+    variant_generation_job,
+    variant_evaluation_job,
+    live_pool_job,
+    ml_model_job,
 ]

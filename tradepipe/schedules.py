@@ -3,7 +3,9 @@
 Performance is refreshed every 6 hours for today (TRADEPIPE_PERFORMANCE_INTRADAY_CRON) and finalised
 for yesterday shortly after midnight; weights are optimised daily after that; the daily summary alert
 follows. Charts are redrawn every 10 minutes, data quality is checked hourly after the hour's cycle,
-and the project report covers each closed 2-hour window.
+and the project report covers each closed 2-hour window. The self-improvement loop's schedules (a weekly
+generation, a monthly model) are stopped by default: the loop is off until evidence supports it
+(docs/self-improvement.md); a user turns them on in the UI.
 """
 
 from datetime import datetime, timedelta, timezone
@@ -12,9 +14,19 @@ import dagster as dg
 
 
 from tradepipe.assets.reports import closed_window_key, report_windows
-from tradepipe.jobs import daily_summary_job, data_quality_job, day_charts_job, performance_job, report_job, weights_job
+from tradepipe.jobs import (
+    daily_summary_job,
+    data_quality_job,
+    day_charts_job,
+    ml_model_job,
+    performance_job,
+    report_job,
+    variant_generation_job,
+    weights_job,
+)
 
 _RUNNING = dg.DefaultScheduleStatus.RUNNING
+_STOPPED = dg.DefaultScheduleStatus.STOPPED
 
 
 def _day(moment: datetime) -> str:
@@ -74,6 +86,19 @@ def project_report_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequ
     return dg.RunRequest(run_key=f"report-{key}", partition_key=key)
 
 
+@dg.schedule(job=variant_generation_job, cron_schedule="0 3 * * 1", execution_timezone="UTC", default_status=_STOPPED)
+def variant_generation_weekly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """Mondays 03:00: one generation of candidates (the variant_generation_sensor fans out their evaluations)."""
+    return dg.RunRequest(run_key=f"generation-{_day(context.scheduled_execution_time)}")
+
+
+@dg.schedule(job=ml_model_job, cron_schedule="0 4 1 * *", execution_timezone="UTC", default_status=_STOPPED)
+def ml_model_monthly(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    """The 1st of each month at 04:00: the models of the month that starts that day (trained on bars before it)."""
+    month = context.scheduled_execution_time.astimezone(timezone.utc).strftime("%Y-%m-01")
+    return dg.RunRequest(run_key=f"ml-{month}", partition_key=month)
+
+
 def all_schedules(performance_intraday_cron: str) -> list[dg.ScheduleDefinition]:
     return [
         build_performance_intraday(performance_intraday_cron),
@@ -83,4 +108,6 @@ def all_schedules(performance_intraday_cron: str) -> list[dg.ScheduleDefinition]
         day_charts_every_10_minutes,
         project_report_schedule,
         data_quality_hourly,
+        variant_generation_weekly,
+        ml_model_monthly,
     ]

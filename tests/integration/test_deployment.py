@@ -320,6 +320,7 @@ def webserver_sees_code_location(port: int) -> bool:
 def test_deployment_runs_schedules_and_sensors_on_postgres_and_survives_restarts(
     tmp_path: Path, postgres_url: str, dagster_postgres_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import dagster as dg
     import sqlalchemy as sa
     from dagster._core.scheduler.instigation import InstigatorStatus, InstigatorType
     from sqlalchemy.engine import make_url
@@ -399,8 +400,9 @@ def test_deployment_runs_schedules_and_sensors_on_postgres_and_survives_restarts
         daemon_pid = services["daemon"].process.pid  # type: ignore[union-attr]
         with dagster_instance(dagster_home, env, monkeypatch) as instance:
             states = instigator_states(instance)
-            expected = {(InstigatorType.SCHEDULE, s.name) for s in defs.schedules or []}
-            expected |= {(InstigatorType.SENSOR, s.name) for s in defs.sensors or []}
+            # Every schedule and sensor that runs by default (the self-improvement loop's are stopped until a user starts them).
+            expected = {(InstigatorType.SCHEDULE, s.name) for s in defs.schedules or [] if s.default_status == dg.DefaultScheduleStatus.RUNNING}
+            expected |= {(InstigatorType.SENSOR, s.name) for s in defs.sensors or [] if s.default_status == dg.DefaultSensorStatus.RUNNING}
             assert expected <= set(states), f"not picked up by the daemon: {sorted(expected - set(states))}"
             on = (InstigatorStatus.RUNNING, InstigatorStatus.DECLARED_IN_CODE)
             assert all(states[key].status in on for key in expected), {k: states[k].status for k in expected}

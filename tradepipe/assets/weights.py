@@ -58,7 +58,9 @@ def _side_by_side(old: dict[str, float], new: dict[str, float]) -> dg.TableMetad
 
 @dg.asset(
     partitions_def=daily_with_today,
-    deps=[agent_performance],
+    # live_pool: the self-improvement loop's members (docs/self-improvement.md); the loop is off by default
+    # and the decision below reads only the enabled agents, as it always did.
+    deps=[agent_performance, dg.AssetKey("live_pool")],
     group_name="weights",
     backfill_policy=ONE_DAY_PER_RUN,
     kinds={"python", "sql"},

@@ -82,7 +82,7 @@ def variants_show(name: str, as_json: bool) -> None:
 
 def _change(name: str, action: str, reason: str | None) -> None:
     from tradepipe.adapters.db.research import pool_members, set_status, variant_by_name
-    from tradepipe.research.selection import Evaluation, PoolRules, promotion_check
+    from tradepipe.research.selection import PoolRules, promotion_check, recorded_evaluation
 
     settings = command_settings()
     rules = PoolRules()
@@ -105,11 +105,11 @@ def _change(name: str, action: str, reason: str | None) -> None:
         if row.deflated_sharpe is None:
             click.echo(f"{name} has not been evaluated: nothing promoted", err=True)
             sys.exit(2)
-        evaluation = Evaluation(
-            row.name, float(row.metrics.get("sharpe") or 0.0), float(row.deflated_sharpe),
-            int(row.metrics.get("trades") or 0), int(row.trials or 0), float(row.pbo if row.pbo is not None else 1.0),
-        )
-        problem = promotion_check(evaluation, rules)
+        if row.pbo is None:
+            # The PBO belongs to the generation's selection (live_pool); until then no rule can pass it.
+            click.echo(f"{name} not promoted: its generation has not been selected yet (PBO unknown; materialise live_pool)", err=True)
+            sys.exit(2)
+        problem = promotion_check(recorded_evaluation(row.name, row.metrics, row.deflated_sharpe, row.trials, row.pbo), rules)
         if problem is None and len(pool_members(session)) >= rules.max_pool:
             problem = f"the pool is full ({rules.max_pool} members): retire one first"
         if problem:

@@ -71,6 +71,23 @@ def variant_streams(
     return VariantStreams(tuple(v.name for v in variants), market.timeline, net, before_costs)
 
 
+def window_rows(timeline: np.ndarray, step_ms: int, day_ms: int, lookback_days: int) -> slice:
+    """The rows a decision at ``day_ms`` may read: bars opened in the last ``lookback_days`` days whose
+    close is at or before ``day_ms``."""
+    from tradepipe.core.timeframes import DAY_MS
+
+    hi = int(np.searchsorted(timeline, day_ms - step_ms, side="right"))
+    lo = int(np.searchsorted(timeline, day_ms - lookback_days * DAY_MS))
+    return slice(lo, hi)
+
+
+def window_streams(market: MarketFrame, variants: Sequence[Variant], rules: BookRules, history_bars: int, rows: slice) -> np.ndarray:
+    """Each variant's solo book over ``rows`` only, started in cash at the window's first bar (net of
+    costs; NaN read as 0): rows - 1 x variants, the matrix a decision's DSR and PBO read."""
+    cube, close, open_ = vote_cube(market, variants, history_bars)
+    return np.nan_to_num(simulate_books(cube[rows], close[rows], open_[rows], rules))
+
+
 def holding_periods(returns: np.ndarray) -> np.ndarray:
     """Per column, the runs of bars with a non-zero return: the times the solo book went from cash to a
     position (a flat book earns exactly 0). The trade count the promotion rules read."""
@@ -94,4 +111,13 @@ def stream_figures(returns: np.ndarray, periods_per_year: float) -> dict[str, np
     return {"sharpe": sharpe, "sharpe_per_period": per_period, "skew": skew, "kurtosis": kurt, "holding_periods": holding_periods(clean)}
 
 
-__all__ = ["VariantStreams", "history_bars_for", "holding_periods", "stream_figures", "variant_streams", "vote_cube"]
+__all__ = [
+    "VariantStreams",
+    "history_bars_for",
+    "holding_periods",
+    "stream_figures",
+    "variant_streams",
+    "vote_cube",
+    "window_rows",
+    "window_streams",
+]

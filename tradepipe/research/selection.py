@@ -135,6 +135,35 @@ class PoolChange:
     reason: str
 
 
+def null_sharpe_variance(observations: int) -> float:
+    """The variance of a per-period Sharpe estimate near 0 over ``observations`` returns, ``1 / (T - 1)``
+    (Lo 2002): the trials' Sharpe variance under the null of no skill, which the loop deflates against
+    (docs/self-improvement.md says why not the cross-sectional variance)."""
+    return 1.0 / max(observations - 1, 1)
+
+
+def judge(name: str, figures: Mapping[str, Any], column: int, observations: int, trials: int, pbo: float | None) -> Evaluation:
+    """Column ``column`` of ``evaluation.stream_figures`` as an :class:`Evaluation`: annualised Sharpe,
+    deflated Sharpe against ``trials`` tries, holding periods, and the selection's PBO (unknown: 1.0,
+    which no rule accepts)."""
+    sharpe = float(np.nan_to_num(figures["sharpe"][column]))
+    dsr = deflated_sharpe(
+        float(figures["sharpe_per_period"][column]), observations, float(figures["skew"][column]), float(figures["kurtosis"][column]),
+        trials, null_sharpe_variance(observations),
+    )
+    return Evaluation(name, sharpe, dsr, int(figures["holding_periods"][column]), trials, 1.0 if pbo is None else pbo)
+
+
+def recorded_evaluation(name: str, metrics: Mapping[str, Any], deflated_sharpe: float | None, trials: int | None, pbo: float | None) -> Evaluation:
+    """A ``strategy_variants`` row's recorded figures as the :class:`Evaluation` the rules read: the one
+    form ``live_pool`` and ``tradepipe variants promote`` both check (an unknown PBO is 1.0, which no
+    rule accepts)."""
+    return Evaluation(
+        name, float(metrics.get("sharpe") or 0.0), float(deflated_sharpe or 0.0), int(metrics.get("trades") or 0), int(trials or 0),
+        1.0 if pbo is None else float(pbo),
+    )
+
+
 def promotion_check(candidate: Evaluation, rules: PoolRules) -> str | None:
     """Why ``candidate`` may not join the pool (None: it may). The same check for a human and the loop."""
     if not candidate.deflated_sharpe >= rules.min_dsr:
@@ -180,6 +209,14 @@ def retirement_decisions(recent_sharpe: Mapping[str, float | None], rules: PoolR
     ]
 
 
+def select_generation(pool: Mapping[str, float], recent_sharpe: Mapping[str, float | None], candidates: Sequence[Evaluation], rules: PoolRules) -> list[PoolChange]:
+    """One selection: decayed members retire first, then candidates are promoted into the room left
+    (``pool``: member -> its deflated Sharpe; ``recent_sharpe``: member -> Sharpe over ``decay_days``)."""
+    changes = retirement_decisions(recent_sharpe, rules)
+    retired = {c.name for c in changes}
+    return changes + promotion_decisions({name: dsr for name, dsr in pool.items() if name not in retired}, candidates, rules)
+
+
 __all__ = [
     "EULER_GAMMA",
     "Evaluation",
@@ -187,9 +224,13 @@ __all__ = [
     "PoolRules",
     "deflated_sharpe",
     "expected_max_sharpe",
+    "judge",
+    "null_sharpe_variance",
     "pbo_cscv",
     "probabilistic_sharpe",
     "promotion_check",
     "promotion_decisions",
+    "recorded_evaluation",
     "retirement_decisions",
+    "select_generation",
 ]

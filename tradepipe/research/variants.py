@@ -385,6 +385,31 @@ def random_variants(count: int, seed: int, families: Sequence[str] | None = None
     return list(out.values())
 
 
+def longest_window() -> int:
+    """The longest window any variant within the bounds needs: one ``history_bars`` for every candidate,
+    so a generation's candidates vote on the same rows."""
+    longest = 0
+    for family in FAMILIES.values():
+        params = {p.name: (int(p.high) if p.kind is int else p.high) for p in family.parameters}
+        longest = max(longest, family.min_bars(params))
+    return longest
+
+
+def propose_generation(members: Mapping[str, Variant], day_index: int, candidates: int, mutations: int, seed: int = 0) -> list[tuple[Variant, str]]:
+    """One generation's candidates with their origin: ``candidates`` random variants seeded by ``seed`` and
+    the decision's day number, plus ``mutations`` neighbours of each pool member; members themselves and
+    repeats are left out. The same seeds as the walk-forward loop, so both propose the same variants."""
+    proposed: list[tuple[Variant, str]] = [(v, "random") for v in random_variants(candidates, seed=seed * 1_000_003 + day_index)]
+    for k, name in enumerate(sorted(members)):
+        for j in range(mutations):
+            proposed.append((mutate(members[name], seed=seed * 7919 + day_index + 31 * k + j), "mutation"))
+    unique: dict[str, tuple[Variant, str]] = {}
+    for variant, origin in proposed:
+        if variant.name not in members:
+            unique.setdefault(variant.name, (variant, origin))
+    return list(unique.values())
+
+
 def grid_variants(family: str, grid: Mapping[str, Sequence[Any]]) -> list[Variant]:
     """Every combination of ``grid`` values (combinations breaking a constraint are left out)."""
     import itertools
@@ -430,8 +455,10 @@ __all__ = [
     "Variant",
     "VariantError",
     "grid_variants",
+    "longest_window",
     "make_variant",
     "mutate",
+    "propose_generation",
     "random_variants",
     "register_family",
     "variant_votes",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from tradepipe.adapters.db.models import MlModelRow, StrategyVariantEventRow, StrategyVariantRow
@@ -76,7 +76,8 @@ def record_evaluations(session: Session, evaluations: Sequence[Mapping[str, Any]
 
 
 def apply_pool_changes(session: Session, changes: Iterable[Any], when: datetime, actor: str = "loop") -> None:
-    """``selection.PoolChange`` rows: promote, retire, reject (a rejected candidate stays evaluated)."""
+    """``selection.PoolChange`` rows: promote, retire, reject (a rejected candidate stays evaluated; its
+    reject is an event too, so every candidate of a selection has its decision on record)."""
     for change in changes:
         row = variant_by_name(session, change.name)
         if row is None:
@@ -86,7 +87,48 @@ def apply_pool_changes(session: Session, changes: Iterable[Any], when: datetime,
         elif change.action == "retire":
             set_status(session, row, "retire", "retired", change.reason, when, actor)
         else:
-            row.reason = change.reason
+            set_status(session, row, "reject", row.status, change.reason, when, actor)
+
+
+def newest_generation(session: Session) -> int | None:
+    return session.scalar(select(func.max(StrategyVariantRow.generation)))
+
+
+def generation_rows(session: Session, generation: int) -> list[StrategyVariantRow]:
+    """The candidates proposed in ``generation``, by name."""
+    return list(session.scalars(select(StrategyVariantRow).where(StrategyVariantRow.generation == generation).order_by(StrategyVariantRow.name)))
+
+
+def trials_through(session: Session, generation: int) -> int:
+    """Distinct variants tried up to and including ``generation``: the deflated Sharpe's trial count
+    (a variant proposed again in a later generation counts once)."""
+    return int(session.scalar(select(func.count(StrategyVariantRow.id)).where(StrategyVariantRow.generation <= generation)) or 0)
+
+
+# A selection ends with one of these for every candidate (a candidate promoted and replaced within the
+# same selection ends retired).
+DECISIONS = ("promote", "reject", "retire")
+
+
+def undecided(session: Session, generation: int) -> list[StrategyVariantRow]:
+    """Candidates of ``generation`` whose newest event is not a selection decision: the generation is
+    still open (its selection has not been committed) while this is not empty."""
+    open_rows = []
+    for row in generation_rows(session, generation):
+        last = session.scalars(
+            select(StrategyVariantEventRow.action).where(StrategyVariantEventRow.variant_id == row.id).order_by(StrategyVariantEventRow.id.desc()).limit(1)
+        ).first()
+        if last not in DECISIONS:
+            open_rows.append(row)
+    return open_rows
+
+
+def repropose(session: Session, row: StrategyVariantRow, generation: int, when: datetime) -> None:
+    """A variant tried before, proposed again: it joins ``generation`` as a candidate to be re-evaluated on
+    the new window (a pool member keeps its status: it is measured again, never demoted by a proposal)."""
+    row.generation, row.pbo = generation, None
+    if row.status != "promoted":
+        set_status(session, row, "propose", "candidate", f"proposed again in generation {generation}", when)
 
 
 def record_model(session: Session, **values: Any) -> MlModelRow:
@@ -108,15 +150,21 @@ def list_models(session: Session, limit: int = 50) -> list[MlModelRow]:
 
 __all__ = [
     "STATUSES",
+    "DECISIONS",
     "add_candidates",
     "apply_pool_changes",
+    "generation_rows",
     "list_models",
     "list_variants",
+    "newest_generation",
     "pool_members",
     "promoted_model",
     "record_evaluations",
     "record_model",
+    "repropose",
     "set_status",
+    "trials_through",
+    "undecided",
     "variant_by_name",
     "variant_events",
 ]
