@@ -48,7 +48,7 @@ def _decimal(text: str | None, option: str) -> Decimal | None:
 @click.option("--name", required=True, help="Run name: results go to TRADEPIPE_HOME/walkforward/NAME/.")
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
 @click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
-@click.option("--methods", default=None, help="Comma-separated weight methods to compare (default: TRADEPIPE_OPTIMIZER_METHOD).")
+@click.option("--methods", default=None, help="Comma-separated weight methods to compare (default: TRADEPIPE_OPTIMIZER_METHOD); loop: the self-improvement loop (discovery every 14 days, hedge over the pool).")
 @click.option("--fee-bps", default=None, help="Fee per fill in basis points (default: TRADEPIPE_FEE_BPS).")
 @click.option("--slippage-bps", default=None, help="Slippage per fill in basis points (default: TRADEPIPE_SLIPPAGE_BPS).")
 @click.option("--window-days", default=None, type=int, help="Performance window of each daily decision (default: TRADEPIPE_PERFORMANCE_WINDOW_DAYS).")
