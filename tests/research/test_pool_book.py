@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -141,3 +142,30 @@ def test_a_variants_whole_array_votes_are_its_per_bar_votes_in_the_signal_table(
     assert np.allclose(fast.value[rows], slow.value[rows], rtol=0, atol=1e-9)
     assert np.allclose(fast.confidence[rows], slow.confidence[rows], rtol=0, atol=1e-9)
     assert fast.abstained[rows, 2].all() and not fast.abstained[rows[rows > 200], 0].any()
+
+
+def test_walkforward_with_loop_writes_the_loop_entry_summary_and_report(tmp_path: Path) -> None:
+    import json
+
+    import pandas as pd
+
+    from tradepipe.research.run import WalkForwardRequest, run_request
+
+    data = tmp_path / "candles"
+    data.mkdir()
+    for k, symbol in enumerate(SYMBOLS):
+        columns = slow_trend_bars(DAYS * 24, seed=5, drift=0.001, symbol_offset=k)
+        frame = pd.DataFrame({"timestamp": columns["timestamp"], **{c: columns[c] for c in ("open", "high", "low", "close", "volume")}})
+        frame.insert(1, "datetime", pd.to_datetime(frame["timestamp"], unit="ms", utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+        frame.to_csv(data / f"{symbol.replace('/', '_')}-1h.csv", index=False)
+    settings = load_settings(home=tmp_path / "home", symbols=",".join(SYMBOLS))
+    request = WalkForwardRequest(data_dir=data, name="loop", symbols=SYMBOLS, methods=("hedge", "loop"), include_agents=False, window_days=14, resamples=200, loop=LOOP)
+    outcome = run_request(settings, request)
+    on_disk = json.loads(outcome.summary_path.read_text())
+    assert set(on_disk["strategies"]) == {"adaptive:hedge", LOOP_KEY, "equal_weight", "buy_and_hold"}
+    assert on_disk["config"]["methods"] == ["hedge", "loop"]
+    loop = on_disk["comparisons"][LOOP_KEY]
+    assert loop["trials"] > 0 and any(p["action"] == "promote" for p in loop["promotions"]) and loop["pool"]
+    assert on_disk["loop"][LOOP_KEY]["generations"] >= 3
+    assert f"Pool over time, {LOOP_KEY}" in outcome.report_path.read_text()
+    assert not (outcome.directory / "checkpoint_loop.pkl").exists()
