@@ -35,9 +35,10 @@ import numpy as np
 
 from tradepipe.core.agents import get_agents
 from tradepipe.core.timeframes import iso_utc
-from tradepipe.research.adaptive import Discovery, LoopConfig, run_discovery
+from tradepipe.research.adaptive import Discovery, Generation, LoopConfig, run_discovery
 from tradepipe.research.data import MarketFrame
 from tradepipe.research.engine import (
+    DayInputs,
     EngineConfig,
     EngineRun,
     PolicyDecision,
@@ -68,7 +69,7 @@ def pool_weight_policy(config: EngineConfig, base_agents: Sequence[str], discove
 
     changes_on = {g.day_ms: g for g in discovery.generations}
 
-    def decide(day: Any, current: Mapping[str, float], method: str) -> PolicyDecision:
+    def decide(day: DayInputs, current: Mapping[str, float], method: str) -> PolicyDecision:
         members = discovery.members_at(day.day_ms)
         pool = [*base_agents, *members]
         note = _pool_note(changes_on.get(day.day_ms), members)
@@ -96,7 +97,7 @@ def pool_weight_policy(config: EngineConfig, base_agents: Sequence[str], discove
     return decide
 
 
-def _pool_note(generation: Any, members: Sequence[str]) -> str:
+def _pool_note(generation: Generation | None, members: Sequence[str]) -> str:
     if generation is None:
         return ""
     moves = [f"{c.action}d {c.name}" for c in generation.changes if c.action in ("promote", "retire")]
