@@ -102,8 +102,17 @@ def walkforward(
         return
     for line in render_results(document):
         click.echo(line)
-    for comparison in outcome.summary["comparisons"].values():
+    for key, comparison in outcome.summary["comparisons"].items():
         click.echo(comparison["verdict"])
+        if "pool" in comparison:  # the self-improvement loop: what it tried and what it adopted
+            promoted = sum(1 for p in comparison["promotions"] if p["action"] == "promote")
+            last = comparison["pool"][-1]["members"] if comparison["pool"] else []
+            dsr, pbo = comparison["deflated_sharpe"], comparison["pbo"]
+            click.echo(
+                f"{key}: {comparison['trials']} variants tried, {promoted} promotion(s); deflated Sharpe of the book "
+                f"{'n/a' if dsr is None else f'{dsr:.3f}'}, PBO {'n/a' if pbo is None else f'{pbo:.2f}'}; "
+                f"pool at the end: {', '.join(last) or 'the base agents only'}"
+            )
     click.echo(f"results: {saved} (tradepipe results show {request.name})")
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"report:  {outcome.report_path}")
