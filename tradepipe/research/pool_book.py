@@ -153,7 +153,10 @@ def loop_record(pool: PoolRun) -> dict[str, Any]:
     previous: list[str] | None = None
     for generation in discovery.generations:
         if generation.pool != previous:
-            pool_over_time.append({"day": iso_utc(generation.day_ms)[:10], "members": list(generation.pool)})
+            pool_over_time.append({
+                "day": iso_utc(generation.day_ms)[:10], "members": list(generation.pool),
+                "variants": [discovery.variants[name].describe() for name in generation.pool],
+            })
             previous = generation.pool
     promotions = [
         {**{k: v for k, v in row.items() if k != "day_ms"}, "day": iso_utc(row["day_ms"])[:10]}

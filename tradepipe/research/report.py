@@ -91,7 +91,7 @@ def _pool_section(comparisons: dict[str, Any]) -> str:
         if "pool" not in c:
             continue
         rows = "".join(
-            f"<tr><th>{html.escape(p['day'])}</th><td style='text-align:left'>{html.escape(', '.join(p['members']) or 'base agents only')}</td></tr>"
+            f"<tr><th>{html.escape(p['day'])}</th><td style='text-align:left'>{html.escape('; '.join(p.get('variants') or p['members']) or 'base agents only')}</td></tr>"
             for p in c["pool"]
         )
         moves = "".join(
