@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from tradepipe.config.settings import load_settings
-from tradepipe.core.performance import book_rules
+from tradepipe.config.rules import book_rules
 from tradepipe.core.timeframes import periods_per_year
 from tradepipe.research.data import load_market
 from tradepipe.research.evaluation import history_bars_for, stream_figures, variant_streams

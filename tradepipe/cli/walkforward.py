@@ -32,7 +32,7 @@ def _decimal(text: str | None, option: str) -> Decimal | None:
 @click.option("--name", required=True, help="Run name: results go to TRADEPIPE_HOME/walkforward/NAME/.")
 @click.option("--start", default=None, help="First bar to trade, ISO (UTC unless zoned), e.g. 2019-01-01.")
 @click.option("--end", default=None, help="Last bar to trade, ISO; a bare date includes that whole day.")
-@click.option("--methods", default=None, help="Comma-separated weight methods to compare (default: TRADEPIPE_OPTIMIZER_METHOD).")
+@click.option("--methods", default=None, help="Comma-separated weight methods to compare (default: TRADEPIPE_OPTIMIZER_METHOD); loop: the self-improvement loop (discovery every 14 days, hedge over the pool).")
 @click.option("--fee-bps", default=None, help="Fee per fill in basis points (default: TRADEPIPE_FEE_BPS).")
 @click.option("--slippage-bps", default=None, help="Slippage per fill in basis points (default: TRADEPIPE_SLIPPAGE_BPS).")
 @click.option("--window-days", default=None, type=int, help="Performance window of each daily decision (default: TRADEPIPE_PERFORMANCE_WINDOW_DAYS).")
@@ -91,8 +91,21 @@ def walkforward(
     for line in render_results(outcome.results):
         click.echo(line)
     click.echo("")
-    for comparison in outcome.summary["comparisons"].values():
+    for key, comparison in outcome.summary["comparisons"].items():
         click.echo(textwrap.fill(comparison["verdict"], width=118, subsequent_indent="  "))
+        if "pool" in comparison:  # the self-improvement loop: what it tried and what it adopted
+            promoted = sum(1 for p in comparison["promotions"] if p["action"] == "promote")
+            last = comparison["pool"][-1]["members"] if comparison["pool"] else []
+            dsr, pbo = comparison["deflated_sharpe"], comparison["pbo"]
+            click.echo(
+                textwrap.fill(
+                    f"{key}: {comparison['trials']} variants tried, {promoted} promotion(s); deflated Sharpe of the book "
+                    f"{'n/a' if dsr is None else f'{dsr:.3f}'}, PBO {'n/a' if pbo is None else f'{pbo:.2f}'}; "
+                    f"pool at the end: {', '.join(last) or 'the base agents only'}",
+                    width=118,
+                    subsequent_indent="  ",
+                )
+            )
     click.echo(f"results: {saved} (tradepipe results show {request.name})")
     click.echo(f"summary: {outcome.summary_path}")
     click.echo(f"tables:  {outcome.results_path}")

@@ -23,7 +23,7 @@ loop on a market cut at a day and finds the same generations and promotions befo
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -101,17 +101,22 @@ class LoopRun:
 
     def promotions(self) -> list[dict[str, Any]]:
         """Every promotion and retirement in order: day, variant, what it is, reason."""
-        out = []
-        for generation in self.generations:
-            for change in generation.changes:
-                if change.action in ("promote", "retire"):
-                    variant = self.variants.get(change.name)
-                    out.append({
-                        "day_ms": generation.day_ms, "action": change.action, "name": change.name,
-                        "variant": variant.describe() if variant else change.name,
-                        "horizon_bars": variant.horizon_bars if variant else None, "reason": change.reason,
-                    })
-        return out
+        return promotion_rows(self.generations, self.variants)
+
+
+def promotion_rows(generations: Sequence[Generation], variants: Mapping[str, Variant]) -> list[dict[str, Any]]:
+    """Every promotion and retirement of ``generations`` in order: day, variant, what it is, reason."""
+    out = []
+    for generation in generations:
+        for change in generation.changes:
+            if change.action in ("promote", "retire"):
+                variant = variants.get(change.name)
+                out.append({
+                    "day_ms": generation.day_ms, "action": change.action, "name": change.name,
+                    "variant": variant.describe() if variant else change.name,
+                    "horizon_bars": variant.horizon_bars if variant else None, "reason": change.reason,
+                })
+    return out
 
 
 def _base_cube(market: MarketFrame, agents: Sequence[Agent], history_bars: int) -> np.ndarray:
@@ -150,23 +155,54 @@ def _variant_cube(market: MarketFrame, variants: Sequence[Variant], history_bars
     return cube[rows]
 
 
-def run_adaptive_loop(market: MarketFrame, base_agents: Sequence[Agent], book: BookRules, loop: LoopConfig) -> LoopRun:
-    """The loop over the whole market (see the module docstring)."""
-    history = max(_max_family_bars(), max((a.min_bars for a in base_agents), default=0) + 5)
+@dataclass
+class Discovery:
+    """What the loop's generations decided: every generation, every variant tried, the members' solo-book
+    streams over every row (net, gross), and the pool in force from each generation's first row on."""
+
+    generations: list[Generation]
+    variants: dict[str, Variant]
+    streams: dict[str, tuple[np.ndarray, np.ndarray]]
+    joined: list[tuple[int, list[str]]]  # (first row in force, members)
+    history_bars: int
+
+    @property
+    def trials(self) -> int:
+        return self.generations[-1].trials if self.generations else 0
+
+    def members_at(self, day_ms: int) -> list[str]:
+        """The pool in force on ``day_ms``: the members after the newest generation on or before it."""
+        current: list[str] = []
+        for generation in self.generations:
+            if generation.day_ms > day_ms:
+                break
+            current = generation.pool
+        return current
+
+    def promoted(self) -> list[Variant]:
+        """Every variant that was ever a member, in order of first promotion."""
+        names = dict.fromkeys(c.name for g in self.generations for c in g.changes if c.action == "promote")
+        return [self.variants[name] for name in names]
+
+    def promotions(self) -> list[dict[str, Any]]:
+        """Every promotion and retirement in order: day, variant, what it is, reason."""
+        return promotion_rows(self.generations, self.variants)
+
+
+def loop_history_bars(base_agents: Sequence[Agent]) -> int:
+    """The window the loop reads: every variant within the bounds, and the base agents, can vote on it."""
+    return max(_max_family_bars(), max((a.min_bars for a in base_agents), default=0) + 5)
+
+
+def run_discovery(market: MarketFrame, base_agents: Sequence[Agent], book: BookRules, loop: LoopConfig) -> Discovery:
+    """The generations over the whole market (steps 1 to 3 of the module docstring); each reads only the
+    bars closed before its day."""
+    history = loop_history_bars(base_agents)
     step = market.step_ms
     timeline = market.timeline
     if timeline.size < history + 2:
         raise WalkForwardInputError(f"{timeline.size} bars are too few for the loop's {history}-bar windows")
     close, open_ = _prices(market, history)
-    base_cube = _base_cube(market, base_agents, history)
-    voting = [k for k in range(len(base_agents)) if np.nanmax(np.abs(np.nan_to_num(base_cube[:, k]))) > 0]
-    if not voting:
-        raise WalkForwardInputError("no base agent votes on these bars")
-    base_cube = base_cube[:, voting]
-    base_names = tuple(base_agents[k].name for k in voting)
-    base_net = simulate_books(base_cube, close, open_, book)
-    base_gross = simulate_books(base_cube, close, open_, book, costs=False)
-    rows = timeline.size - 1
     closed_by = timeline[1:] + step  # row t's return is known when bar t+1 has closed
 
     first_voted = int(np.argmax(np.isfinite(close).any(axis=1) & (np.arange(timeline.size) >= history - 1)))
@@ -184,7 +220,7 @@ def run_adaptive_loop(market: MarketFrame, base_agents: Sequence[Agent], book: B
     joined: list[tuple[int, list[str]]] = []  # (first row in force, members)
     generations: list[Generation] = []
     periods = periods_per_year(market.timeframe)
-    for g, day in enumerate(days):
+    for day in days:
         hi = int(np.searchsorted(timeline, day - step, side="right")) - 1  # the newest bar closed by `day`
         lo = int(np.searchsorted(timeline, day - loop.lookback_days * DAY_MS))
         if hi - lo < 48:
@@ -242,7 +278,27 @@ def run_adaptive_loop(market: MarketFrame, base_agents: Sequence[Agent], book: B
         generations.append(Generation(day, len(tried), pbo, evaluations, changes, sorted(members)))
         # in force for the positions held from the first bar closing at or after `day`
         joined.append((int(np.searchsorted(timeline + step, day)), sorted(members)))
-        del g
+    return Discovery(generations, known, streams, joined, history)
+
+
+def run_adaptive_loop(market: MarketFrame, base_agents: Sequence[Agent], book: BookRules, loop: LoopConfig) -> LoopRun:
+    """The loop over the whole market (see the module docstring)."""
+    history = loop_history_bars(base_agents)
+    if market.timeline.size < history + 2:
+        raise WalkForwardInputError(f"{market.timeline.size} bars are too few for the loop's {history}-bar windows")
+    close, open_ = _prices(market, history)
+    base_cube = _base_cube(market, base_agents, history)
+    voting = [k for k in range(len(base_agents)) if np.nanmax(np.abs(np.nan_to_num(base_cube[:, k]))) > 0]
+    if not voting:
+        raise WalkForwardInputError("no base agent votes on these bars")
+    base_cube = base_cube[:, voting]
+    base_names = tuple(base_agents[k].name for k in voting)
+    base_net = simulate_books(base_cube, close, open_, book)
+    base_gross = simulate_books(base_cube, close, open_, book, costs=False)
+    discovery = run_discovery(market, base_agents, book, loop)
+    generations, known, streams, joined = discovery.generations, discovery.variants, discovery.streams, discovery.joined
+    rows = market.timeline.size - 1
+    timeline = market.timeline
 
     adaptive = np.zeros(rows)
     adaptive_gross = np.zeros(rows)
@@ -298,4 +354,4 @@ def loop_summary(run: LoopRun, periods: float, block: int = 168) -> dict[str, An
     }
 
 
-__all__ = ["Generation", "LoopConfig", "LoopRun", "loop_summary", "run_adaptive_loop"]
+__all__ = ["Discovery", "Generation", "LoopConfig", "LoopRun", "loop_history_bars", "loop_summary", "promotion_rows", "run_adaptive_loop", "run_discovery"]

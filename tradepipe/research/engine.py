@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.config.rules import risk_limits
-from tradepipe.core.agents import get_agents, max_history_needed
+from tradepipe.core.agents import Agent, get_agents, max_history_needed
 from tradepipe.core.cycle import guard_verdicts, CycleInputs, CycleResult, PendingOrder, run_cycle
 from tradepipe.core.ledger import Portfolio
 from tradepipe.core.paper import PAPER_RULES
@@ -406,6 +406,8 @@ def run_walk_forward(
     resume: bool = False,
     on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None = None,
     workers: int = 1,
+    agents: Sequence[Agent] | None = None,
+    bars: np.ndarray | None = None,
 ) -> EngineRun:
     """Run every strategy through the live loop over ``market`` (see the module docstring).
 
@@ -414,12 +416,16 @@ def run_walk_forward(
     ``on_cycle(strategy_key, inputs, result)`` sees every cycle (audits, tests).
     ``workers`` > 1 splits the strategies among forked processes (each strategy's book is independent,
     so the results are identical); such a run is not checkpointed: interrupted, it starts over.
+    ``agents``: the agent objects named ``config.agents`` (default: the registered ones, ``get_agents``),
+    e.g. strategy variants; ``bars``: the bar open times to trade (default: :func:`traded_bars`).
     """
     started = time.perf_counter()
     if not strategies:
         raise WalkForwardInputError("no strategies to compare")
-    bars = traded_bars(market, config, start_ms, end_ms)
-    agents = get_agents(list(config.agents))
+    bars = traded_bars(market, config, start_ms, end_ms) if bars is None else np.asarray(bars, dtype=np.int64)
+    agents = get_agents(list(config.agents)) if agents is None else list(agents)
+    if tuple(agent.name for agent in agents) != tuple(config.agents):
+        raise WalkForwardInputError(f"the agents given ({', '.join(a.name for a in agents)}) are not config.agents ({', '.join(config.agents)})")
     policy = weight_policy or live_weight_policy(config)
     caches = build_signal_caches(market, agents, config.history_bars, signal_mode, int(bars[0]), int(bars[-1]))
     signal_seconds = time.perf_counter() - started

@@ -63,12 +63,14 @@ def _charts(bars: np.ndarray, series: dict[str, dict[str, np.ndarray]], weights:
         if not decisions:
             continue
         days = np.array([np.datetime64(d["day"]) for d in decisions])
-        stack = np.array([[d["weights"].get(a, 0.0) for d in decisions] for a in agents])
+        # a loop's book also weighs the variants it promoted: they are plotted after the base agents
+        weighed = agents + sorted({a for d in decisions for a, w in d["weights"].items() if w > 0 and a not in agents})
+        stack = np.array([[d["weights"].get(a, 0.0) for d in decisions] for a in weighed])
         figure, axis = plt.subplots(figsize=(10, 3))
-        axis.stackplot(days, stack, labels=agents, step="post")
+        axis.stackplot(days, stack, labels=weighed, step="post")
         axis.set_ylim(0, 1)
         axis.set_ylabel("weight")
-        axis.legend(fontsize=7, ncol=len(agents), loc="upper left")
+        axis.legend(fontsize=7, ncol=min(len(weighed), 6), loc="upper left")
         charts.append((f"Weights in force, {key}", _svg(figure)))
         plt.close(figure)
     return charts
@@ -80,6 +82,27 @@ def _cell(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return f"<td>{value:.{digits}f}</td>"
     return f"<td>{html.escape(str(value))}</td>"
+
+
+def _pool_section(comparisons: dict[str, Any]) -> str:
+    """The loop's pool over time: the members after each generation that changed them, then every move."""
+    parts = []
+    for key, c in comparisons.items():
+        if "pool" not in c:
+            continue
+        rows = "".join(
+            f"<tr><th>{html.escape(p['day'])}</th><td style='text-align:left'>{html.escape('; '.join(p.get('variants') or p['members']) or 'base agents only')}</td></tr>"
+            for p in c["pool"]
+        )
+        moves = "".join(
+            f"<li>{html.escape(m['day'])} {html.escape(m['action'])} {html.escape(m['variant'])}: {html.escape(m['reason'])}</li>"
+            for m in c.get("promotions", [])
+        )
+        parts.append(
+            f"<h2>Pool over time, {html.escape(key)}</h2><table><tr><th>from</th><th>members beside the base agents</th></tr>"
+            f"{rows or '<tr><td>no generation changed the pool</td></tr>'}</table><ul>{moves or '<li>nothing promoted</li>'}</ul>"
+        )
+    return "".join(parts)
 
 
 def render_report(summary: dict[str, Any], bars: np.ndarray, series: dict[str, dict[str, np.ndarray]]) -> str:
@@ -108,6 +131,11 @@ def render_report(summary: dict[str, Any], bars: np.ndarray, series: dict[str, d
         f"<h2>{html.escape(title)}</h2><div class=chart>{svg}</div>"
         for title, svg in _charts(bars, series, summary.get("decisions", {}), list(config.get("agents", [])))
     )
+    selection = "".join(
+        f"<tr><th>{html.escape(key)}</th>{_cell(c.get('trials'))}{_cell(c.get('deflated_sharpe'))}{_cell(c.get('pbo'))}{_cell(len(c.get('promotions', [])))}</tr>"
+        for key, c in summary["comparisons"].items()
+    )
+    pool = _pool_section(summary["comparisons"])
     definitions = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in summary.get("definitions", {}).items())
     title = f"Walk-forward {summary['name']}"
     return f"""<!DOCTYPE html>
@@ -125,6 +153,8 @@ decision window {config["window_days"]} days, methods {html.escape(", ".join(con
 the weights trading a day were decided from the days before it.</p>
 <h2>Results</h2><table><tr>{head}</tr>{rows}</table>
 <h2>Adaptive vs equal weight</h2><ul>{comparisons or "<li>no adaptive method in this run</li>"}</ul>
+<h2>Multiple testing</h2><table><tr><th>entry</th><th>trials</th><th>deflated Sharpe</th><th>PBO</th><th>promotions + retirements</th></tr>{selection}</table>
+{pool}
 {charts}
 <h2>Data notes</h2><ul>{notes or "<li>none</li>"}</ul>
 <h2>Skipped bars</h2><ul>{skipped or "<li>none</li>"}</ul>

@@ -36,6 +36,8 @@ from tradepipe.research.engine import (
     default_strategies,
     run_walk_forward,
 )
+from tradepipe.research.adaptive import LoopConfig
+from tradepipe.research.pool_book import LOOP_KEY, LOOP_METHOD, loop_record, merge_runs, run_pool_book
 from tradepipe.research.report import render_report
 from tradepipe.research.results import walkforward_results
 from tradepipe.research.signals import SignalMode
@@ -64,6 +66,7 @@ class WalkForwardRequest:
     include_agents: bool = True  # False: no agent:<name> books (a sweep compares methods, not agents)
     extra: dict[str, Any] = field(default_factory=dict)  # EngineConfig overrides (e.g. rebalance_band)
     breakdown: PeriodKind | None = None  # results.json also breaks profit down per day, week or month
+    loop: LoopConfig = field(default_factory=LoopConfig)  # the adaptive:loop entry's discovery (method "loop")
 
 
 @dataclass(frozen=True)
@@ -98,15 +101,13 @@ def parse_time(text: str | None, *, end: bool = False) -> int | None:
 
 
 def known_methods() -> tuple[str, ...]:
-    """Weight methods the decision accepts: ``core.weighting.METHODS`` if it lists them, else the optimiser's."""
+    """Methods a run compares: the weight decision's (``core.weighting.METHODS`` if it lists them, else the
+    optimiser's), and ``loop``, the self-improvement loop (``research.pool_book``)."""
     from tradepipe.core import weighting
 
-    listed = getattr(weighting, "METHODS", None)
-    if listed:
-        return tuple(listed)
     from tradepipe.core.optimizer import METHODS
 
-    return tuple(METHODS)
+    return (*(getattr(weighting, "METHODS", None) or METHODS), LOOP_METHOD)
 
 
 def engine_config(settings: Any, request: WalkForwardRequest) -> EngineConfig:
@@ -179,9 +180,13 @@ def run_request(
         say(f"resuming from {checkpoint} if it matches these inputs")
     started = datetime.now(UTC).isoformat(timespec="seconds")
     write_json(status_path, {"status": "running", "started_at": started, "name": request.name})
-    strategies = default_strategies(config, methods)
+    strategies = default_strategies(config, [m for m in methods if m != LOOP_METHOD])
     if not request.include_agents:
         strategies = [spec for spec in strategies if not spec.key.startswith("agent:")]
+    loop_checkpoint = directory / "checkpoint_loop.pkl"
+    if not request.resume:
+        loop_checkpoint.unlink(missing_ok=True)
+    loops: dict[str, dict[str, Any]] = {}
     try:
         run = run_walk_forward(
             market, config, strategies, start_ms=start_ms, end_ms=end_ms,
@@ -189,13 +194,21 @@ def run_request(
             checkpoint=checkpoint, resume=request.resume, workers=request.workers,
             streams_function=streams_function or agent_streams,
         )
+        if LOOP_METHOD in methods:
+            say(f"{LOOP_KEY}: discovery every {request.loop.every_days} days, then its book through the engine")
+            pool = run_pool_book(
+                market, config, request.loop, run.bars, signal_mode=request.signal_mode, progress=progress,
+                progress_every_s=progress_every_s, checkpoint=loop_checkpoint, resume=request.resume,
+            )
+            run = merge_runs(run, pool)
+            loops[LOOP_KEY] = loop_record(pool)
     except BaseException as exc:
         reason = "interrupted" if isinstance(exc, KeyboardInterrupt) else f"failed: {type(exc).__name__}: {exc}"
         write_json(status_path, {"status": reason, "started_at": started, "name": request.name,
                                  "resume": checkpoint.exists(), "hint": "run again with --resume to continue" if checkpoint.exists() else ""})
         raise
     series = strategy_series(run)
-    summary = build_summary(run, name=request.name, data_dir=str(request.data_dir), methods=methods, resamples=request.resamples, seed=request.seed, series=series)
+    summary = build_summary(run, name=request.name, data_dir=str(request.data_dir), methods=methods, resamples=request.resamples, seed=request.seed, series=series, loops=loops)
     write_json(summary_path, summary)
     results = walkforward_results(run, series, name=request.name, quote_currency=settings.quote_currency, breakdown=request.breakdown)
     write_json(results_path, results)
@@ -204,6 +217,7 @@ def run_request(
     temporary.replace(report_path)
     write_json(status_path, {"status": "complete", "started_at": started, "name": request.name, "summary": str(summary_path), "results": str(results_path), "report": str(report_path)})
     checkpoint.unlink(missing_ok=True)
+    loop_checkpoint.unlink(missing_ok=True)
     return WalkForwardOutcome(summary, directory, summary_path, report_path, run.resumed_from, run.bars, series, results, results_path)
 
 

@@ -16,7 +16,8 @@ Two ways to fill the table, proven equal by ``tests/walkforward/test_fast_signal
   (``y = ((1 - a) * y + a * x) / ((1 - a) + a)``, skipped when ``y == x``) so each window gives the
   same floats. Window-local indicators (SMA, population std, Donchian edges, true range) equal the
   whole-array ones. Rows whose window is shorter than ``history_bars`` (the file's first rows) and
-  agents without a fast form (sentiment, user agents) are evaluated per bar.
+  agents without a fast form (sentiment, user agents) are evaluated per bar. An agent object with a
+  ``whole_votes(bars, history_bars)`` method (``research.variants.VariantAgent``) fills its column itself.
 
 A window with a defective row (NaN, non-positive price, high < low, ...) is never voted on: the cycle's
 guard (``validate_history``) skips the symbol there, so those table entries are never read.
@@ -145,6 +146,11 @@ def build_signal_table(
     reasons: dict[tuple[int, int], str] = {}
     make_context = context or (lambda ms: AgentContext(now_ms=ms + _step(bars)))
     for k, agent in enumerate(agents):
+        whole = getattr(agent, "whole_votes", None) if mode == "fast" else None
+        if whole is not None:  # an agent with its own whole-array form (a strategy variant)
+            v, c, a = whole(bars, history_bars)
+            value[wanted, k], confidence[wanted, k], abstained[wanted, k] = v[wanted], c[wanted], a[wanted]
+            continue
         fast = _FAST.get(agent.name) if mode == "fast" and ag.AGENTS.get(agent.name) is agent else None
         per_bar = wanted if fast is None else wanted[wanted < history_bars - 1]
         vectorised = np.empty(0, dtype=np.int64) if fast is None else wanted[wanted >= history_bars - 1]

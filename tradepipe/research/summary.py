@@ -5,7 +5,9 @@
 holds exactly ``sharpe`` (net), ``gross_sharpe``, ``total_return``, ``cagr``, ``max_drawdown``,
 ``turnover``, ``fees`` and ``weight_changes``; a figure that is undefined is ``null`` (an agent that
 never voted has ``sharpe: null``). ``comparisons["adaptive:<method>"]`` holds
-``sharpe_diff_vs_equal`` and ``ci95`` (``[low, high]``, or ``null`` with a ``note``). Everything
+``sharpe_diff_vs_equal`` and ``ci95`` (``[low, high]``, or ``null`` with a ``note``), and the
+multiple-testing figures ``trials``, ``deflated_sharpe``, ``pbo`` and ``promotions`` (plus ``pool``, the
+members after each generation that changed them, for ``adaptive:loop``). Everything
 else (run details, weight decisions, skipped bars) is in other top-level keys.
 """
 
@@ -13,7 +15,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -49,7 +51,12 @@ DEFINITIONS = {
     "weight_changes": "days on which the weights in force changed",
     "ci95": "moving-block bootstrap (weekly blocks, the same blocks for both books) percentile interval of the Sharpe difference",
     "out_of_sample": "the weights trading day d were decided from the signals of the window before d",
+    "trials": "adaptive:loop: every variant its discovery evaluated over the run; another adaptive entry: the adaptive entries the run compared",
+    "deflated_sharpe": "Deflated Sharpe Ratio (Bailey and Lopez de Prado 2014) of the entry's net per-bar book returns over the run against the best of `trials` skill-less trials (null-hypothesis Sharpe variance 1 / (T - 1)): the probability its Sharpe is above what that many tries would show by luck",
+    "pbo": "Probability of Backtest Overfitting (CSCV, 16 blocks). adaptive:loop: the median over its generations of picking the best candidate; another adaptive entry: picking the best of the run's adaptive entries and equal_weight by in-sample Sharpe",
+    "promotions": "adaptive:loop: every promotion and retirement of a variant, with its day and reason (empty for other entries)",
 }
+PBO_BLOCKS = 16
 
 
 class SummaryInvalidError(RuntimeError):
@@ -95,8 +102,11 @@ def build_summary(
     resamples: int = DEFAULT_RESAMPLES,
     seed: int = DEFAULT_SEED,
     series: dict[str, dict[str, np.ndarray]] | None = None,
+    loops: Mapping[str, dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
+    """summary.json of ``run``; ``loops[key]`` is ``pool_book.loop_record`` of each loop entry."""
     config = run.config
+    loops = loops or {}
     ppy = config.periods_per_year
     cash = float(config.starting_cash)
     series = series or strategy_series(run)
@@ -122,6 +132,7 @@ def build_summary(
         comparison = sharpe_difference_ci(book_returns(series[key]["equity"], cash), equal, block, ppy, config.risk_free, resamples, seed)
         comparison["verdict"] = verdict(key, comparison)
         comparisons[key] = comparison
+    _add_selection_figures(comparisons, series, cash, loops)
     decisions = {
         key: [
             {"day": _iso_day(d.day_ms), "changed": d.updated, "weights": {a: round(w, 6) for a, w in d.weights.items()}, "reason": d.reason}
@@ -176,9 +187,39 @@ def build_summary(
             "bars_per_second": round(run.bars.size / run.seconds, 1) if run.seconds > 0 else None,
         },
     }
+    if loops:
+        summary["loop"] = {key: {k: v for k, v in record.items() if k not in ("promotions", "pool")} for key, record in loops.items()}
     summary = _json_safe(summary)
     validate_summary(summary)
     return summary
+
+
+def _add_selection_figures(comparisons: dict[str, Any], series: Mapping[str, dict[str, np.ndarray]], cash: float, loops: Mapping[str, dict[str, Any]]) -> None:
+    """``trials``, ``deflated_sharpe``, ``pbo`` and ``promotions`` (and ``pool`` for a loop) per adaptive entry
+    (see DEFINITIONS)."""
+    from tradepipe.research.evaluation import stream_figures
+    from tradepipe.research.selection import deflated_sharpe, pbo_cscv
+
+    keys = [k for k in comparisons]
+    if not keys:
+        return
+    returns = {k: np.nan_to_num(book_returns(series[k]["equity"], cash)) for k in [*keys, "equal_weight"]}
+    matrix = np.column_stack([returns[k] for k in [*keys, "equal_weight"]])
+    run_pbo = pbo_cscv(matrix, blocks=PBO_BLOCKS)["pbo"] if matrix.shape[0] >= 2 * PBO_BLOCKS else None
+    for key in keys:
+        loop = loops.get(key)
+        trials = int(loop["trials"]) if loop else len([k for k in keys if k not in loops])
+        r = returns[key]
+        figures = stream_figures(r[:, None], 1.0)
+        dsr = None
+        if r.size > 2 and trials >= 1:
+            dsr = deflated_sharpe(float(figures["sharpe_per_period"][0]), r.size, float(figures["skew"][0]), float(figures["kurtosis"][0]), trials, 1.0 / (r.size - 1))
+        comparisons[key].update(
+            trials=trials, deflated_sharpe=dsr, pbo=loop["pbo"] if loop else run_pbo,
+            promotions=list(loop["promotions"]) if loop else [],
+        )
+        if loop:
+            comparisons[key]["pool"] = list(loop["pool"])
 
 
 def write_json(path: Path, payload: dict[str, Any]) -> None:

@@ -116,17 +116,38 @@ class Variant:
     def horizon_bars(self) -> int:
         return self.spec.horizon(self.params)
 
-    def agent(self) -> Agent:
-        """The per-bar agent (not registered in ``core.agents.AGENTS``: variants come and go)."""
+    def agent(self) -> VariantAgent:
+        """The per-bar agent (not registered in ``core.agents.AGENTS``: variants come and go), which also
+        carries the whole-array form the walk-forward's signal table uses."""
         family, params = self.spec, dict(self.params)
 
         def vote(history: BarHistory, context: AgentContext) -> Vote:
             return family.per_bar(history, params)
 
-        return Agent(self.name, self.min_bars, vote, family.description)
+        return VariantAgent(self.name, self.min_bars, vote, family.description, self)
 
     def describe(self) -> str:
         return f"{self.family}(" + ", ".join(f"{k}={v:g}" for k, v in sorted(self.params.items())) + ")"
+
+
+@dataclass(frozen=True)
+class VariantAgent(Agent):
+    """A variant's ``core.agents.Agent``, plus :meth:`whole_votes` (``research.signals`` fills a
+    walk-forward's signal table with it instead of calling the agent per bar)."""
+
+    variant: Variant | None = None
+
+    def whole_votes(self, bars: SymbolBars, history_bars: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Value, confidence and abstained at every row of ``bars``, as the agent called on the window of
+        the newest ``history_bars`` rows there gives them: it abstains on a window shorter than
+        ``min_bars`` and on a non-finite vote, and clips the vote into range."""
+        assert self.variant is not None
+        value, confidence = self.variant.spec.whole(bars, self.variant.params)
+        rows = np.arange(len(bars))
+        abstained = (np.minimum(rows + 1, history_bars) < self.min_bars) | ~(np.isfinite(value) & np.isfinite(confidence))
+        value = np.where(abstained, 0.0, np.clip(np.nan_to_num(value), -1.0, 1.0))
+        confidence = np.where(abstained, 0.0, np.clip(np.nan_to_num(confidence), 0.0, 1.0))
+        return value, confidence, abstained
 
 
 def make_variant(family: str, params: Mapping[str, Any]) -> Variant:
@@ -453,6 +474,7 @@ __all__ = [
     "Family",
     "Parameter",
     "Variant",
+    "VariantAgent",
     "VariantError",
     "grid_variants",
     "longest_window",
