@@ -255,8 +255,10 @@ def cycle_inputs(
     context: AgentContext | None = None,
     step_ms: int | None = None,
     guard: Mapping[str, str | None] | None = None,
+    signals: Sequence[Any] | None = None,
 ) -> CycleInputs:
-    """The unit of work's cycle inputs (``CycleUnitOfWork``), from the in-memory book."""
+    """The unit of work's cycle inputs (``CycleUnitOfWork``), from the in-memory book; ``signals``: the
+    votes another book's cycle cast on the same bars (``CycleInputs.signals``)."""
     step = step_ms or _step(config)
     day = bar_open_ms // DAY_MS
     if book.last_day is not None and day != book.last_day:
@@ -283,6 +285,7 @@ def cycle_inputs(
         entry_hysteresis=config.entry_hysteresis,
         min_hold_bars=config.min_hold_bars,
         guard_verdicts=guard,
+        signals=signals,
     )
 
 
@@ -525,7 +528,9 @@ class _Loop:
         context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
         result = None
         for book in books:
-            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard)
+            # Every book sees the same bars, guard and agents: the first cycle casts the votes, the others reuse them.
+            votes = None if result is None else result.signals
+            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard, votes)
             result = run_cycle(inputs)
             _record(book, result, inputs, opens)
             if self.on_cycle is not None:
