@@ -502,7 +502,7 @@ class _Loop:
         self.row_verdicts: dict[str, list[str | None]] = {}
         # Quiet bars are recorded without a cycle; every cycle runs when on_cycle is to see them all.
         self.tables = {s: cache.table for s, cache in caches.items()} if on_cycle is None else None
-        self.quiet: dict[str, tuple[int, np.ndarray]] = {}  # book key -> (first bar index, quiet flag per bar from there)
+        self.quiet: dict[str, tuple[int, np.ndarray]] = {}  # book key -> (first bar index, quiet flag per bar from there), on demand
         for s in config.symbols:
             traded = self.symbol_rows[s][self.symbol_rows[s] >= 0]
             first, last = (int(traded.min()), int(traded.max())) if traded.size else (0, -1)
@@ -516,12 +516,8 @@ class _Loop:
             if adaptive and self.incremental is None and self.streams_function is agent_streams:
                 self.incremental = self.votes.incremental_streams(config.book_rules)
             _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0, self.incremental)
-            if self.tables is not None:
-                day_end = int(np.searchsorted(self.bars, (bar // DAY_MS + 1) * DAY_MS, side="left"))
-                for book in books:  # fixed weights: once for the whole run; adaptive ones: for the day, with the day's weights
-                    if book.spec.method is not None or book.spec.key not in self.quiet:
-                        stop = day_end if book.spec.method is not None else int(self.bars.size)
-                        self.quiet[book.spec.key] = (index, self._quiet_bars(book.weights, index, stop))
+            for book in adaptive:  # the day's weights may differ: its quiet bars are judged afresh
+                self.quiet.pop(book.spec.key, None)
         histories, unavailable, opens, guard = {}, {}, {}, {}
         for symbol in config.symbols:
             row = int(self.symbol_rows[symbol][index])
@@ -608,10 +604,14 @@ class _Loop:
         books equal to those of a run that cycles every bar."""
         if self.tables is None or book.pending or book.portfolio.positions:
             return False
-        first, flags = self.quiet[book.spec.key]
+        day = bar // DAY_MS
+        first, flags = self.quiet.get(book.spec.key) or (index, np.zeros(0, dtype=bool))
+        if not first <= index < first + flags.size:
+            # fixed weights: judged once for the rest of the run; adaptive ones: for the rest of the day
+            stop = int(np.searchsorted(self.bars, (day + 1) * DAY_MS, side="left")) if book.spec.method is not None else int(self.bars.size)
+            first, flags = self.quiet[book.spec.key] = (index, self._quiet_bars(book.weights, index, stop))
         if not flags[index - first]:
             return False
-        day = bar // DAY_MS
         if book.last_day is not None and day != book.last_day:
             book.day_start_equity = book.last_equity  # cycle_inputs' rule for a new UTC day
         if not self._no_new_halt(book, day):
