@@ -500,8 +500,9 @@ class _Loop:
         # on it) and only for the rows this run trades: ``row_verdicts[s][row - verdict_offset[s]]``.
         self.verdict_offset: dict[str, int] = {}
         self.row_verdicts: dict[str, list[str | None]] = {}
-        # Quiet bars are recorded without a cycle; every cycle runs when on_cycle is to see them all.
-        self.tables = {s: cache.table for s, cache in caches.items()} if on_cycle is None else None
+        # Quiet bars are recorded without a cycle (from the vote tables of ``caches``); every cycle runs when
+        # on_cycle is to see them all.
+        self.tables = {s: cache.table for s, cache in caches.items()} if on_cycle is None and caches is not None else None
         self.quiet: dict[str, tuple[int, np.ndarray]] = {}  # book key -> (first bar index, quiet flag per bar from there), on demand
         for s in config.symbols:
             traded = self.symbol_rows[s][self.symbol_rows[s] >= 0]
