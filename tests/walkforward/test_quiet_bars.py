@@ -59,3 +59,4 @@ def test_books_equal_a_run_that_cycles_every_bar(cdd_dir: Path, tmp_path: Path, 
     assert sum(quiet.books[key].fills for key in cycled) > 100
     if rules == "tight_loss_limit":
         assert any(book.halted_day is not None for book in every.books.values())  # a halt did start
+

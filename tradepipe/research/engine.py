@@ -24,6 +24,7 @@ signal table into per-agent return streams. Both are arguments of :func:`run_wal
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import time
@@ -566,6 +567,8 @@ class _Loop:
         votes are not finite is never quiet: its cycle runs (and refuses them as ever)."""
         assert self.tables is not None
         config, limits = self.config, self.config.limits
+        if not all(math.isfinite(w) and w >= 0 for w in map(float, weights.values())):
+            return np.zeros(stop - start, dtype=bool)  # combine refuses such weights: the cycles run and say so
         quiet = np.ones(stop - start, dtype=bool)
         for symbol in config.symbols:
             table = self.tables[symbol]
