@@ -239,7 +239,7 @@ class BookState:
     decisions: list[WeightChange] = field(default_factory=list)
     fills: int = 0
     slippage_total: Decimal = Decimal(0)
-    quiet_bars: int = 0  # bars recorded without a cycle: flat, nothing pending, nothing asked (see _Loop.quiet)
+    quiet_bars: int = 0  # bars recorded without a cycle: flat, nothing pending, nothing asked (_Loop._record_quiet)
 
 
 def _new_book(spec: StrategySpec, config: EngineConfig) -> BookState:
@@ -556,15 +556,15 @@ class _Loop:
                 if len(entry["reasons"]) < 5:
                     entry["reasons"].append(f"{_iso(bar)}: {reason}")
 
-
     def _quiet_bars(self, weights: Mapping[str, float], start: int, stop: int) -> np.ndarray:
         """Per bar of [start, stop): True where a flat book with ``weights`` certainly asks for no order.
 
         For every symbol the ensemble's score (``core.ensemble.combine``: the voters' weighted mean of
         value x confidence), computed here in one pass over the vote tables, gives an opening target
         (``book_target`` from flat) of 0 or one inside the rebalance band (``_within_band``), with a
-        margin far above the difference between this sum and ``combine``'s (a few 1e-16). A bar whose
-        votes are not finite is never quiet: its cycle runs (and refuses them as ever)."""
+        margin far above the difference between this sum and ``combine``'s (a few 1e-16). A bar with a
+        vote that is not finite (of any agent, weighted or not) is never quiet: its cycle runs and
+        ``combine`` refuses the vote as ever."""
         assert self.tables is not None
         config, limits = self.config, self.config.limits
         if not all(math.isfinite(w) and w >= 0 for w in map(float, weights.values())):
@@ -584,7 +584,8 @@ class _Loop:
                 calm = (strength < DEFAULT_DEADBAND + config.entry_hysteresis - _QUIET_MARGIN) | (fraction < config.rebalance_band - _QUIET_MARGIN)
                 if not limits.allow_short:
                     calm |= score < -_QUIET_MARGIN
-            quiet &= (rows < 0) | calm
+            sound = (table.abstained[at] | (np.isfinite(table.value[at]) & np.isfinite(table.confidence[at]))).all(axis=1)
+            quiet &= (rows < 0) | (calm & sound)
         return quiet
 
     def _no_new_halt(self, book: BookState, day: int) -> bool:
@@ -603,8 +604,8 @@ class _Loop:
     def _record_quiet(self, book: BookState, index: int, bar: int) -> bool:
         """Record the bar for ``book`` without a cycle when the cycle could change nothing but the clock:
         the book holds no position and has no order pending (no fill, no stop-loss, equity = cash), no
-        symbol gets a target (``_quiet_bars``), and no daily-loss halt can start (``_no_new_halt``). What the cycle would record is then known: the same
-        portfolio, nothing pending, equity = cash. ``tests/walkforward/test_quiet_bars.py`` proves the
+        symbol gets a target (``_quiet_bars``), and no daily-loss halt can start (``_no_new_halt``).
+        What the cycle would record is then known: the same portfolio, nothing pending, equity = cash. ``tests/walkforward/test_quiet_bars.py`` proves the
         books equal to those of a run that cycles every bar."""
         if self.tables is None or book.pending or book.portfolio.positions:
             return False
