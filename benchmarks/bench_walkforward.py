@@ -1,6 +1,8 @@
 """Benchmark the walk-forward engine on 4 years of BTC/USDT + ETH/USDT 1h (../shared/data, 2017-08 .. 2021-08).
 
-Run: ``.venv/bin/python benchmarks/bench_walkforward.py [--data DIR] [--peer-python PATH] [--repeat N]``.
+Run: ``.venv/bin/python benchmarks/bench_walkforward.py [--data DIR] [--peer-python PATH] [--repeat N]``;
+``--model`` instead fits the linear cost model (fixed + per bar time + per symbol-bar + per extra book)
+from four runs.
 
 Each measured run is a whole child process (imports, CSV read, signals, every cycle, every daily
 decision; nothing written), timed in CPU seconds (user + system) with its peak memory (max RSS):
@@ -38,14 +40,14 @@ TARGETS = {"comparison": 6_000, "hedge": 20_000}
 TARGET_MEMORY_MB = 1024.0
 
 
-def _child(kind: str, data: Path, start: str | None, end: str | None) -> None:
+def _child(kind: str, data: Path, start: str | None, end: str | None, symbols: str = SYMBOLS) -> None:
     """One measured run in this process; prints one JSON line."""
     from tradepipe.config.settings import load_settings
     from tradepipe.research.data import load_market
     from tradepipe.research.engine import config_from_settings, default_strategies, run_walk_forward
     from tradepipe.research.run import parse_time
 
-    settings = load_settings(timeframe="1h", symbols=SYMBOLS)
+    settings = load_settings(timeframe="1h", symbols=symbols)
     config = config_from_settings(settings)
     market = load_market(data, config.symbols, "1h")
     method = "hedge" if kind == "hedge" else settings.optimizer_method
@@ -83,12 +85,17 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=1)
     parser.add_argument("--start", default=None, help="first bar (ISO) of a shorter run; the figure is per symbol-bar traded")
     parser.add_argument("--end", default=None, help="last bar (ISO) of a shorter run")
+    parser.add_argument("--model", action="store_true", help="fit the linear cost model from four runs (see _model)")
+    parser.add_argument("--symbols", default=SYMBOLS, help=argparse.SUPPRESS)
     parser.add_argument("--child", choices=("comparison", "hedge"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if not args.data.is_dir():
         sys.exit(f"no candles at {args.data} (pass --data)")
     if args.child:
-        _child(args.child, args.data, args.start, args.end)
+        _child(args.child, args.data, args.start, args.end, args.symbols)
+        return
+    if args.model:
+        _model(args.data)
         return
 
     results: dict[str, list[dict]] = {"comparison": [], "hedge": [], "peer": []}
@@ -131,6 +138,31 @@ def main() -> None:
     for kind, row in (("comparison", comparison), ("hedge", hedge)):
         print(f"  ratio {kind} / backtesting.py: {row['symbol_bars'] / row['process_cpu'] / peer_rate:.2f}"
               f"; / freqtrade (documented): {row['symbol_bars'] / row['process_cpu'] / DOCUMENTED_PEERS['freqtrade']:.2f}")
+
+
+def _model(data: Path) -> None:
+    """CPU s = fixed + a x bar times + b x symbol-bars + c x extra cycled books, solved from four whole
+    processes: one hedge book on both symbols over 2019 and over the 4 years, on BTC/USDT alone over the
+    4 years, and the comparison over the 4 years. Four runs, four unknowns: noise goes into the
+    coefficients, so compare it only with a model measured the same way."""
+    runs = [
+        ("hedge", SYMBOLS, "2019-01-01", "2019-12-31"),
+        ("hedge", SYMBOLS, None, None),
+        ("hedge", "BTC/USDT", None, None),
+        ("comparison", SYMBOLS, None, None),
+    ]
+    rows, cpu = [], []
+    for kind, symbols, start, end in runs:
+        span = [*(["--start", start] if start else []), *(["--end", end] if end else [])]
+        seconds, _, out = _measure([sys.executable, __file__, "--child", kind, "--data", str(data), "--symbols", symbols, *span])
+        row = json.loads(out.strip().splitlines()[-1])
+        rows.append([1.0, row["bars"], row["symbol_bars"], row["cycled"] - 1])
+        cpu.append(seconds)
+        print(f"  {kind:10s} {symbols:18s} {start or 'start'} .. {end or 'end'}: {row['bars']} bar times, {row['symbol_bars']:,} symbol-bars, "
+              f"{row['cycled']} cycled, {seconds:.1f} CPU s, peak {row['peak_mb']:,.0f} MB")
+    fixed, per_bar, per_symbol_bar, per_book = np.linalg.solve(np.array(rows), np.array(cpu))
+    print(f"  model: {fixed:.2f} s + {per_bar * 1e6:,.0f} us x bar times + {per_symbol_bar * 1e6:,.0f} us x symbol-bars "
+          f"+ {per_book:.2f} s per extra book over {rows[3][1]} bar times ({per_book / rows[3][1] * 1e6:,.0f} us per bar time)")
 
 
 if __name__ == "__main__":

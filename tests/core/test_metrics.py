@@ -473,3 +473,26 @@ def test_daily_bars_keep_their_own_figures() -> None:
     returns = np.random.default_rng(1).normal(1e-3, 2e-2, (30, 1))
     times = pd.date_range("2026-01-01", periods=30, freq="D")
     assert summarize_many(returns, 365.0, bar_times=times) == summarize_many(returns, 365.0)
+
+
+def test_daily_sharpe_equals_the_whole_summary_rule() -> None:
+    """daily_sharpe computes only the Sharpe ratio: its value and null reason are the full summary's, to the bit."""
+    from tradepipe.core.metrics import _daily_rows, _summarize_daily, _summarize_rows, daily_sharpe, utc_days
+
+    rng = np.random.default_rng(5)
+    hour = 3_600_000
+    for case in range(300):
+        n = int(rng.integers(0, 24 * 40))
+        stream = rng.normal(0.0, 0.01, n) * (rng.random(n) < rng.random())
+        if case % 7 == 0:
+            stream[:] = 0.001  # constant: zero volatility
+        times = np.arange(n, dtype=np.int64) * hour + int(rng.integers(0, 24)) * hour
+        ppy = float(rng.choice([8760.0, 365.0, 52.0]))
+        min_days = int(rng.choice([2, 14, 30]))
+        rf = float(rng.choice([0.0, 0.02]))
+        rows = stream.reshape(1, -1)
+        if ppy > 365.0 + 1e-9:
+            summary = _summarize_daily(_daily_rows(rows, utc_days(times)), rf, min_days)[0]
+        else:
+            summary = _summarize_rows(rows, ppy, rf)[0]
+        assert daily_sharpe(stream, times, ppy, rf, min_days) == (summary["sharpe"], summary["null_reasons"].get("sharpe"))

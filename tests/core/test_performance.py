@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from tradepipe.core.attribution import DEFAULT_QUANTUM, UNATTRIBUTED
 from tradepipe.core.metrics import summarize
-from tradepipe.core.performance import evaluate_agents, split_exact, trade_stats
+from tradepipe.core.performance import evaluate_agents, split_exact, streams_table, trade_stats
 
 T0 = pd.Timestamp("2026-01-12T00:00:00Z")
 HOUR = pd.Timedelta(hours=1)
@@ -211,3 +211,16 @@ def test_split_exact_random_trades_sum_exactly():
         if abs(sum(contributions.values())) < 1e-2:
             continue
         assert sum(split_exact(pnl, contributions).values()) == pnl
+
+
+def test_streams_table_equals_pandas_reindex_and_fillna() -> None:
+    """The daily decisions' table of agent columns is pandas' own reindex-and-fill, to the bit."""
+    rng = np.random.default_rng(7)
+    index = pd.to_datetime(np.arange(50) * 3_600_000, unit="ms")
+    values = rng.normal(0, 0.01, (50, 3))
+    values[rng.random((50, 3)) < 0.2] = np.nan
+    streams = pd.DataFrame(values, index=index, columns=["zeta", "alpha", "extra"])
+    agents = ["alpha", "missing", "zeta"]  # another order, an agent without a stream, a stream of no agent
+    expected = streams.reindex(columns=agents).fillna(0.0)
+    pd.testing.assert_frame_equal(streams_table(streams, agents), expected, check_exact=True)
+    assert np.array_equal(streams_table(streams, agents).to_numpy(), expected.to_numpy())

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from tradepipe.core.timeframes import periods_per_year
-from tradepipe.core.weighting import WeightDecision, decide_weights
+from tradepipe.core.weighting import WeightDecision, decide_weights, project_to_bounds
 
 PPY = periods_per_year("1h")  # 8760
 AGENTS = ["momentum", "trend", "mean_reversion", "breakout", "sentiment"]
@@ -310,3 +310,28 @@ def test_hedge_weights_agents_by_their_streams_while_their_sharpe_waits_for_14_d
     assert decision.eligible == ["momentum", "trend", "mean_reversion", "breakout"]
     assert decision.ineligible == {"sentiment": "sharpe undefined"}
     assert decision.weights["breakout"] > decision.weights["momentum"]  # the larger mean return earns more weight
+
+
+def _project_all_steps(weights: np.ndarray, lo: float, hi: float) -> np.ndarray:
+    """project_to_bounds as first written: all 200 bisection steps, no early stop."""
+    low, high = float(weights.min() - hi), float(weights.max() - lo)
+    for _ in range(200):
+        tau = 0.5 * (low + high)
+        if np.clip(weights - tau, lo, hi).sum() > 1.0:
+            low = tau
+        else:
+            high = tau
+    projected = np.clip(weights - 0.5 * (low + high), lo, hi)
+    return projected / projected.sum()
+
+
+def test_projection_stops_early_with_the_same_result() -> None:
+    """The bisection stops once its bracket stops moving; the weights are those of all 200 steps, to the bit."""
+    rng = np.random.default_rng(11)
+    for _ in range(500):
+        n = int(rng.integers(1, 9))
+        raw = rng.exponential(1.0, n)
+        weights = raw / raw.sum()
+        lo = float(rng.choice([0.0, 0.02, 0.05]))
+        hi = max(float(rng.choice([0.3, 0.4, 0.6, 1.0])), 1.0 / n)
+        assert np.array_equal(project_to_bounds(weights, lo, hi), _project_all_steps(weights, lo, hi))

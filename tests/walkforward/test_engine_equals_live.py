@@ -136,6 +136,8 @@ def test_the_engine_sets_every_cycle_input_the_runner_sets() -> None:
         "wall_clock_ms", "guard_verdicts",
         # A trader's controls (pause, force-exit) act on the live book only: history has no trader.
         "entries_paused", "force_exit",
+        # The engine's books see the same bars: one cycle casts the votes, the others reuse them.
+        "signals",
     }
     assert {f.name for f in fields(RiskLimits)} == {
         "max_position_fraction", "max_gross_exposure", "max_turnover_fraction", "stop_loss_fraction",

@@ -93,6 +93,10 @@ class CycleInputs:
     # why), and a target of zero for every symbol to force out, whatever the vote, band or holding time.
     entries_paused: str | None = None
     force_exit: frozenset[str] = frozenset()
+    # The agents' votes on the usable symbols when the caller already has them (what ``_vote`` gives,
+    # symbols sorted, agents in order): the walk-forward engine's books see the same bars, agents and
+    # context, so one cycle per bar casts the votes and the others reuse them (no time spent: 0 seconds).
+    signals: Sequence[Signal] | None = None
 
 
 @dataclass(frozen=True)
@@ -157,10 +161,15 @@ def _next_open(history: BarHistory | None, after_ms: int) -> tuple[Decimal, int]
     """Open price and time of the first bar that opened after ``after_ms``."""
     if history is None:
         return None
-    later = np.nonzero(history.timestamps > after_ms)[0]
-    if later.size == 0:
-        return None
-    index = int(later[0])
+    timestamps = history.timestamps
+    size = len(timestamps)
+    if size and timestamps[-1] > after_ms and (size == 1 or timestamps[-2] <= after_ms):
+        index = size - 1  # usually the newest bar (usable bars are in time order: the guard refuses any other)
+    else:
+        later = np.nonzero(timestamps > after_ms)[0]
+        if later.size == 0:
+            return None
+        index = int(later[0])
     return Decimal(repr(float(history.open[index]))), int(history.timestamps[index])
 
 
@@ -261,7 +270,10 @@ def run_cycle(inputs: CycleInputs) -> CycleResult:
     usable, skipped = _usable_histories(inputs)
     portfolio, fills, cancelled = _fill_pending(inputs, usable)
     marks = _marks(inputs, usable, portfolio)
-    signals, agent_seconds = _vote(inputs, usable)
+    if inputs.signals is None:
+        signals, agent_seconds = _vote(inputs, usable)
+    else:
+        signals, agent_seconds = list(inputs.signals), {agent.name: 0.0 for agent in inputs.agents}
 
     decisions: dict[str, EnsembleDecision] = {}
     targets: dict[str, float] = {}

@@ -35,8 +35,23 @@ def effective_vote(signal: Signal) -> float:
 
 
 def _check_signals(signals: Sequence[Signal]) -> str:
+    """The signals' symbol; ``ValueError`` unless they are one symbol's, one per agent, finite. One pass
+    over sound signals (every cycle combines every symbol); a problem is named by :func:`_check_rule_by_rule`."""
     if not signals:
         raise ValueError("combine() needs at least one signal (it names the symbol)")
+    symbol = signals[0].symbol
+    agents: set[str] = set()
+    isfinite = math.isfinite
+    for signal in signals:
+        if signal.symbol != symbol or signal.agent in agents or not (isfinite(signal.value) and isfinite(signal.confidence)):
+            return _check_rule_by_rule(signals)
+        agents.add(signal.agent)
+    return symbol
+
+
+def _check_rule_by_rule(signals: Sequence[Signal]) -> str:
+    """The whole check, rule by rule, so the first problem in this order is the one raised: several
+    symbols, an agent twice, a non-finite value."""
     symbols = {signal.symbol for signal in signals}
     if len(symbols) != 1:
         raise ValueError(f"combine() is per symbol, got signals for {sorted(symbols)}")
@@ -64,9 +79,16 @@ def combine(signals: Sequence[Signal], weights: Mapping[str, float]) -> Ensemble
     agent, a non-finite signal, or a negative / non-finite weight.
     """
     symbol = _check_signals(signals)
-    abstainers = tuple(signal.agent for signal in signals if signal.abstained)
-    voting = [(signal, _weight(weights, signal.agent)) for signal in signals if not signal.abstained]
-    voting = [(signal, weight) for signal, weight in voting if weight > 0.0]
+    abstaining: list[str] = []
+    voting: list[tuple[Signal, float]] = []
+    for signal in signals:
+        if signal.abstained:
+            abstaining.append(signal.agent)
+            continue
+        weight = _weight(weights, signal.agent)
+        if weight > 0.0:
+            voting.append((signal, weight))
+    abstainers = tuple(abstaining)
     total = math.fsum(weight for _, weight in voting)
     contributions = {signal.agent: weight * effective_vote(signal) / total for signal, weight in voting}
     return EnsembleDecision(

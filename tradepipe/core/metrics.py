@@ -211,10 +211,28 @@ def daily_sharpe(
     _raise_on_non_finite_vector(vector, what="returns")
     rows = vector.reshape(1, -1)
     if min_days and periods_per_year > 365.0 + 1e-9:
-        summary = _summarize_daily(_daily_rows(rows, utc_days(bar_times)), risk_free, min_days)[0]
-    else:
-        summary = _summarize_rows(rows, periods_per_year, risk_free)[0]
-    return summary["sharpe"], summary["null_reasons"].get("sharpe")
+        daily = _daily_rows(rows, utc_days(bar_times))
+        sharpe, reason = _row_sharpe(daily, 365.0, risk_free, min_days)
+        if reason == (FEWER_THAN_2 if min_days == 2 else f"fewer than {min_days} returns"):
+            reason = f"fewer than {min_days} days of returns ({daily.shape[1]}): bars shorter than a day are judged on daily returns"
+        return sharpe, reason
+    return _row_sharpe(rows, periods_per_year, risk_free)
+
+
+def _row_sharpe(rows: FloatArray, ppy: float, risk_free: float, min_returns: int = 2) -> tuple[float | None, str | None]:
+    """``_summarize_rows(rows, ...)[0]``'s Sharpe ratio and its null reason, without the other metrics
+    (the daily weight decision asks for two books' Sharpe every day): the same arithmetic, the same rules."""
+    _check_rates(ppy, risk_free)
+    if not (isinstance(min_returns, int) and min_returns >= 2):
+        raise ValueError(f"min_returns must be an integer >= 2, got {min_returns!r}")
+    if rows.shape[1] < min_returns:
+        return None, FEWER_THAN_2 if min_returns == 2 else f"fewer than {min_returns} returns"
+    with np.errstate(all="ignore"):
+        risk, zero_vol, _ = _risk_metrics(rows, np.minimum(rows, 0.0), ppy, risk_free)
+    if zero_vol[0]:
+        return None, ZERO_VOLATILITY
+    value = float(risk["sharpe"][0])
+    return (value, None) if math.isfinite(value) else (None, NOT_FINITE)
 
 
 def _daily_rows(rows: FloatArray, days: NDArray[np.int64]) -> FloatArray:

@@ -60,7 +60,9 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeAlias
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from scipy.optimize import LinearConstraint, brentq, minimize
+
+# scipy.optimize (about a second to import) is imported by the functions that solve with it: hedge,
+# eligibility and a trading cycle never need it.
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -522,6 +524,7 @@ def _sharpe_constraints(a: Vector, lo: float, hi: float) -> tuple[Vector, Matrix
 
 
 def _sharpe_qp_slsqp(a: Vector, q: Matrix, lo: float, hi: float, start: Vector) -> Vector:
+    from scipy.optimize import minimize
     eq, ineq = _sharpe_constraints(a, lo, hi)
     result = minimize(
         lambda y: float(y @ q @ y),
@@ -539,6 +542,7 @@ def _sharpe_qp_slsqp(a: Vector, q: Matrix, lo: float, hi: float, start: Vector) 
 
 
 def _sharpe_qp_trust_constr(a: Vector, q: Matrix, lo: float, hi: float, start: Vector) -> Vector:
+    from scipy.optimize import LinearConstraint, minimize
     eq, ineq = _sharpe_constraints(a, lo, hi)
     n = a.shape[0]
     result = minimize(
@@ -612,6 +616,7 @@ def _spinu(q: Matrix, budget: Vector) -> Vector:
     trust-exact (globally convergent) stops once objective changes drown in rounding, with the
     gradient near 1e-8; Newton steps on the stationarity equations then reach machine precision.
     """
+    from scipy.optimize import minimize
     result = minimize(
         _barrier(q, budget, 1.0),
         np.sqrt(budget / np.diag(q)),  # exact when q is diagonal
@@ -671,6 +676,7 @@ def _bounded_risk_budget(q: Matrix, budget: Vector, lo: float, hi: float, lam_gu
     contributions cannot be equalised then; we return the minimum-variance portfolio within
     the bounds, which is where the constrained solution tends as the root ``lam`` reaches 0.
     """
+    from scipy.optimize import brentq
     floor = max(lo, _RP_FLOOR)  # the log barrier needs x > 0
     if float(_box_spinu(q, budget, 0.0, floor, hi).sum()) >= 1.0:
         return _min_variance(q, lo, hi)
@@ -698,6 +704,7 @@ def _bounded_risk_budget(q: Matrix, budget: Vector, lo: float, hi: float, lam_gu
 
 
 def _min_variance(q: Matrix, lo: float, hi: float) -> Vector:
+    from scipy.optimize import minimize
     n = q.shape[0]
     result = minimize(
         lambda w: float(w @ q @ w),
@@ -719,6 +726,7 @@ def _box_spinu(q: Matrix, budget: Vector, lam: float, lo: float, hi: float) -> V
     Always started from the same point for a given ``lam`` so that the root search sees a
     deterministic function of ``lam`` (warm starts made it path dependent).
     """
+    from scipy.optimize import minimize
     result = minimize(
         _barrier(q, budget, lam),
         np.clip(np.sqrt(lam * budget / np.diag(q)), lo, hi),

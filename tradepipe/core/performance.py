@@ -32,7 +32,7 @@ close to within a tick; exactly so in the CDD candles before 2020-08).
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
@@ -311,6 +311,21 @@ def trade_stats(parts: pd.DataFrame) -> dict[str, dict[str, Any]]:
     return stats
 
 
+def streams_table(streams: pd.DataFrame, agents: Sequence[str]) -> pd.DataFrame:
+    """``streams.reindex(columns=agents).fillna(0.0)``: one column per agent, in ``agents``' order, 0 where
+    an agent has no stream. Built from the array (equal to pandas' result): the walk-forward decides
+    every day, and pandas' reindex and fillna cost more than the rest of the day's table work."""
+    values = streams.to_numpy(dtype=float)
+    position = {name: k for k, name in enumerate(streams.columns)}
+    table = np.zeros((len(streams), len(agents)))
+    for j, agent in enumerate(agents):
+        k = position.get(agent)
+        if k is not None:
+            column = values[:, k]
+            table[:, j] = np.where(np.isnan(column), 0.0, column)
+    return pd.DataFrame(table, index=streams.index, columns=list(agents))
+
+
 def evaluate_agents(
     agents: list[str],
     streams: pd.DataFrame,
@@ -324,7 +339,7 @@ def evaluate_agents(
     """Performance row per agent plus the ranking, top performers and underperformers.
 
     Ratios from fewer than ``min_returns`` returns are ``None`` with the reason (metrics module)."""
-    frame = streams.reindex(columns=agents).fillna(0.0) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
+    frame = streams_table(streams, agents) if len(streams) else pd.DataFrame(columns=agents, dtype=float)
     summaries = summarize_many(
         frame.to_numpy(dtype=float).reshape(len(frame), len(agents)), periods_per_year, risk_free, names=agents,
         min_returns=min_returns, bar_times=frame.index, min_days=min_days,  # bars shorter than a day: metrics.daily_rule

@@ -59,7 +59,7 @@ import math
 import re
 from dataclasses import dataclass, field, fields
 from decimal import ROUND_DOWN, ROUND_HALF_EVEN, Context, Decimal, localcontext
-from typing import Collection, Iterable, Mapping
+from typing import Callable, Collection, Iterable, Mapping
 
 from tradepipe.core.types import EnsembleDecision, MarketRules, OrderIntent, Position, Rejection, Side
 from tradepipe.core.formatting import money, percent
@@ -489,20 +489,21 @@ def _block_increases(ctx: _Cycle, legs: list[_Leg], kind: str, reason: str) -> l
     return [leg for leg in legs if leg.increase == 0 or ctx.log.resize(leg, leg.reduce, _ZERO, kind, reason)]
 
 
-def _scale_increases(ctx: _Cycle, legs: list[_Leg], room: Decimal, kind: str, why: str) -> list[_Leg]:
-    """Scale every leg's increasing part by one factor so their notional fits in ``room``."""
+def _scale_increases(ctx: _Cycle, legs: list[_Leg], room: Decimal, kind: str, why: Callable[[], str]) -> list[_Leg]:
+    """Scale every leg's increasing part by one factor so their notional fits in ``room``. ``why`` words
+    the cap; it is called only when a leg is resized (most cycles fit, and the words cost more than the check)."""
     wanted = sum((leg.increase * leg.mark for leg in legs), _ZERO)
     room = max(room, _ZERO)
     if wanted <= room:
         return legs
-    reason = f"{why}: room {_money(room)} for {_money(wanted)} of new exposure, increases scaled to {_pct(room / wanted)}"
+    reason = f"{why()}: room {_money(room)} for {_money(wanted)} of new exposure, increases scaled to {_pct(room / wanted)}"
     return [leg for leg in legs if leg.increase == 0 or ctx.log.resize(leg, leg.reduce, leg.increase * room / wanted, kind, reason)]
 
 
-def _scale_reductions(ctx: _Cycle, legs: list[_Leg], room: Decimal, kind: str, why: str) -> list[_Leg]:
+def _scale_reductions(ctx: _Cycle, legs: list[_Leg], room: Decimal, kind: str, why: Callable[[], str]) -> list[_Leg]:
     """Scale reducing parts to fit ``room`` (< their notional); increases get nothing (they come after)."""
     wanted = sum((leg.reduce * leg.mark for leg in legs), _ZERO)
-    reason = f"{why}: room {_money(room)} for {_money(wanted)} of reductions, reductions scaled to {_pct(room / wanted)}, no increases"
+    reason = f"{why()}: room {_money(room)} for {_money(wanted)} of reductions, reductions scaled to {_pct(room / wanted)}, no increases"
     return [leg for leg in legs if ctx.log.resize(leg, leg.reduce * room / wanted, _ZERO, kind, reason)]
 
 
@@ -511,7 +512,9 @@ def _cap_gross_exposure(ctx: _Cycle, legs: list[_Leg], book_equity: Decimal) -> 
     exposure = sum((abs(p.quantity) * ctx.value_price(s) for s, p in ctx.positions.items()), _ZERO)
     after_reductions = exposure - sum((leg.reduce * leg.mark for leg in legs), _ZERO)
     cap = ctx.limits.max_gross_exposure * book_equity
-    why = f"gross exposure cap {_pct(ctx.limits.max_gross_exposure)} of equity ({_money(cap)}, {_money(after_reductions)} held after reductions)"
+    def why() -> str:
+        return f"gross exposure cap {_pct(ctx.limits.max_gross_exposure)} of equity ({_money(cap)}, {_money(after_reductions)} held after reductions)"
+
     return _scale_increases(ctx, legs, cap - after_reductions, "gross_exposure", why)
 
 
@@ -522,7 +525,9 @@ def _cap_turnover(ctx: _Cycle, legs: list[_Leg], book_equity: Decimal) -> list[_
     budget = ctx.limits.max_turnover_fraction * book_equity
     room = max(budget - sum((leg.quantity * leg.mark for leg in stops), _ZERO), _ZERO)
     reductions = sum((leg.reduce * leg.mark for leg in rebalances), _ZERO)
-    why = f"turnover cap {_pct(ctx.limits.max_turnover_fraction)} of equity ({_money(budget)} per cycle)"
+    def why() -> str:
+        return f"turnover cap {_pct(ctx.limits.max_turnover_fraction)} of equity ({_money(budget)} per cycle)"
+
     if reductions > room:
         return stops + _scale_reductions(ctx, rebalances, room, "turnover_cap", why)
     return stops + _scale_increases(ctx, rebalances, room - reductions, "turnover_cap", why)
@@ -533,10 +538,12 @@ def _cap_cash(ctx: _Cycle, buys: list[_Leg], cash: Decimal, sells: list[tuple[_L
     proceeds = sum((min(order.quantity, leg.reduce) * order.reference_price for leg, order in sells), _ZERO)
     buffer = ctx.limits.cash_buffer_fraction
     spendable = max((cash + proceeds) * (_ONE - buffer), _ZERO)
-    why = (
-        f"not enough cash: {_money(spendable)} spendable (cash {_money(cash)} + sale proceeds "
-        f"{_money(proceeds)}, less a {_pct(buffer)} buffer for fees)"
-    )
+    def why() -> str:
+        return (
+            f"not enough cash: {_money(spendable)} spendable (cash {_money(cash)} + sale proceeds "
+            f"{_money(proceeds)}, less a {_pct(buffer)} buffer for fees)"
+        )
+
     covers = sum((leg.reduce * leg.mark for leg in buys), _ZERO)
     if covers > spendable:
         return _scale_reductions(ctx, buys, spendable, "insufficient_cash", why)

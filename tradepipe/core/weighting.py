@@ -34,6 +34,8 @@ import numpy as np
 import pandas as pd
 
 from tradepipe.core.metrics import MIN_DAYS, daily_sharpe
+from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
+from tradepipe.core.performance import streams_table
 
 
 METHODS = ("max_sharpe", "risk_parity", "equal_weight", "hedge")
@@ -99,8 +101,12 @@ def project_to_bounds(weights: np.ndarray, lo: float, hi: float) -> np.ndarray:
     for _ in range(200):
         tau = 0.5 * (low + high)
         if np.clip(weights - tau, lo, hi).sum() > 1.0:
+            if low == tau:  # the bracket no longer moves: the remaining steps would change nothing
+                break
             low = tau
         else:
+            if high == tau:
+                break
             high = tau
     projected = np.clip(weights - 0.5 * (low + high), lo, hi)
     return projected / projected.sum()
@@ -148,8 +154,15 @@ def _hedge_rows(rows: dict[str, dict[str, Any]], table: pd.DataFrame) -> dict[st
     """Hedge reads no Sharpe ratio, only the traded streams: an agent whose stream moved in the window is
     eligible by its votes alone, also while its Sharpe is null for want of days (metrics' daily rule);
     one whose stream stayed constant (it never held a position) stays out, as its Sharpe is undefined."""
-    moved = {agent for agent in table.columns if len(table) >= 2 and float(table[agent].max()) != float(table[agent].min())}
+    values = table.to_numpy(dtype=float)
+    moved = set(table.columns[values.max(axis=0) != values.min(axis=0)]) if len(table) >= 2 else set()
     return {agent: {**row, "sharpe": 0.0 if agent in moved else None} for agent, row in rows.items()}
+
+
+def _columns(table: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
+    """``table[names]`` (copied, as pandas copies), built from the array: cheaper than pandas' selection."""
+    position = {name: k for k, name in enumerate(table.columns)}
+    return pd.DataFrame(table.to_numpy(dtype=float)[:, [position[name] for name in names]], index=table.index, columns=list(names))
 
 
 def _book_sharpe(
@@ -189,10 +202,7 @@ def decide_weights(
     window (singular or no positive expected return) keeps the current weights. ``learning_rate``
     is hedge's ``eta``; ``min_days`` the days the expected Sharpe of bars shorter than a day needs.
     """
-    # Imported here: scipy.optimize costs about a second of import time in every trading-cycle run.
-    from tradepipe.core.optimizer import OptimizationError, eligible_agents, optimize
-
-    table = streams.reindex(columns=list(agents)).fillna(0.0) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
+    table = streams_table(streams, agents) if not streams.empty else pd.DataFrame(columns=list(agents), dtype=float)
     rows = {agent: {"sharpe": performance.get(agent, {}).get("sharpe"), "signal_count": performance.get(agent, {}).get("signal_count", 0)} for agent in agents}
     if method == "hedge":  # no Sharpe threshold: votes and a stream that moved are enough (see _hedge_rows)
         rows = _hedge_rows(rows, table)
@@ -212,9 +222,9 @@ def decide_weights(
         if method == "hedge":
             if len(table) < 2:
                 raise OptimizationError("too_few_bars", f"hedge needs at least 2 bars of returns, got {len(table)}")
-            chosen = hedge_weights(table[eligible], learning_rate, min_weight, upper)
+            chosen = hedge_weights(_columns(table, eligible), learning_rate, min_weight, upper)
         else:
-            chosen = optimize(table[eligible], method=method, min_weight=min_weight, max_weight=upper, periods_per_year=periods_per_year, risk_free=risk_free)
+            chosen = optimize(_columns(table, eligible), method=method, min_weight=min_weight, max_weight=upper, periods_per_year=periods_per_year, risk_free=risk_free)
     except OptimizationError as exc:
         return WeightDecision(keep, False, f"kept previous weights: {exc.reason}: {exc}", eligible, ineligible, current_sharpe=current_sharpe)
     new = {agent: float(chosen.get(agent, 0.0)) for agent in agents}

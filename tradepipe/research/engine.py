@@ -24,6 +24,7 @@ signal table into per-agent return streams. Both are arguments of :func:`run_wal
 from __future__ import annotations
 
 import hashlib
+import math
 import os
 import pickle
 import time
@@ -39,7 +40,8 @@ import pandas as pd
 from tradepipe.config.rules import risk_limits
 from tradepipe.core.agents import Agent, get_agents, max_history_needed
 from tradepipe.core.cycle import guard_verdicts, CycleInputs, CycleResult, PendingOrder, run_cycle
-from tradepipe.core.ledger import Portfolio
+from tradepipe.core.ensemble import DEFAULT_DEADBAND
+from tradepipe.core.ledger import Portfolio, mark_to_market
 from tradepipe.core.paper import PAPER_RULES
 from tradepipe.core.performance import BookRules, agent_streams, evaluate_agents
 from tradepipe.core.risk import RiskLimits
@@ -48,7 +50,7 @@ from tradepipe.core.types import AgentContext, Fill, MarketRules
 from tradepipe.core.timeframes import iso_utc
 from tradepipe.research.data import MarketFrame, WalkForwardInputError
 from tradepipe.research.guard import window_verdicts
-from tradepipe.research.signals import CachedAgent, SignalMode, build_signal_caches
+from tradepipe.research.signals import CachedAgent, SignalCache, SignalMode, build_signal_caches
 from tradepipe.research.window import IncrementalStreams, SignalHistory, SignalWindow
 
 StreamsFunction = Callable[[pd.DataFrame, BookRules], pd.DataFrame]
@@ -239,6 +241,7 @@ class BookState:
     # every fill in the order applied: (fill, P&L it realised, its order's reason, requested and sent quantity)
     fill_log: list[tuple[Fill, Decimal, str, Decimal, Decimal]] = field(default_factory=list)
     slippage_total: Decimal = Decimal(0)
+    quiet_bars: int = 0  # bars recorded without a cycle: flat, nothing pending, nothing asked (_Loop._record_quiet)
 
 
 def _new_book(spec: StrategySpec, config: EngineConfig) -> BookState:
@@ -257,8 +260,10 @@ def cycle_inputs(
     context: AgentContext | None = None,
     step_ms: int | None = None,
     guard: Mapping[str, str | None] | None = None,
+    signals: Sequence[Any] | None = None,
 ) -> CycleInputs:
-    """The unit of work's cycle inputs (``CycleUnitOfWork``), from the in-memory book."""
+    """The unit of work's cycle inputs (``CycleUnitOfWork``), from the in-memory book; ``signals``: the
+    votes another book's cycle cast on the same bars (``CycleInputs.signals``)."""
     step = step_ms or _step(config)
     day = bar_open_ms // DAY_MS
     if book.last_day is not None and day != book.last_day:
@@ -285,6 +290,7 @@ def cycle_inputs(
         entry_hysteresis=config.entry_hysteresis,
         min_hold_bars=config.min_hold_bars,
         guard_verdicts=guard,
+        signals=signals,
     )
 
 
@@ -446,7 +452,7 @@ def run_walk_forward(
         key for key, book in books.items() if book.spec.method is None and not _ever_votes(book.spec, caches, config)
     }
     cycled = [book for key, book in books.items() if key not in idle]
-    loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle)
+    loop = _Loop(config, market, bars, cached_agents, rules, votes, streams_function, policy, on_cycle, caches)
     done_at_start = done
     groups = _groups(cycled, workers) if workers > 1 and state is None and on_cycle is None else [cycled]
     if len(groups) > 1:
@@ -498,6 +504,7 @@ class _Loop:
         streams_function: StreamsFunction,
         policy: WeightPolicy,
         on_cycle: Callable[[str, CycleInputs, CycleResult], None] | None,
+        caches: Mapping[str, SignalCache] | None = None,
     ) -> None:
         self.config, self.market, self.bars, self.agents, self.rules = config, market, bars, agents, rules
         self.votes, self.streams_function, self.policy, self.on_cycle = votes, streams_function, policy, on_cycle
@@ -508,6 +515,10 @@ class _Loop:
         # on it) and only for the rows this run trades: ``row_verdicts[s][row - verdict_offset[s]]``.
         self.verdict_offset: dict[str, int] = {}
         self.row_verdicts: dict[str, list[str | None]] = {}
+        # Quiet bars are recorded without a cycle (from the vote tables of ``caches``); every cycle runs when
+        # on_cycle is to see them all.
+        self.tables = {s: cache.table for s, cache in caches.items()} if on_cycle is None and caches is not None else None
+        self.quiet: dict[str, tuple[int, np.ndarray]] = {}  # book key -> (first bar index, quiet flag per bar from there), on demand
         for s in config.symbols:
             traded = self.symbol_rows[s][self.symbol_rows[s] >= 0]
             first, last = (int(traded.min()), int(traded.max())) if traded.size else (0, -1)
@@ -521,6 +532,8 @@ class _Loop:
             if adaptive and self.incremental is None and self.streams_function is agent_streams:
                 self.incremental = self.votes.incremental_streams(config.book_rules)
             _decide_day(config, adaptive, (bar // DAY_MS) * DAY_MS, self.votes, self.streams_function, self.policy, index == 0, self.incremental)
+            for book in adaptive:  # the day's weights may differ: its quiet bars are judged afresh
+                self.quiet.pop(book.spec.key, None)
         histories, unavailable, opens, guard = {}, {}, {}, {}
         for symbol in config.symbols:
             row = int(self.symbol_rows[symbol][index])
@@ -539,18 +552,103 @@ class _Loop:
         context = AgentContext(now_ms=bar + self.step_ms, headlines=None)
         result = None
         for book in books:
-            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard)
+            if self._record_quiet(book, index, bar):
+                continue
+            # Every book sees the same bars, guard and agents: the first cycle casts the votes, the others reuse them.
+            votes = None if result is None else result.signals
+            inputs = cycle_inputs(config, book, bar, histories, unavailable, self.agents, self.rules, context, self.step_ms, guard, votes)
             result = run_cycle(inputs)
             _record(book, result, inputs, opens)
             if self.on_cycle is not None:
                 self.on_cycle(book.spec.key, inputs, result)
-        if skipped is not None and result is not None:
-            for symbol, reason in result.skipped.items():  # the same for every strategy: recorded once
+        if skipped is not None and books:
+            # the same for every strategy, recorded once: what the cycle's guard skips (core.cycle._usable_histories)
+            reasons = result.skipped if result is not None else {**unavailable, **{s: r for s, r in guard.items() if r is not None}}
+            for symbol, reason in reasons.items():
                 entry = skipped[symbol]
                 entry["bars"] += 1
                 if len(entry["reasons"]) < 5:
                     entry["reasons"].append(f"{_iso(bar)}: {reason}")
 
+    def _quiet_bars(self, weights: Mapping[str, float], start: int, stop: int) -> np.ndarray:
+        """Per bar of [start, stop): True where a flat book with ``weights`` certainly asks for no order.
+
+        For every symbol the ensemble's score (``core.ensemble.combine``: the voters' weighted mean of
+        value x confidence), computed here in one pass over the vote tables, gives an opening target
+        (``book_target`` from flat) of 0 or one inside the rebalance band (``_within_band``), with a
+        margin far above the difference between this sum and ``combine``'s (a few 1e-16). A bar with a
+        vote that is not finite (of any agent, weighted or not) is never quiet: its cycle runs and
+        ``combine`` refuses the vote as ever."""
+        assert self.tables is not None
+        config, limits = self.config, self.config.limits
+        if not all(math.isfinite(w) and w >= 0 for w in map(float, weights.values())):
+            return np.zeros(stop - start, dtype=bool)  # combine refuses such weights: the cycles run and say so
+        quiet = np.ones(stop - start, dtype=bool)
+        for symbol in config.symbols:
+            table = self.tables[symbol]
+            rows = self.symbol_rows[symbol][start:stop]
+            at = np.maximum(rows, 0)
+            w = np.array([float(weights.get(agent, 0.0)) for agent in table.agents])
+            voting = ~table.abstained[at] & (w > 0)
+            total = np.where(voting, w, 0.0).sum(axis=1)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                score = np.where(voting, w * table.value[at] * table.confidence[at], 0.0).sum(axis=1) / np.where(total > 0, total, 1.0)
+                strength = np.minimum(1.0, np.abs(score))
+                fraction = (strength - DEFAULT_DEADBAND) / (1.0 - DEFAULT_DEADBAND) * float(limits.max_position_fraction)
+                calm = (strength < DEFAULT_DEADBAND + config.entry_hysteresis - _QUIET_MARGIN) | (fraction < config.rebalance_band - _QUIET_MARGIN)
+                if not limits.allow_short:
+                    calm |= score < -_QUIET_MARGIN
+            sound = (table.abstained[at] | (np.isfinite(table.value[at]) & np.isfinite(table.confidence[at]))).all(axis=1)
+            quiet &= (rows < 0) | (calm & sound)
+        return quiet
+
+    def _no_new_halt(self, book: BookState, day: int) -> bool:
+        """True when the risk manager's daily-loss check cannot start a halt at equity = cash
+        (``risk._daily_loss_halt``): the book is halted already today, or cash is positive and above the
+        loss floor by a margin no rounding reaches."""
+        if book.halted_day == day:
+            return True
+        cash, start, limit = book.portfolio.cash, book.day_start_equity, self.config.limits.daily_loss_limit_fraction
+        if cash <= 0:
+            return False
+        if limit <= 0 or start <= 0 or cash >= start:
+            return True
+        return float(cash) > float(start) * (1.0 - float(limit)) * (1.0 + _QUIET_MARGIN)
+
+    def _record_quiet(self, book: BookState, index: int, bar: int) -> bool:
+        """Record the bar for ``book`` without a cycle when the cycle could change nothing but the clock:
+        the book holds no position and has no order pending (no fill, no stop-loss, equity = cash), no
+        symbol gets a target (``_quiet_bars``), and no daily-loss halt can start (``_no_new_halt``).
+        What the cycle would record is then known: the same portfolio, nothing pending, equity = cash. ``tests/walkforward/test_quiet_bars.py`` proves the
+        books equal to those of a run that cycles every bar."""
+        if self.tables is None or book.pending or book.portfolio.positions:
+            return False
+        day = bar // DAY_MS
+        first, flags = self.quiet.get(book.spec.key) or (index, np.zeros(0, dtype=bool))
+        if not first <= index < first + flags.size:
+            # fixed weights: judged once for the rest of the run; adaptive ones: for the rest of the day
+            stop = int(np.searchsorted(self.bars, (day + 1) * DAY_MS, side="left")) if book.spec.method is not None else int(self.bars.size)
+            first, flags = self.quiet[book.spec.key] = (index, self._quiet_bars(book.weights, index, stop))
+        if not flags[index - first]:
+            return False
+        if book.last_day is not None and day != book.last_day:
+            book.day_start_equity = book.last_equity  # cycle_inputs' rule for a new UTC day
+        if not self._no_new_halt(book, day):
+            return False
+        valuation = mark_to_market(book.portfolio, {})
+        book.last_marks = {}
+        book.last_day = day
+        book.last_equity = valuation.equity
+        book.equity.append(float(valuation.equity))
+        book.fees.append(float(book.portfolio.fees_paid))
+        book.slippage.append(float(book.slippage_total))
+        book.traded.append(0.0)
+        book.quiet_bars += 1
+        return True
+
+
+# A margin on the quiet test's thresholds, far above the rounding of a weighted mean of a few votes.
+_QUIET_MARGIN = 1e-9
 
 # An adaptive book's daily decision (streams, performance rows, optimiser) costs about two cycles per bar.
 _ADAPTIVE_COST = 3.0

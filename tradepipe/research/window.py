@@ -168,6 +168,7 @@ class IncrementalStreams:
         # Fills at the decision bar's close, the previous bar of the whole history; a window's first bar
         # never fills (its books start flat, nothing pending), so this equals the window's own NaN row.
         self.paths = BookPaths(votes, close, None, rules)
+        self.times = pd.to_datetime(self.index, unit="ms")  # converted once: each window slices it
         self._last: list[_Path | None] = [None] * len(agents)
         self.followed = 0  # book-bars simulated so far (a full re-simulation would follow every window's bars)
 
@@ -184,7 +185,7 @@ class IncrementalStreams:
             path = self._follow(book, lo, hi)
             equity[:, book] = path.equity
             base[:, book] = np.where(path.flat, 1.0, path.equity)
-        return pd.DataFrame(returns_from(equity, base), index=pd.to_datetime(self.index[lo : hi - 1], unit="ms"), columns=self.columns)
+        return pd.DataFrame(returns_from(equity, base), index=self.times[lo : hi - 1], columns=self.columns)
 
     def _follow(self, book: int, lo: int, hi: int) -> _Path:
         last = self._last[book]
