@@ -7,11 +7,12 @@ from __future__ import annotations
 from dataclasses import replace
 
 import numpy as np
+import pytest
 
 from tradepipe.core.agents import get_agents
 from tradepipe.core.performance import BookRules
 from tradepipe.core.timeframes import DAY_MS
-from tradepipe.research.adaptive import LoopConfig, loop_summary, run_adaptive_loop
+from tradepipe.research.adaptive import LoopConfig, LoopRun, loop_summary, run_adaptive_loop
 from tradepipe.research.data import MarketFrame, market_from_arrays
 from tradepipe.research.regimes import slow_trend_bars
 from tradepipe.research.selection import PoolRules
@@ -34,9 +35,18 @@ def _cut(market: MarketFrame, end_ms: int) -> MarketFrame:
     return replace(market, bars=bars, timeline=market.timeline[market.timeline < end_ms])
 
 
-def test_a_run_cut_at_a_day_makes_the_same_promotions_before_it() -> None:
-    market = _market(DAYS * 24)
-    full = run_adaptive_loop(market, get_agents(), BookRules(), LOOP)
+@pytest.fixture(scope="module")
+def market() -> MarketFrame:
+    return _market(DAYS * 24)
+
+
+@pytest.fixture(scope="module")
+def full(market: MarketFrame) -> LoopRun:
+    """The whole loop over the market, read by both tests (about 4 CPU seconds each time it runs)."""
+    return run_adaptive_loop(market, get_agents(), BookRules(), LOOP)
+
+
+def test_a_run_cut_at_a_day_makes_the_same_promotions_before_it(market: MarketFrame, full: LoopRun) -> None:
     assert any(p["action"] == "promote" for p in full.promotions())  # the loop did promote on this market
     cut_day = full.generations[len(full.generations) // 2 + 1].day_ms + DAY_MS
     cut = run_adaptive_loop(_cut(market, cut_day), get_agents(), BookRules(), LOOP)
@@ -50,8 +60,8 @@ def test_a_run_cut_at_a_day_makes_the_same_promotions_before_it() -> None:
     assert np.array_equal(cut.adaptive[:rows], full.adaptive[:rows])
 
 
-def test_the_loop_book_is_the_day_one_system_until_a_promotion() -> None:
-    run = run_adaptive_loop(_market(DAYS * 24), get_agents(), BookRules(), LOOP)
+def test_the_loop_book_is_the_day_one_system_until_a_promotion(full: LoopRun) -> None:
+    run = full
     first_promotion = min(p["day_ms"] for p in run.promotions() if p["action"] == "promote")
     before = run.bar_ms + 3_600_000 < first_promotion
     assert np.array_equal(run.adaptive[before], run.baseline[before])
