@@ -13,6 +13,7 @@ import pytest
 
 from tradepipe.adapters.db.engine import session_factory, upgrade
 from tradepipe.adapters.db.models import BookRow
+from tradepipe.trading import backtest as backtest_module
 from tradepipe.trading.backtest import run_backtest
 from tradepipe.config.settings import load_settings
 from tests.integration.test_backtest import ledger
@@ -51,17 +52,23 @@ def _backtest(tmp_path: Path, candles: Path, name: str, **how: Any) -> tuple[dic
     return ledger(url, BOOK), summary, halt
 
 
-def test_the_engine_backed_backtest_writes_the_live_runners_ledger(candles: Path, tmp_path: Path) -> None:
+def test_the_engine_backed_backtest_writes_the_live_runners_ledger(candles: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     expected, live_summary, live_halt = _backtest(tmp_path, candles, "runner", through="runner")
-    mine, summary, halt = _backtest(tmp_path, candles, "engine", signal_mode="per_bar")
-    assert summary == live_summary and halt == live_halt
     assert len(expected["trading_cycles"]) == ROWS - 59 - 1  # the missing ETH hour is still a BTC bar; the last candle is dropped
     assert len(expected["fills"]) >= 5
     assert any(w["agent"] == "data_quality" for w in expected["agent_work_log"])
-    for table in expected:
-        assert len(mine[table]) == len(expected[table]), table
-        for a, b in zip(expected[table], mine[table]):
-            assert a == b, table
+    assert any(p["quantity"] == 0 for p in expected["positions"])  # a position was closed: its row stays at zero
+    # The engine's rows are written a batch of cycles at a time: one batch (the closed position was held only
+    # inside it), batches of one cycle (every fill settles an order of an earlier batch) and of 7 (both).
+    for batch in (None, 1, 7):
+        if batch is not None:
+            monkeypatch.setattr(backtest_module, "_COMMIT_EVERY", batch)
+        mine, summary, halt = _backtest(tmp_path, candles, f"engine-{batch}", signal_mode="per_bar")
+        assert summary == live_summary and halt == live_halt
+        for table in expected:
+            assert len(mine[table]) == len(expected[table]), (batch, table)
+            for a, b in zip(expected[table], mine[table]):
+                assert a == b, (batch, table)
 
     fast, fast_summary, fast_halt = _backtest(tmp_path, candles, "fast")
     assert fast_summary == live_summary and fast_halt == live_halt

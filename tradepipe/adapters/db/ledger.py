@@ -274,6 +274,7 @@ def record_bars(session: Session, source: str, histories: Mapping[str, BarHistor
 def bar_rows(source: str, histories: Mapping[str, BarHistory], bar_open_ms: int) -> list[dict[str, Any]]:
     """The ``market_bars`` rows of the cycle's own bar per symbol (symbols without that bar have none)."""
     rows = []
+    ts = ms_to_datetime(bar_open_ms)
     for symbol, history in histories.items():
         if len(history) == 0 or history.last_timestamp != bar_open_ms:
             continue
@@ -282,7 +283,7 @@ def bar_rows(source: str, histories: Mapping[str, BarHistory], bar_open_ms: int)
                 "source": source,
                 "symbol": symbol,
                 "timeframe": history.timeframe,
-                "ts": ms_to_datetime(bar_open_ms),
+                "ts": ts,
                 "open": float(history.open[-1]),
                 "high": float(history.high[-1]),
                 "low": float(history.low[-1]),
@@ -474,9 +475,13 @@ def record_agent_work(session: Session, cycle: TradingCycleRow, result: CycleRes
 
 def agent_work_rows(cycle_id: int, bar_ts: datetime, result: CycleResult, run_id: str | None) -> list[dict[str, Any]]:
     """The ``agent_work_log`` rows of one cycle, one per agent: how it voted and how long it took."""
+    by_agent: dict[str, list[Signal]] = {}
+    for signal in result.signals:
+        by_agent.setdefault(signal.agent, []).append(signal)
+    bar = bar_ts.isoformat()
     rows = []
     for agent, seconds in result.agent_seconds.items():
-        votes = [s for s in result.signals if s.agent == agent]
+        votes = by_agent.get(agent, [])
         voted = [s for s in votes if not s.abstained]
         rows.append(
             {
@@ -484,7 +489,7 @@ def agent_work_rows(cycle_id: int, bar_ts: datetime, result: CycleResult, run_id
                 "task": "signal",
                 "status": "voted" if voted else "abstained",
                 "details": {
-                    "bar": bar_ts.isoformat(),
+                    "bar": bar,
                     "symbols": len(votes),
                     "voted": len(voted),
                     "abstained": len(votes) - len(voted),
