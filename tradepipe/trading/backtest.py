@@ -8,6 +8,7 @@ transaction: ``trades``, ``profit`` and ``plot`` read the book as they read a li
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -190,6 +191,11 @@ def _run_on_engine(
         batch = CycleBatch(session, book, broker=runner.broker.name)
 
         def write(key: str, inputs: CycleInputs, result: CycleResult) -> None:
+            if not written["cycles"]:
+                # The engine's data and caches are built and live to the end. The rows gathered and
+                # written bar after bar keep triggering full garbage collections, and each one would
+                # walk all of those objects (about 15% of a 4-year backtest's CPU): set them aside.
+                gc.freeze()
             batch_cycle(
                 batch, book_row, {**cycle_values, "bar_ts": ms_to_datetime(inputs.bar_open_ms)}, result,
                 bar_open_ms=inputs.bar_open_ms, histories=inputs.histories, day_start_equity=inputs.day_start_equity,
@@ -211,6 +217,7 @@ def _run_on_engine(
         session.commit()
         fills = count_fills(session, book)
     finally:
+        gc.unfreeze()
         session.close()
     return BacktestSummary(book, written["cycles"], int(bars[0]), int(bars[-1]), settings.starting_cash, equity[0], fills, written["skipped"])
 

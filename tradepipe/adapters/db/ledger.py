@@ -371,7 +371,7 @@ def order_rows(
     cycle_id: int, book: str, bar_ts: datetime, orders: list[OrderIntent], rejections: list[Rejection], broker: str
 ) -> list[dict[str, Any]]:
     """The ``orders`` rows of one cycle: its orders, ``pending``, then its risk rejections, final (every row has every key)."""
-    placed = [
+    placed: list[dict[str, Any]] = [
         {
             "client_order_id": intent.client_order_id,
             "cycle_id": cycle_id,
@@ -390,7 +390,7 @@ def order_rows(
         }
         for intent in orders
     ]
-    refused = [
+    refused: list[dict[str, Any]] = [
         {
             "client_order_id": f"rej-{cycle_id}-{rejection.symbol}-{rejection.kind}"[:64],
             "cycle_id": cycle_id,
