@@ -3,7 +3,8 @@
 The bars run on the walk-forward engine (``run_walk_forward``, proven equal order for order to the live
 runner) with the weights in force at the start, and each cycle's ledger rows (the live unit of work's,
 from the same builders) are written with SQLAlchemy Core, a batch of cycles per statement and per
-transaction: ``trades``, ``profit`` and ``plot`` read the book as they read a live one. ``through="runner"`` keeps the live runner's bar-per-transaction replay.
+transaction: ``trades``, ``profit`` and ``plot`` read the book as they read a live one.
+``through="runner"`` keeps the live runner's bar-per-transaction replay.
 """
 
 from __future__ import annotations
@@ -194,7 +195,7 @@ def _run_on_engine(
             if not written["cycles"]:
                 # The engine's data and caches are built and live to the end. The rows gathered and
                 # written bar after bar keep triggering full garbage collections, and each one would
-                # walk all of those objects (about 15% of a 4-year backtest's CPU): set them aside.
+                # walk all of those objects (a sixth of a 1-year backtest's CPU): set them aside.
                 gc.freeze()
             batch_cycle(
                 batch, book_row, {**cycle_values, "bar_ts": ms_to_datetime(inputs.bar_open_ms)}, result,
