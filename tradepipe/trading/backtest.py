@@ -1,13 +1,15 @@
 """``tradepipe backtest``: the live trading cycle, bar by bar over recorded candles, into its own book.
 
 The bars run on the walk-forward engine (``run_walk_forward``, proven equal order for order to the live
-runner) with the weights in force at the start, and each cycle's ledger rows are written by the live
-unit of work's own ``record_cycle``, many bars per transaction: ``trades``, ``profit`` and ``plot`` read
-the book as they read a live one. ``through="runner"`` keeps the live runner's bar-per-transaction replay.
+runner) with the weights in force at the start, and each cycle's ledger rows (the live unit of work's,
+from the same builders) are written with SQLAlchemy Core, a batch of cycles per statement and per
+transaction: ``trades``, ``profit`` and ``plot`` read the book as they read a live one.
+``through="runner"`` keeps the live runner's bar-per-transaction replay.
 """
 
 from __future__ import annotations
 
+import gc
 import time
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -18,6 +20,7 @@ from typing import Callable, Literal
 import numpy as np
 
 from tradepipe.adapters.db.engine import session_factory
+from tradepipe.adapters.db.ledger_batch import CycleBatch
 from tradepipe.adapters.db.ledger import (
     BACKTEST_RUN_PREFIX,
     book_has_cycles,
@@ -26,7 +29,6 @@ from tradepipe.adapters.db.ledger import (
     ensure_book,
     live_cycle_count,
     ms_to_datetime,
-    start_cycle,
 )
 from tradepipe.adapters.market import ReplayMarket
 from tradepipe.config.settings import Settings
@@ -36,7 +38,7 @@ from tradepipe.research.data import load_market
 from tradepipe.research.engine import Progress, StrategySpec, config_from_settings, run_walk_forward
 from tradepipe.research.signals import SignalMode
 from tradepipe.trading.runner import CycleOutcome, TradingRunner
-from tradepipe.trading.unit_of_work import record_cycle
+from tradepipe.trading.unit_of_work import batch_cycle
 
 
 class BookInUseError(RuntimeError):
@@ -105,9 +107,10 @@ def run_backtest(
     The newest bar of an exchange dump is usually unfinished, so it is dropped by default. An existing
     ``book`` is replaced only with ``reset``, and one holding live cycles only if ``reset_live_book`` names it.
     ``through="engine"`` (default): the walk-forward engine trades the book with the weights in force
-    at the start (fixed), and every cycle's rows are written as the live unit of work writes them, in
-    one transaction per ``_COMMIT_EVERY`` bars. ``through="runner"``: the live runner, one transaction
-    per bar (the reference the engine is proven equal to; ``progress`` sees each cycle's outcome).
+    at the start (fixed), and every cycle's rows (those the live unit of work writes) are written
+    ``_COMMIT_EVERY`` cycles per statement per table and per transaction. ``through="runner"``: the
+    live runner, one transaction per bar (the reference the engine is proven equal to; ``progress``
+    sees each cycle's outcome).
     ``signal_mode="per_bar"`` calls each agent on each bar, so the signal rows carry the agents' own
     reasons; the fast path's votes are equal, its reasons say it was the fast path.
     """
@@ -149,9 +152,10 @@ def run_backtest(
     return BacktestSummary(book, int(bars.size), int(bars[0]), int(bars[-1]), settings.starting_cash, last.equity, fills, skipped)
 
 
-# Bars per ledger transaction: bounds what an interrupted backtest leaves (rerun it with --reset) and the
-# session's memory, while the per-transaction cost stays negligible.
-_COMMIT_EVERY = 2000
+# Cycles per batch of ledger writes, each batch committed: bounds what an interrupted backtest leaves
+# (rerun it with --reset) and the rows held in memory (fewer live objects for Python's garbage collector
+# to walk), while the per-statement and per-commit costs stay negligible.
+_COMMIT_EVERY = 500
 
 
 def _run_on_engine(
@@ -165,12 +169,19 @@ def _run_on_engine(
     on_progress: Callable[[Progress], None] | None,
     progress_every_s: float,
 ) -> BacktestSummary:
-    """The backtest's bars through ``run_walk_forward`` (one fixed-weight book), each cycle's rows
-    written by ``unit_of_work.record_cycle`` exactly as the live unit of work writes them."""
+    """The backtest's bars through ``run_walk_forward`` (one fixed-weight book), each cycle's rows (those
+    the live unit of work writes) gathered by ``unit_of_work.batch_cycle`` and written a batch at a time."""
     weights = runner.load_weights()
     config = replace(config_from_settings(settings), book=book)
     market = load_market(replay_dir, config.symbols, config.timeframe, drop_last_bar=drop_last_bar)
     run_id = f"{BACKTEST_RUN_PREFIX}{book}"
+    version = weights.version
+    cycle_values = {
+        "book": book, "timeframe": config.timeframe, "market_source": runner.market.name, "run_id": run_id,
+        "weights": weights.weights, "weights_source": weights.source,
+        "weight_history_id": version.weight_history_id if version else None,
+        "weights_published_at": datetime.fromisoformat(version.published_at) if version and version.published_at else None,
+    }
     sessions = session_factory(settings.resolved_database_url)
     session = sessions()
     written = {"cycles": 0, "skipped": 0}
@@ -178,34 +189,37 @@ def _run_on_engine(
     try:
         book_row = ensure_book(session, book, settings.starting_cash, settings.quote_currency)
         session.commit()
-        version = weights.version
+        batch = CycleBatch(session, book, broker=runner.broker.name)
 
         def write(key: str, inputs: CycleInputs, result: CycleResult) -> None:
-            cycle = start_cycle(
-                session, book=book, bar_ts=ms_to_datetime(inputs.bar_open_ms), timeframe=config.timeframe,
-                market_source=runner.market.name, run_id=run_id, weights=weights.weights, weights_source=weights.source,
-                weight_history_id=version.weight_history_id if version else None,
-                weights_published_at=datetime.fromisoformat(version.published_at) if version and version.published_at else None,
-            )
-            record_cycle(
-                session, book_row, cycle, result, bar_open_ms=inputs.bar_open_ms, histories=inputs.histories,
-                day_start_equity=inputs.day_start_equity, was_halted=inputs.halted, market_name=runner.market.name,
-                broker_name=runner.broker.name, run_id=run_id, weight_notes=weights.notes,
-                as_of_ms=inputs.bar_open_ms + inputs.timeframe_ms, system_health=False,
+            if not len(batch):
+                # What is alive when a batch starts (the engine's data and caches, the book's records so
+                # far) lives to the end. Each batch's rows trigger full garbage collections that would walk
+                # all of it again (a third of a 4-year backtest's CPU): set it aside until the end, so a
+                # collection walks only the batch being gathered.
+                gc.freeze()
+            batch_cycle(
+                batch, book_row, {**cycle_values, "bar_ts": ms_to_datetime(inputs.bar_open_ms)}, result,
+                bar_open_ms=inputs.bar_open_ms, histories=inputs.histories, day_start_equity=inputs.day_start_equity,
+                was_halted=inputs.halted, market_name=runner.market.name, weight_notes=weights.notes,
+                as_of_ms=inputs.bar_open_ms + inputs.timeframe_ms,
             )
             written["cycles"] += 1
             written["skipped"] += bool(result.skipped)
             equity[0] = result.valuation.equity
-            if written["cycles"] % _COMMIT_EVERY == 0:
+            if len(batch) >= _COMMIT_EVERY:
+                batch.write()
                 session.commit()
 
         run_walk_forward(
             market, config, [StrategySpec(book, weights.weights)], start_ms=int(bars[0]), end_ms=int(bars[-1]),
             signal_mode=signal_mode, on_cycle=write, progress=on_progress, progress_every_s=progress_every_s,
         )
+        batch.write()
         session.commit()
         fills = count_fills(session, book)
     finally:
+        gc.unfreeze()
         session.close()
     return BacktestSummary(book, written["cycles"], int(bars[0]), int(bars[-1]), settings.starting_cash, equity[0], fills, written["skipped"])
 

@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Mapping, Sequence
+from typing import Any, Mapping, Sequence, cast
 
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
@@ -32,6 +32,7 @@ from tradepipe.adapters.db.book_lock import hold_book_lock
 from tradepipe.adapters.db.connection import LedgerUnavailable, describe_database_error
 from tradepipe.adapters.db.ledger import (
     StoredBook,
+    bar_rows,
     ensure_book,
     find_cycle,
     latest_snapshot,
@@ -49,6 +50,7 @@ from tradepipe.adapters.db.ledger import (
     record_snapshot,
     start_cycle,
 )
+from tradepipe.adapters.db.ledger_batch import CycleBatch
 from tradepipe.adapters.db.controls import paused_by, pending_controls, record_control_outcomes
 from tradepipe.adapters.db.models import BookRow, TradingCycleRow, utcnow
 from tradepipe.adapters.db.weights import live_weights
@@ -306,14 +308,10 @@ def record_cycle(
     system_health: bool,
 ) -> None:
     """Everything one traded cycle writes, table by table (the caller commits): the live unit of work
-    and ``tradepipe backtest`` (which trades on the walk-forward engine) write the same rows."""
-    # Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
-    # and refuses it) or otherwise unfit for the return streams.
-    used = {symbol: history for symbol, history in histories.items() if symbol not in result.skipped}
-    record_bars(session, market_name, used, bar_open_ms)
-    closes = {s: h.last_close for s, h in histories.items() if len(h) and h.last_timestamp == bar_open_ms}
+    and ``tradepipe backtest`` (which trades on the walk-forward engine, through ``batch_cycle``) write the same rows."""
+    record_bars(session, market_name, _used_histories(histories, result.skipped), bar_open_ms)
     record_fills(session, cycle.book, result.fills, result.cancelled, broker_name)
-    record_signals(session, cycle, result.signals, closes)
+    record_signals(session, cycle, result.signals, _closes(histories, bar_open_ms))
     record_orders(session, cycle, result.plan.orders, result.plan.rejections, broker_name)
     record_positions(session, cycle.book, result.portfolio, cycle.bar_ts)
     record_snapshot(session, cycle, result, day_start_equity)
@@ -322,9 +320,53 @@ def record_cycle(
     record_blocked_symbols(session, cycle, result.skipped, defects, run_id, system_health=system_health)
     if result.plan.halted and not was_halted:
         record_halt(session, book, bar_open_ms, result.plan.halt_reason)
-    cycle.skipped = redact_value({**result.skipped, **{f"weights:{i}": n for i, n in enumerate(weight_notes)}})
+    cycle.skipped = _skipped_record(result.skipped, weight_notes)
     cycle.status = "succeeded"
     cycle.finished_at = utcnow()
+
+
+def batch_cycle(
+    batch: CycleBatch,
+    book: BookRow,
+    cycle: Mapping[str, Any],
+    result: CycleResult,
+    *,
+    bar_open_ms: int,
+    histories: Mapping[str, BarHistory],
+    day_start_equity: Decimal,
+    was_halted: bool,
+    market_name: str,
+    weight_notes: Sequence[str],
+    as_of_ms: int,
+) -> None:
+    """``record_cycle``'s rows into a ``CycleBatch`` (a backtest's many cycles, written a batch at a time;
+    ``cycle``: what ``start_cycle`` is given). The book's halt is set on ``book`` at once."""
+    batch.add(
+        {**cycle, "status": "succeeded", "started_at": utcnow(), "finished_at": utcnow(), "skipped": _skipped_record(result.skipped, weight_notes)},
+        result,
+        bars=bar_rows(market_name, _used_histories(histories, result.skipped), bar_open_ms),
+        closes=_closes(histories, bar_open_ms),
+        day_start_equity=day_start_equity,
+        defects=_bar_defects(histories, result.skipped, as_of_ms),
+    )
+    if result.plan.halted and not was_halted:
+        record_halt(batch.session, book, bar_open_ms, result.plan.halt_reason)
+
+
+def _used_histories(histories: Mapping[str, BarHistory], skipped: Mapping[str, str]) -> dict[str, BarHistory]:
+    """Only the bars the decision used: a skipped symbol's bar may be NaN (SQLite stores NaN as NULL
+    and refuses it) or otherwise unfit for the return streams."""
+    return {symbol: history for symbol, history in histories.items() if symbol not in skipped}
+
+
+def _closes(histories: Mapping[str, BarHistory], bar_open_ms: int) -> dict[str, float]:
+    """The close of the cycle's bar per symbol that has it (the signals' rows keep the close they saw)."""
+    return {s: h.last_close for s, h in histories.items() if len(h) and h.last_timestamp == bar_open_ms}
+
+
+def _skipped_record(skipped: Mapping[str, str], weight_notes: Sequence[str]) -> dict[str, Any]:
+    """The cycle row's ``skipped``: the symbols kept out and why, and the notes on the weights."""
+    return cast(dict[str, Any], redact_value({**skipped, **{f"weights:{i}": n for i, n in enumerate(weight_notes)}}))
 
 
 def _bar_defects(histories: Mapping[str, BarHistory], skipped: Mapping[str, str], as_of_ms: int) -> dict[str, list[BarDefect]]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timezone
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Mapping, cast
+from typing import TYPE_CHECKING, Any, Collection, Mapping, cast
 
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -267,7 +267,14 @@ def _upsert_ignore(session: Session, model: type, rows: list[dict[str, Any]], ke
 
 def record_bars(session: Session, source: str, histories: Mapping[str, BarHistory], bar_open_ms: int) -> None:
     """Keep the cycle's own bar per symbol: what the decision saw, for audits and return streams."""
+    rows = bar_rows(source, histories, bar_open_ms)
+    _upsert_ignore(session, MarketBarRow, rows, ["source", "symbol", "timeframe", "ts"])
+
+
+def bar_rows(source: str, histories: Mapping[str, BarHistory], bar_open_ms: int) -> list[dict[str, Any]]:
+    """The ``market_bars`` rows of the cycle's own bar per symbol (symbols without that bar have none)."""
     rows = []
+    ts = ms_to_datetime(bar_open_ms)
     for symbol, history in histories.items():
         if len(history) == 0 or history.last_timestamp != bar_open_ms:
             continue
@@ -276,7 +283,7 @@ def record_bars(session: Session, source: str, histories: Mapping[str, BarHistor
                 "source": source,
                 "symbol": symbol,
                 "timeframe": history.timeframe,
-                "ts": ms_to_datetime(bar_open_ms),
+                "ts": ts,
                 "open": float(history.open[-1]),
                 "high": float(history.high[-1]),
                 "low": float(history.low[-1]),
@@ -284,7 +291,7 @@ def record_bars(session: Session, source: str, histories: Mapping[str, BarHistor
                 "volume": float(history.volume[-1]),
             }
         )
-    _upsert_ignore(session, MarketBarRow, rows, ["source", "symbol", "timeframe", "ts"])
+    return rows
 
 
 def record_fills(session: Session, book: str, fills: list[ExecutedFill], cancelled: list[tuple[OrderIntent, str]], broker: str) -> None:
@@ -292,95 +299,128 @@ def record_fills(session: Session, book: str, fills: list[ExecutedFill], cancell
     client_ids = [e.fill.client_order_id for e in fills] + [intent.client_order_id for intent, _ in cancelled]
     orders_by_client_id = {o.client_order_id: o for o in session.scalars(select(OrderRow).where(OrderRow.client_order_id.in_(client_ids)))}
     for executed in fills:
-        fill = executed.fill
-        order = orders_by_client_id[fill.client_order_id]
+        order = orders_by_client_id[executed.fill.client_order_id]
         move_order(order, OrderStatus.FILLED)
-        realization = executed.realization
-        session.add(
-            FillRow(
-                order_id=order.id,
-                client_order_id=fill.client_order_id,
-                trade_id=f"{broker}-{fill.client_order_id}",
-                book=book,
-                symbol=fill.symbol,
-                side=fill.side,
-                quantity=fill.quantity,
-                price=fill.price,
-                fee=fill.fee,
-                notional=fill.notional,
-                ts=ms_to_datetime(fill.fill_ms),
-                realized_pnl=realization.realized_pnl if realization else Decimal(0),
-                closed_quantity=realization.quantity_closed if realization else Decimal(0),
-                opening_contributions=dict(realization.opening_contributions) if realization else {},
-            )
-        )
+        session.add(FillRow(**fill_row(order.id, book, executed, broker)))
     for intent, reason in cancelled:
-        move_order(orders_by_client_id[intent.client_order_id], OrderStatus.CANCELLED, f"cancelled: {reason}")
+        move_order(orders_by_client_id[intent.client_order_id], OrderStatus.CANCELLED, cancel_note(reason))
+
+
+def cancel_note(reason: str) -> str:
+    """What an order that ended without a fill appends to its reason."""
+    return f"cancelled: {reason}"
+
+
+def fill_row(order_id: int | None, book: str, executed: ExecutedFill, broker: str) -> dict[str, Any]:
+    """The ``fills`` row of one fill of order ``order_id``."""
+    fill = executed.fill
+    realization = executed.realization
+    return {
+        "order_id": order_id,
+        "client_order_id": fill.client_order_id,
+        "trade_id": f"{broker}-{fill.client_order_id}",
+        "book": book,
+        "symbol": fill.symbol,
+        "side": fill.side,
+        "quantity": fill.quantity,
+        "price": fill.price,
+        "fee": fill.fee,
+        "notional": fill.notional,
+        "ts": ms_to_datetime(fill.fill_ms),
+        "realized_pnl": realization.realized_pnl if realization else Decimal(0),
+        "closed_quantity": realization.quantity_closed if realization else Decimal(0),
+        "opening_contributions": dict(realization.opening_contributions) if realization else {},
+    }
 
 
 def record_signals(session: Session, cycle: TradingCycleRow, signals: list[Signal], close_by_symbol: Mapping[str, float]) -> None:
-    for signal in signals:
-        session.add(
-            SignalRow(
-                cycle_id=cycle.id,
-                book=cycle.book,
-                bar_ts=cycle.bar_ts,
-                symbol=signal.symbol,
-                agent_name=signal.agent,
-                value=signal.value,
-                confidence=signal.confidence,
-                abstained=signal.abstained,
-                reason=signal.reason,
-                close=close_by_symbol.get(signal.symbol),
-            )
-        )
+    for row in signal_rows(cycle.id, cycle.book, cycle.bar_ts, signals, close_by_symbol):
+        session.add(SignalRow(**row))
+
+
+def signal_rows(
+    cycle_id: int, book: str, bar_ts: datetime, signals: list[Signal], close_by_symbol: Mapping[str, float]
+) -> list[dict[str, Any]]:
+    """The ``signals`` rows of one cycle: each agent's vote per symbol, with the close it saw."""
+    return [
+        {
+            "cycle_id": cycle_id,
+            "book": book,
+            "bar_ts": bar_ts,
+            "symbol": signal.symbol,
+            "agent_name": signal.agent,
+            "value": signal.value,
+            "confidence": signal.confidence,
+            "abstained": signal.abstained,
+            "reason": signal.reason,
+            "close": close_by_symbol.get(signal.symbol),
+        }
+        for signal in signals
+    ]
 
 
 def record_orders(
     session: Session, cycle: TradingCycleRow, orders: list[OrderIntent], rejections: list[Rejection], broker: str
 ) -> None:
     """The cycle's orders (``pending`` until the broker takes them) and its risk rejections (final)."""
-    for intent in orders:
-        session.add(
-            OrderRow(
-                client_order_id=intent.client_order_id,
-                cycle_id=cycle.id,
-                book=cycle.book,
-                bar_ts=cycle.bar_ts,
-                symbol=intent.symbol,
-                side=intent.side,
-                quantity=intent.quantity,
-                requested_quantity=intent.requested_quantity,
-                reference_price=intent.reference_price,
-                status=OrderStatus.PENDING,
-                reason=intent.reason,
-                broker=broker,
-                contributions=dict(intent.contributions),
-            )
-        )
-    for rejection in rejections:
-        session.add(
-            OrderRow(
-                client_order_id=f"rej-{cycle.id}-{rejection.symbol}-{rejection.kind}"[:64],
-                cycle_id=cycle.id,
-                book=cycle.book,
-                bar_ts=cycle.bar_ts,
-                symbol=rejection.symbol,
-                side=rejection.side,
-                quantity=Decimal(0),
-                requested_quantity=rejection.requested_quantity,
-                reference_price=None,
-                status=OrderStatus.REJECTED,
-                reason=rejection.reason,
-                reject_kind=rejection.kind,
-                broker=broker,
-            )
-        )
+    for row in order_rows(cycle.id, cycle.book, cycle.bar_ts, orders, rejections, broker):
+        session.add(OrderRow(**row))
 
 
-def record_positions(session: Session, book: str, portfolio: Portfolio, bar_ts: datetime) -> None:
-    """One row per symbol ever held; a closed position keeps its row at quantity 0."""
+def order_rows(
+    cycle_id: int, book: str, bar_ts: datetime, orders: list[OrderIntent], rejections: list[Rejection], broker: str
+) -> list[dict[str, Any]]:
+    """The ``orders`` rows of one cycle: its orders, ``pending``, then its risk rejections, final (every row has every key)."""
+    placed: list[dict[str, Any]] = [
+        {
+            "client_order_id": intent.client_order_id,
+            "cycle_id": cycle_id,
+            "book": book,
+            "bar_ts": bar_ts,
+            "symbol": intent.symbol,
+            "side": intent.side,
+            "quantity": intent.quantity,
+            "requested_quantity": intent.requested_quantity,
+            "reference_price": intent.reference_price,
+            "status": OrderStatus.PENDING,
+            "reason": intent.reason,
+            "reject_kind": None,
+            "broker": broker,
+            "contributions": dict(intent.contributions),
+        }
+        for intent in orders
+    ]
+    refused: list[dict[str, Any]] = [
+        {
+            "client_order_id": f"rej-{cycle_id}-{rejection.symbol}-{rejection.kind}"[:64],
+            "cycle_id": cycle_id,
+            "book": book,
+            "bar_ts": bar_ts,
+            "symbol": rejection.symbol,
+            "side": rejection.side,
+            "quantity": Decimal(0),
+            "requested_quantity": rejection.requested_quantity,
+            "reference_price": None,
+            "status": OrderStatus.REJECTED,
+            "reason": rejection.reason,
+            "reject_kind": rejection.kind,
+            "broker": broker,
+            "contributions": {},
+        }
+        for rejection in rejections
+    ]
+    return placed + refused
+
+
+def record_positions(session: Session, book: str, portfolio: Portfolio, bar_ts: datetime, held_since: Collection[str] = ()) -> None:
+    """One row per symbol ever held; a closed position keeps its row at quantity 0.
+
+    ``held_since``: symbols held since the rows were last written (a batch of cycles writes them once at
+    its end): one opened and closed within the batch gets its row at quantity 0 too."""
     existing = {row.symbol: row for row in session.scalars(select(PositionRow).where(PositionRow.book == book))}
+    for symbol in sorted(set(held_since) - set(existing) - set(portfolio.positions)):
+        existing[symbol] = PositionRow(book=book, symbol=symbol)
+        session.add(existing[symbol])
     for symbol, position in portfolio.positions.items():
         row = existing.pop(symbol, None) or PositionRow(book=book, symbol=symbol)
         row.quantity = position.quantity
@@ -396,19 +436,26 @@ def record_positions(session: Session, book: str, portfolio: Portfolio, bar_ts: 
 
 
 def record_snapshot(session: Session, cycle: TradingCycleRow, result: CycleResult, day_start_equity: Decimal) -> PortfolioSnapshotRow:
+    snapshot = PortfolioSnapshotRow(**snapshot_row(cycle.id, cycle.book, cycle.bar_ts, result, day_start_equity))
+    session.add(snapshot)
+    return snapshot
+
+
+def snapshot_row(cycle_id: int, book: str, bar_ts: datetime, result: CycleResult, day_start_equity: Decimal) -> dict[str, Any]:
+    """The ``portfolio_snapshots`` row of one cycle: the book valued at the cycle's marks."""
     valuation = result.valuation
-    snapshot = PortfolioSnapshotRow(
-        book=cycle.book,
-        bar_ts=cycle.bar_ts,
-        cycle_id=cycle.id,
-        cash=valuation.cash,
-        positions_value=valuation.positions_value,
-        equity=valuation.equity,
-        realized_pnl=result.portfolio.realized_pnl,
-        unrealized_pnl=valuation.unrealized_pnl,
-        fees_paid=result.portfolio.fees_paid,
-        day_start_equity=day_start_equity,
-        positions={
+    return {
+        "book": book,
+        "bar_ts": bar_ts,
+        "cycle_id": cycle_id,
+        "cash": valuation.cash,
+        "positions_value": valuation.positions_value,
+        "equity": valuation.equity,
+        "realized_pnl": result.portfolio.realized_pnl,
+        "unrealized_pnl": valuation.unrealized_pnl,
+        "fees_paid": result.portfolio.fees_paid,
+        "day_start_equity": day_start_equity,
+        "positions": {
             symbol: {
                 "quantity": format(position.quantity, "f"),
                 "average_price": format(position.average_price, "f"),
@@ -417,34 +464,44 @@ def record_snapshot(session: Session, cycle: TradingCycleRow, result: CycleResul
             }
             for symbol, position in sorted(result.portfolio.positions.items())
         },
-    )
-    session.add(snapshot)
-    return snapshot
+    }
 
 
 def record_agent_work(session: Session, cycle: TradingCycleRow, result: CycleResult, run_id: str | None) -> None:
     """One work-log row per agent: how it voted this cycle and how long it took."""
+    for row in agent_work_rows(cycle.id, cycle.bar_ts, result, run_id):
+        session.add(AgentWorkLogRow(**row))
+
+
+def agent_work_rows(cycle_id: int, bar_ts: datetime, result: CycleResult, run_id: str | None) -> list[dict[str, Any]]:
+    """The ``agent_work_log`` rows of one cycle, one per agent: how it voted and how long it took."""
+    by_agent: dict[str, list[Signal]] = {}
+    for signal in result.signals:
+        by_agent.setdefault(signal.agent, []).append(signal)
+    bar = bar_ts.isoformat()
+    rows = []
     for agent, seconds in result.agent_seconds.items():
-        votes = [s for s in result.signals if s.agent == agent]
+        votes = by_agent.get(agent, [])
         voted = [s for s in votes if not s.abstained]
-        session.add(
-            AgentWorkLogRow(
-                agent_name=agent,
-                task="signal",
-                status="voted" if voted else "abstained",
-                details={
-                    "bar": cycle.bar_ts.isoformat(),
+        rows.append(
+            {
+                "agent_name": agent,
+                "task": "signal",
+                "status": "voted" if voted else "abstained",
+                "details": {
+                    "bar": bar,
                     "symbols": len(votes),
                     "voted": len(voted),
                     "abstained": len(votes) - len(voted),
                     "mean_signal": sum(s.value for s in voted) / len(voted) if voted else None,
                     "reasons": {s.symbol: s.reason for s in votes},
                 },
-                duration_ms=seconds * 1000,
-                cycle_id=cycle.id,
-                run_id=run_id,
-            )
+                "duration_ms": seconds * 1000,
+                "cycle_id": cycle_id,
+                "run_id": run_id,
+            }
         )
+    return rows
 
 
 def today_utc(ms: int) -> date:

@@ -43,9 +43,12 @@ class OrderTransitionError(RuntimeError):
 
 def move_order(order: OrderRow, to: OrderStatus, note: str | None = None) -> None:
     """Set ``order``'s status to ``to`` if the lifecycle allows it; ``note`` is appended to its reason."""
-    current = OrderStatus(order.status)
+    order.status, order.reason = moved(order.client_order_id, order.status, order.reason, to, note)
+
+
+def moved(client_order_id: str, status: str, reason: str, to: OrderStatus, note: str | None = None) -> tuple[OrderStatus, str]:
+    """The (status, reason) of an order in ``status`` moved to ``to``; a move the lifecycle forbids raises."""
+    current = OrderStatus(status)
     if to not in _ALLOWED[current]:
-        raise OrderTransitionError(f"order {order.client_order_id}: {current} -> {to} is not an allowed move")
-    order.status = to
-    if note:
-        order.reason = f"{order.reason}; {note}"
+        raise OrderTransitionError(f"order {client_order_id}: {current} -> {to} is not an allowed move")
+    return to, f"{reason}; {note}" if note else reason

@@ -10,9 +10,9 @@ Users of the old system watch both tables; the reports read ``system_metrics``:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import date
+from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -52,28 +52,13 @@ def record_blocked_symbols(
     ``market_bars``) and, for the live book (``system_health``), one ``system_metrics`` row per symbol
     (``skipped``: symbol -> reason; ``defects``: the blocking bar defects behind a reason): a backtest's
     bad bars are not the system's health. A cycle that kept nobody out writes nothing."""
-    bar = cycle.bar_ts.isoformat()
-    blocked = dict(skipped)
-    if not blocked:
+    work = blocked_work_row(cycle.id, cycle.bar_ts, skipped, defects, run_id)
+    if work is None:
         return
-    session.add(
-        AgentWorkLogRow(
-            agent_name=DATA_QUALITY_AGENT,
-            task="market_bars",
-            status="blocked",
-            details={
-                "bar": bar,
-                "blocked": blocked,
-                "defects": {
-                    symbol: [defect.as_dict() for defect in found[:20]] for symbol, found in defects.items() if found
-                },
-            },
-            cycle_id=cycle.id,
-            run_id=run_id,
-        )
-    )
+    session.add(AgentWorkLogRow(**work))
     if not system_health:
         return
+    bar, blocked = work["details"]["bar"], work["details"]["blocked"]
     for symbol, reason in sorted(blocked.items()):
         rules = sorted({defect.rule for defect in defects.get(symbol, ())})
         session.add(
@@ -90,6 +75,28 @@ def record_blocked_symbols(
                 },
             )
         )
+
+
+def blocked_work_row(
+    cycle_id: int, bar_ts: datetime, skipped: Mapping[str, str], defects: Mapping[str, Sequence[BarDefect]], run_id: str | None
+) -> dict[str, Any] | None:
+    """The ``agent_work_log`` row (agent ``data_quality``) of a cycle that kept symbols out; None when it kept nobody out."""
+    blocked = dict(skipped)
+    if not blocked:
+        return None
+    return {
+        "agent_name": DATA_QUALITY_AGENT,
+        "task": "market_bars",
+        "status": "blocked",
+        "details": {
+            "bar": bar_ts.isoformat(),
+            "blocked": blocked,
+            "defects": {symbol: [defect.as_dict() for defect in found[:20]] for symbol, found in defects.items() if found},
+        },
+        "duration_ms": None,
+        "cycle_id": cycle_id,
+        "run_id": run_id,
+    }
 
 
 def book_fills(session: Session, book: str) -> list[FillRow]:
