@@ -29,6 +29,7 @@ synthetic market on 1h bars, each run trading the next bar of 2026-01-01 onwards
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import resource
@@ -241,7 +242,7 @@ def bench_execute_run(bars: Bars, env: dict[str, str], cwd: Path, runs: int) -> 
             cpu, wall = [], []
             for _ in range(runs):
                 start = time.perf_counter()
-                _, seconds = child_cpu_seconds(lambda: execute_run(name))
+                _, seconds = child_cpu_seconds(functools.partial(execute_run, name))
                 wall.append(time.perf_counter() - start)
                 cpu.append(seconds)
             print(
