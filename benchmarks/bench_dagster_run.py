@@ -296,6 +296,10 @@ def bench_daemon(env: dict[str, str], cwd: Path, runs: int, port: int) -> None:
     shutil.copy(REPO / "dagster.yaml", folder / "dagster" / "dagster.yaml")
     url = f"sqlite:///{folder / 'ledger.sqlite'}"
     upgrade(url)
+    # The instance's storage is created here, once: dagster dev's processes creating a fresh one at the same
+    # time can race on its schema version ("more than one head present").
+    with dg.DagsterInstance.from_config(str(folder / "dagster")):
+        pass
     daemon_env = {
         **env,
         "DAGSTER_HOME": str(folder / "dagster"),
