@@ -1,6 +1,6 @@
 """The live loop's cadence on a busy machine: `make run` on the synthetic 1m market beside a load generator.
 
-Run: ``nice .venv/bin/python benchmarks/bench_cadence_under_load.py [--minutes 15] [--busy 8] [--warmup-days 1]``.
+Run: ``nice .venv/bin/python benchmarks/bench_cadence_under_load.py [--minutes 15] [--busy 8] [--warmup-days 1] [--port P]``.
 
 1. ``make run`` itself (migrate, warm-up, ``dagster dev`` with the repo's dagster.yaml) on a free port,
    with a temporary TRADEPIPE_HOME, so the run storage is fresh. TRADEPIPE_PERFORMANCE_INTRADAY_CRON is
@@ -166,10 +166,11 @@ def main() -> None:
     parser.add_argument("--minutes", type=float, default=15.0, help="how long the loaded window lasts")
     parser.add_argument("--busy", type=int, default=8, help="busy processes of the load generator")
     parser.add_argument("--warmup-days", type=float, default=1.0, help="make run's WARMUP_DAYS")
+    parser.add_argument("--port", type=int, default=0, help="port of make run's UI (default: a free one)")
     args = parser.parse_args()
 
     home = Path(tempfile.mkdtemp(prefix="tradepipe-cadence-"))
-    port = free_port()
+    port = args.port or free_port()
     env = {
         **os.environ,
         "TRADEPIPE_HOME": str(home),
