@@ -62,18 +62,21 @@ def wait_for_ui(port: int, proc: subprocess.Popen[bytes], limit_s: float) -> boo
 
 
 def stop_group(proc: subprocess.Popen[bytes]) -> None:
-    """SIGINT to the process group of `make run` (as Ctrl-C would), then SIGTERM, then SIGKILL."""
+    """SIGINT to the process group of `make run` (as Ctrl-C would), then SIGTERM, then SIGKILL, until no process
+    of the group is left: `make` ends at the first signal, and `dagster dev` must not be left behind it."""
     for sig, wait_s in ((signal.SIGINT, 60), (signal.SIGTERM, 20), (signal.SIGKILL, 10)):
-        if proc.poll() is not None:
-            return
         try:
             os.killpg(proc.pid, sig)
         except ProcessLookupError:
             return
-        try:
-            proc.wait(wait_s)
-        except subprocess.TimeoutExpired:
-            continue
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            proc.poll()  # reap `make`, so that a finished leader does not keep the group alive
+            try:
+                os.killpg(proc.pid, 0)
+            except ProcessLookupError:
+                return
+            time.sleep(0.5)
 
 
 def percentiles(values: list[float]) -> str:
@@ -182,7 +185,8 @@ def main() -> None:
     log = (home / "make-run.log").open("wb")
     print(f"make run on port {port}, TRADEPIPE_HOME={home}, {os.cpu_count()} CPUs, load before: {os.getloadavg()}", flush=True)
     proc = subprocess.Popen(
-        ["make", "-s", "run", f"PORT={port}", f"WARMUP_DAYS={args.warmup_days}"],
+        # a process started in the background inherits SIGINT ignored; `dagster dev` then outlives the stop
+        ["env", "--default-signal=INT,TERM", "make", "-s", "run", f"PORT={port}", f"WARMUP_DAYS={args.warmup_days}"],
         cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     busy: list[multiprocessing.Process] = []
